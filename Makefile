@@ -1,0 +1,43 @@
+# bci_credit — the two commands: `make demo` and `make test`.
+# Each creates the virtual environment (.venv) when it is missing, installs the package, and runs.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+# The CPU build of torch for the `deep` extra. A plain `torch` requirement can pull a multi-GB
+# CUDA build; pin the CPU wheel here (override with `make TORCH_SPEC=... test`, or TORCH_SPEC= to skip).
+TORCH_SPEC ?= torch==2.13.0
+STAMP   = $(VENV)/.installed
+OUT    ?= demo_out
+
+.PHONY: demo test test-all bench clean-venv help
+
+help:
+	@echo "make demo   - simulate a BCI session -> NWB -> RD analysis -> report folder ($(OUT)/)"
+	@echo "make test   - run the default test suite"
+	@echo "make test-all - include slow reproductions"
+	@echo "make bench  - run the benchmarks, write benchmarks/*.json and BENCHMARKS.md"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip >/dev/null
+	if [ -n "$(TORCH_SPEC)" ]; then $(PIP) install "$(TORCH_SPEC)" || echo "torch not installed: the deep extra's tests will be skipped"; fi
+	$(PIP) install -e ".[test]"
+	$(PY) -c "import importlib.util,subprocess,sys; importlib.util.find_spec('torch') and subprocess.check_call([sys.executable,'-m','pip','install','-e','.[deep,test]'])"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/bci-credit demo --out $(OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m "slow or not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean-venv:
+	rm -rf $(VENV)

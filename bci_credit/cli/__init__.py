@@ -1,0 +1,66 @@
+"""The ``bci-credit`` command line: a thin layer over the library.
+
+Each sub-command lives in its own module in this package and exposes
+``register(subparsers) -> None``; the module adds its parser and sets ``func`` (a callable
+taking the parsed arguments and returning an exit code). Modules are discovered automatically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+
+__all__ = ["main", "build_parser", "CLIError"]
+
+
+class CLIError(Exception):
+    """An error with a one-line message for the user (no traceback)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="bci-credit",
+        description="Which neurons caused the reward? Simulate single-unit BCI experiments, "
+        "train spiking networks with RDD learning, and estimate causal effects with regression "
+        "discontinuity on simulated or recorded NWB data.",
+        epilog="Run 'bci-credit COMMAND --help' for the options and an example of each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"bci_credit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if mod.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{mod.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bci-credit`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as err:
+        print(f"bci-credit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bci-credit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Output folders: ``run.json`` provenance, atomic writes of tables, figures and JSON.
+
+Every command writes into an output folder. Files are written to a temporary name and renamed,
+so a crash never leaves a half-written file, and input files are never touched.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+__all__ = ["versions", "atomic_path", "write_json", "write_csv", "save_figure", "write_run_json", "to_jsonable"]
+
+_TRACKED = ("numpy", "scipy", "pandas", "statsmodels", "sklearn", "matplotlib", "pynwb", "hdmf", "h5py", "numba", "torch")
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, bci_credit and the libraries that shape results."""
+    from . import __version__
+
+    out = {"python": platform.python_version(), "bci_credit": __version__, "platform": platform.platform()}
+    for name in _TRACKED:
+        mod = sys.modules.get(name)
+        if mod is None:
+            continue
+        out[name] = str(getattr(mod, "__version__", "?"))
+    return out
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, paths, dataclasses and NaN to JSON-friendly values."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if np.isfinite(f) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (_dt.datetime, _dt.date)):
+        return obj.isoformat()
+    return obj
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+    return Path(path)
+
+
+def write_csv(df, path: str | os.PathLike, **kwargs) -> Path:
+    """Write a DataFrame as CSV, atomically."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, **kwargs)
+    return Path(path)
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Save a matplotlib figure as PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
+    plt.close(fig)
+    return Path(path)
+
+
+def write_run_json(out_dir: str | os.PathLike, *, command: str, config: Any = None, seed: Any = None,
+                   argv: list[str] | None = None, extra: dict | None = None) -> Path:
+    """Write ``run.json``: command, config, seed, versions, argv and time."""
+    record = {
+        "command": command,
+        "argv": list(sys.argv if argv is None else argv),
+        "seed": seed,
+        "config": config,
+        "versions": versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+    }
+    if extra:
+        record.update(extra)
+    return write_json(record, Path(out_dir) / "run.json")

@@ -1,0 +1,355 @@
+"""The one in-memory data model in the middle of the package.
+
+A simulated experiment (:func:`bci_credit.experiment.run`) and an NWB file read from disk
+(:func:`bci_credit.io.nwb.read`) both become a :class:`Recording`, so every analysis runs on
+both without knowing where the data came from. A Recording holds data, not behaviour: I/O lives
+in :mod:`bci_credit.io`, estimation in :mod:`bci_credit.analysis`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Recording", "TimeSeries", "WeightTrace", "UNIT_COLUMNS", "WINDOW_COLUMNS"]
+
+#: Columns every units table has (others, e.g. from a real file, are kept as they are).
+UNIT_COLUMNS = ("is_control", "threshold")
+#: Columns every windows table has.
+WINDOW_COLUMNS = ("start_s", "stop_s", "reward")
+
+
+@dataclass
+class TimeSeries:
+    """A sampled signal: decoder output, cursor position, reward events, ...
+
+    Parameters
+    ----------
+    t_s : ndarray, shape (n_samples,)
+        Sample (or event) times in seconds, non-decreasing.
+    values : ndarray, shape (n_samples,) or (n_samples, n_channels)
+        The samples.
+    unit : str
+        Physical unit of ``values`` (``"a.u."`` when unknown).
+    description : str
+        One line saying what the signal is.
+    kind : {"continuous", "events"}
+        ``"events"`` for point events (reward times with amounts), ``"continuous"`` otherwise.
+    """
+
+    t_s: np.ndarray
+    values: np.ndarray
+    unit: str = "a.u."
+    description: str = ""
+    kind: str = "continuous"
+
+    def __post_init__(self) -> None:
+        self.t_s = np.asarray(self.t_s, dtype=float)
+        self.values = np.asarray(self.values)
+        if self.t_s.ndim != 1:
+            raise ValueError(f"TimeSeries.t_s must be 1-D, got shape {self.t_s.shape}")
+        if self.values.shape[:1] != self.t_s.shape:
+            raise ValueError(
+                f"TimeSeries.values has {self.values.shape[0] if self.values.ndim else 0} samples "
+                f"but t_s has {self.t_s.size}; they must match along the first axis"
+            )
+        if self.kind not in ("continuous", "events"):
+            raise ValueError(f"TimeSeries.kind must be 'continuous' or 'events', got {self.kind!r}")
+
+
+@dataclass
+class WeightTrace:
+    """Synaptic weights over time (simulations with learning).
+
+    ``values[k, i]`` is unit i's weight (or input gain) at time ``t_s[k]``.
+    """
+
+    t_s: np.ndarray
+    values: np.ndarray
+    description: str = "input gain w_i of each unit"
+
+    def __post_init__(self) -> None:
+        self.t_s = np.asarray(self.t_s, dtype=float)
+        self.values = np.asarray(self.values, dtype=float)
+        if self.values.ndim != 2 or self.values.shape[0] != self.t_s.size:
+            raise ValueError(
+                f"WeightTrace.values must have shape (n_times, n_units) with n_times={self.t_s.size}, "
+                f"got {self.values.shape}"
+            )
+
+
+@dataclass
+class Recording:
+    """Spikes, windows, trials and signals of one session, simulated or recorded.
+
+    Parameters
+    ----------
+    units : DataFrame
+        One row per unit, indexed by unit id. Always has ``is_control`` (bool) and ``threshold``
+        (float, NaN if unknown); simulations add ``true_direct_effect`` / ``true_total_effect``.
+        Other columns from a source file are kept.
+    spike_times : list of ndarray
+        Sorted spike times in seconds, one float array per unit, in the order of ``units``.
+    windows : DataFrame, optional
+        One row per analysis window: ``start_s``, ``stop_s``, ``reward`` (+ any extra columns).
+    drive : ndarray, shape (n_windows, n_units), optional
+        Running variable Z: the maximum input drive of each unit in each window.
+    spiked : ndarray of bool, shape (n_windows, n_units), optional
+        Treatment H: whether each unit spiked in each window.
+    trials : DataFrame, optional
+        ``start_s``, ``stop_s`` and task columns (``block``, ``success``, ``reward_time_s``, ...).
+    series : dict of str to TimeSeries
+        Named signals: ``decoder_output``, ``cursor``, ``reward`` (events), ...
+    weights : WeightTrace, optional
+        Weight trace of a simulation with learning.
+    meta : dict
+        Provenance: ``source`` (``"simulation"`` or a file path), ``config``, ``seed``,
+        ``versions``, ``session_start_time``, ``warnings`` ...
+    """
+
+    units: pd.DataFrame
+    spike_times: list
+    windows: pd.DataFrame | None = None
+    drive: np.ndarray | None = None
+    spiked: np.ndarray | None = None
+    trials: pd.DataFrame | None = None
+    series: dict = field(default_factory=dict)
+    weights: WeightTrace | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.units = self.units.copy()
+        for col, default in (("is_control", False), ("threshold", np.nan)):
+            if col not in self.units.columns:
+                self.units[col] = default
+        self.units["is_control"] = self.units["is_control"].astype(bool)
+        self.units["threshold"] = self.units["threshold"].astype(float)
+        self.spike_times = [np.asarray(s, dtype=float) for s in self.spike_times]
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Check that the parts fit together; raise ``ValueError`` naming what does not."""
+        n = len(self.units)
+        if len(self.spike_times) != n:
+            raise ValueError(
+                f"Recording has {n} units but {len(self.spike_times)} spike trains; give one per unit"
+            )
+        if not self.units.index.is_unique:
+            raise ValueError("Recording.units index (unit ids) must be unique")
+        for uid, st in zip(self.units.index, self.spike_times):
+            if st.ndim != 1:
+                raise ValueError(f"spike times of unit {uid} must be 1-D")
+            if st.size > 1 and np.any(np.diff(st) < 0):
+                raise ValueError(f"spike times of unit {uid} are not sorted; sort them first")
+        if self.windows is not None:
+            missing = [c for c in WINDOW_COLUMNS if c not in self.windows.columns]
+            if missing:
+                raise ValueError(f"Recording.windows lacks column(s) {missing}")
+            nw = len(self.windows)
+            for name in ("drive", "spiked"):
+                arr = getattr(self, name)
+                if arr is not None and arr.shape != (nw, n):
+                    raise ValueError(
+                        f"Recording.{name} must have shape (n_windows, n_units) = {(nw, n)}, got {arr.shape}"
+                    )
+        elif self.drive is not None or self.spiked is not None:
+            raise ValueError("Recording.drive/spiked need a windows table")
+        if self.trials is not None:
+            for c in ("start_s", "stop_s"):
+                if c not in self.trials.columns:
+                    raise ValueError(f"Recording.trials lacks column {c!r}")
+        for name, ts in self.series.items():
+            if not isinstance(ts, TimeSeries):
+                raise TypeError(f"Recording.series[{name!r}] must be a TimeSeries")
+
+    # ------------------------------------------------------------------ views
+    @property
+    def n_units(self) -> int:
+        """Number of units."""
+        return len(self.units)
+
+    @property
+    def unit_ids(self) -> np.ndarray:
+        """Unit ids, in the order of ``spike_times``."""
+        return self.units.index.to_numpy()
+
+    @property
+    def n_spikes(self) -> np.ndarray:
+        """Spike count of every unit."""
+        return np.array([s.size for s in self.spike_times], dtype=int)
+
+    @property
+    def t_start_s(self) -> float:
+        """Start of the recording: the earliest spike, window, trial or sample time."""
+        return self._time_bounds()[0]
+
+    @property
+    def duration_s(self) -> float:
+        """Duration of the recording in seconds (``meta['duration_s']`` when known)."""
+        if "duration_s" in self.meta and self.meta["duration_s"] is not None:
+            return float(self.meta["duration_s"])
+        lo, hi = self._time_bounds()
+        return float(hi - lo) if np.isfinite(hi - lo) else 0.0
+
+    def _time_bounds(self) -> tuple[float, float]:
+        lo, hi = np.inf, -np.inf
+        for s in self.spike_times:
+            if s.size:
+                lo, hi = min(lo, s[0]), max(hi, s[-1])
+        for df, a, b in ((self.windows, "start_s", "stop_s"), (self.trials, "start_s", "stop_s")):
+            if df is not None and len(df):
+                lo = min(lo, np.nanmin(df[a].to_numpy(float)))
+                hi = max(hi, np.nanmax(df[b].to_numpy(float)) if np.isfinite(df[b].to_numpy(float)).any() else hi)
+        for ts in self.series.values():
+            if ts.t_s.size:
+                lo, hi = min(lo, ts.t_s[0]), max(hi, ts.t_s[-1])
+        if not np.isfinite(lo):
+            return 0.0, 0.0
+        return float(lo), float(hi)
+
+    def rates_hz(self) -> np.ndarray:
+        """Mean firing rate of every unit over the recording (NaN when the duration is 0)."""
+        d = self.duration_s
+        return self.n_spikes / d if d > 0 else np.full(self.n_units, np.nan)
+
+    def control_units(self) -> np.ndarray:
+        """Ids of the units flagged ``is_control``."""
+        return self.units.index[self.units["is_control"].to_numpy(bool)].to_numpy()
+
+    def unit_position(self, unit_id: Any) -> int:
+        """Row position of ``unit_id``; a clear ``KeyError`` lists valid ids when it is absent."""
+        try:
+            return int(self.units.index.get_loc(unit_id))
+        except KeyError:
+            ids = list(self.units.index[:10])
+            raise KeyError(f"unit {unit_id!r} is not in this recording (ids: {ids}{' ...' if self.n_units > 10 else ''})") from None
+
+    def select_units(self, ids) -> "Recording":
+        """A new Recording restricted to the units ``ids`` (windows columns sliced to match)."""
+        pos = [self.unit_position(i) for i in ids]
+        return dataclasses.replace(
+            self,
+            units=self.units.iloc[pos],
+            spike_times=[self.spike_times[p] for p in pos],
+            drive=None if self.drive is None else self.drive[:, pos],
+            spiked=None if self.spiked is None else self.spiked[:, pos],
+            weights=None
+            if self.weights is None
+            else WeightTrace(self.weights.t_s, self.weights.values[:, pos], self.weights.description),
+        )
+
+    def summary(self) -> str:
+        """A few lines describing the recording."""
+        lines = [
+            f"Recording from {self.meta.get('source', 'unknown source')}",
+            f"  units: {self.n_units} ({int(self.units['is_control'].sum())} control), "
+            f"spikes: {int(self.n_spikes.sum())}, duration: {self.duration_s:.3f} s",
+        ]
+        if self.windows is not None:
+            lines.append(
+                f"  windows: {len(self.windows)}"
+                + (" with drive Z" if self.drive is not None else "")
+                + (" and spike indicator H" if self.spiked is not None else "")
+            )
+        if self.trials is not None:
+            lines.append(f"  trials: {len(self.trials)}")
+        if self.series:
+            lines.append("  series: " + ", ".join(sorted(self.series)))
+        if self.weights is not None:
+            lines.append(f"  weight trace: {self.weights.values.shape[0]} samples")
+        if "seed" in self.meta:
+            lines.append(f"  seed: {self.meta['seed']}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:  # dataclass repr would print every array
+        return f"<Recording: {self.n_units} units, {int(self.n_spikes.sum())} spikes, {self.duration_s:.3g} s>"
+
+    # ------------------------------------------------------------------ comparison
+    def equals(self, other: "Recording", *, check_meta: bool = False) -> bool:
+        """True when ``other`` holds the same data (used by the NWB round-trip tests)."""
+        return not self.differences(other, check_meta=check_meta)
+
+    def differences(self, other: "Recording", *, check_meta: bool = False) -> list[str]:
+        """List what differs between two recordings (empty when equal)."""
+        out: list[str] = []
+        if list(self.units.index) != list(other.units.index):
+            out.append("unit ids differ")
+            return out
+        for col in self.units.columns:
+            if col not in other.units.columns:
+                out.append(f"units column {col!r} missing")
+            elif not _series_equal(self.units[col], other.units[col]):
+                out.append(f"units column {col!r} differs")
+        for uid, a, b in zip(self.units.index, self.spike_times, other.spike_times):
+            if a.shape != b.shape or not np.array_equal(a, b):
+                out.append(f"spike times of unit {uid} differ")
+        out += _frame_diff("windows", self.windows, other.windows)
+        out += _frame_diff("trials", self.trials, other.trials)
+        for name in ("drive", "spiked"):
+            a, b = getattr(self, name), getattr(other, name)
+            if (a is None) != (b is None) or (a is not None and not np.array_equal(a, b)):
+                out.append(f"{name} differs")
+        if set(self.series) != set(other.series):
+            out.append(f"series names differ: {sorted(self.series)} vs {sorted(other.series)}")
+        else:
+            for k, ts in self.series.items():
+                o = other.series[k]
+                if not (np.array_equal(ts.t_s, o.t_s) and np.array_equal(ts.values, o.values)):
+                    out.append(f"series {k!r} differs")
+        if (self.weights is None) != (other.weights is None):
+            out.append("weight trace present in only one")
+        elif self.weights is not None and not (
+            np.array_equal(self.weights.t_s, other.weights.t_s)
+            and np.array_equal(self.weights.values, other.weights.values)
+        ):
+            out.append("weight trace differs")
+        if check_meta and self.meta != other.meta:
+            out.append("meta differs")
+        return out
+
+
+def _series_equal(a: pd.Series, b: pd.Series) -> bool:
+    av, bv = a.to_numpy(), b.to_numpy()
+    if av.dtype.kind in "fc" or bv.dtype.kind in "fc":
+        try:
+            return np.array_equal(av.astype(float), bv.astype(float), equal_nan=True)
+        except (TypeError, ValueError):
+            return False
+    return [str(x) for x in av] == [str(x) for x in bv]
+
+
+def _frame_diff(name: str, a: pd.DataFrame | None, b: pd.DataFrame | None) -> list[str]:
+    if a is None and b is None:
+        return []
+    if (a is None) != (b is None):
+        return [f"{name} present in only one"]
+    if len(a) != len(b):
+        return [f"{name} have {len(a)} vs {len(b)} rows"]
+    out = []
+    for col in a.columns:
+        if col not in b.columns:
+            out.append(f"{name} column {col!r} missing")
+        elif not _series_equal(a[col].reset_index(drop=True), b[col].reset_index(drop=True)):
+            out.append(f"{name} column {col!r} differs")
+    return out
+
+
+def make_units_table(n_units: int, *, control: Mapping[int, bool] | None = None, **columns) -> pd.DataFrame:
+    """Build a units table with ids ``0..n_units-1`` and the standard columns.
+
+    ``columns`` are extra per-unit arrays (``threshold=...``, ``true_direct_effect=...``).
+    """
+    df = pd.DataFrame(index=pd.RangeIndex(n_units, name="unit_id"))
+    df["is_control"] = False
+    if control:
+        for k, v in control.items():
+            df.loc[k, "is_control"] = bool(v)
+    df["threshold"] = np.nan
+    for k, v in columns.items():
+        df[k] = np.broadcast_to(np.asarray(v), (n_units,)).copy()
+    return df
