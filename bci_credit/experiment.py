@@ -1,0 +1,147 @@
+"""The one loop: population x task x rule x duration -> :class:`~bci_credit.recording.Recording`.
+
+:func:`run` simulates a configured experiment (weights fixed, or changed window by window by a
+learning rule) and returns a Recording with per-window drive Z, spike indicator H and reward,
+spike times, the weight trace and provenance. :func:`block_to_recording` turns raw engine output
+into a Recording for code that drives the engine itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import logging
+import math
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .config import SimulationConfig
+from .random import seed_repr
+from .recording import Recording, TimeSeries, WeightTrace, make_units_table
+from .sim.lif import LIFPopulation, WindowBlock, concat_blocks
+from .sim.truth import paired_do_effects
+
+__all__ = ["run", "block_to_recording", "EPOCH"]
+
+log = logging.getLogger("bci_credit")
+
+#: Session start time written for simulations (fixed, so files are reproducible).
+EPOCH = _dt.datetime(2020, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def block_to_recording(block: WindowBlock, pop: LIFPopulation, cost: Callable, *, replicate: int = 0,
+                       control_unit: int | None = None, truth_seed=None, weights: WeightTrace | None = None,
+                       meta: dict | None = None, near_threshold: float = 0.01) -> Recording:
+    """Build the Recording of one replicate of an engine run.
+
+    The units table carries ``threshold`` and the paired do() ground truth of each unit's direct
+    effect on reward: ``true_direct_effect`` (averaged over all windows) and
+    ``true_marginal_effect`` (over windows with ``|Z - theta| < near_threshold``, the RD estimand).
+    ``true_total_effect`` equals the direct effect here (units do not interact).
+    """
+    p = pop.params
+    W = block.n_windows
+    N = pop.n_neurons
+    r = int(replicate)
+    s_end = block.s_end[r:r + 1]
+    reward = np.asarray(cost(s_end[0]), dtype=float)
+    eff = paired_do_effects(s_end, block.s_window[r:r + 1], cost, window_steps=p.window_steps, decay=pop.decay,
+                            k0=pop.k0, seed=truth_seed)[0]
+    z = block.drive[r]
+    near = np.abs(z - p.threshold) < near_threshold
+    with np.errstate(invalid="ignore"):
+        marginal = np.where(near.any(axis=0), (eff * near).sum(axis=0) / np.maximum(near.sum(axis=0), 1), np.nan)
+    units = make_units_table(
+        N,
+        control={control_unit: True} if control_unit is not None else None,
+        threshold=p.threshold,
+        true_direct_effect=eff.mean(axis=0),
+        true_total_effect=eff.mean(axis=0),
+        true_marginal_effect=marginal,
+        w_initial=pop.w[r] if weights is None else weights.values[0],
+    )
+    sel = block.spike_rep == r
+    steps, neurons = block.spike_step[sel], block.spike_neuron[sel]
+    spike_times = [np.sort(steps[neurons == i]) * p.dt_s for i in range(N)]
+    w0 = block.first_window
+    starts = (w0 + np.arange(W)) * p.window_s
+    windows = pd.DataFrame({"start_s": starts, "stop_s": starts + p.window_s, "reward": reward})
+    rew_t = windows["stop_s"].to_numpy()
+    series = {
+        "reward": TimeSeries(rew_t, reward, unit="a.u.", description="cost R at each window's end (minimised)"),
+    }
+    m = {
+        "source": "simulation",
+        "dt_s": p.dt_s,
+        "duration_s": float((w0 + W) * p.window_s - w0 * p.window_s),
+        "session_start_time": EPOCH.isoformat(),
+        "model": dataclasses.asdict(p),
+        "cost": cost.describe() if hasattr(cost, "describe") else repr(cost),
+        "seed": pop.seed_record if not isinstance(pop.seed_record, list) else pop.seed_record[r],
+        "replicate": r,
+        "c": float(pop.c[r]),
+        "filter": {"decay": pop.decay, "k0": pop.k0},
+    }
+    if meta:
+        m.update(meta)
+    return Recording(units=units, spike_times=spike_times, windows=windows, drive=z.copy(),
+                     spiked=block.spiked[r].copy(), series=series, weights=weights, meta=m)
+
+
+def run(config: SimulationConfig, *, progress: bool = False, rule=None) -> Recording:
+    """Simulate the experiment described by ``config`` and return its Recording.
+
+    Parameters
+    ----------
+    config : SimulationConfig
+        Population, model, task, learning rule and run settings (see :mod:`bci_credit.config`).
+    progress : bool
+        Show a progress bar (updated per chunk of windows).
+    rule : learning rule, optional
+        A rule object overriding ``config.learning`` (see :mod:`bci_credit.learning`).
+    """
+    from .outputs import versions
+
+    pc, p = config.population, config.model
+    cost = config.task.build()
+    seed = config.run.seed
+    pop = LIFPopulation(np.asarray(pc.w)[None, :], c=pc.c, x=pc.x, params=p, seed=seed)
+    n_windows = int(math.floor(config.run.duration_s / p.window_s + 1e-9))
+    if rule is None and config.learning.rule != "none":
+        from .learning import make_rule
+
+        rule = make_rule(config.learning.rule, **dict(config.learning.params))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_windows, unit="window", desc=config.name)
+    blocks: list[WindowBlock] = []
+    weights = None
+    if rule is None:
+        chunk = max(1, n_windows // 50)
+        done = 0
+        while done < n_windows:
+            k = min(chunk, n_windows - done)
+            blocks.append(pop.run(k))
+            done += k
+            if bar is not None:
+                bar.update(k)
+    else:
+        from .learning.loop import run_online
+
+        blocks, weights = run_online(pop, rule, cost, n_windows, record_every_s=config.run.record_weights_every_s,
+                                     progress_bar=bar)
+    if bar is not None:
+        bar.close()
+    block = concat_blocks(blocks) if blocks else pop.run(0)
+    truth_seed = np.random.SeedSequence(seed if seed is not None else 0).spawn(2)[1] if seed is not None else None
+    rec = block_to_recording(
+        block, pop, cost, control_unit=pc.control_unit, truth_seed=truth_seed, weights=weights,
+        meta={"config": config.to_dict(), "versions": versions(), "name": config.name,
+              "learning_rule": None if rule is None else type(rule).__name__},
+    )
+    rec.meta["seed"] = seed_repr(seed)
+    return rec

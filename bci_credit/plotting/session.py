@@ -1,0 +1,83 @@
+"""Overview figure of a Recording: raster, rates, reward vs drive, weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..recording import Recording
+
+__all__ = ["plot_session", "plot_raster", "plot_reward_vs_drive"]
+
+
+def plot_raster(rec: Recording, ax, *, max_units: int = 50, t_max_s: float | None = None):
+    """Spike raster of up to ``max_units`` units (control units in red)."""
+    t0 = rec.t_start_s
+    t1 = t0 + (t_max_s if t_max_s is not None else rec.duration_s)
+    for k, (uid, st) in enumerate(zip(rec.units.index[:max_units], rec.spike_times[:max_units])):
+        st = st[(st >= t0) & (st <= t1)]
+        color = "tab:red" if rec.units["is_control"].iloc[k] else "k"
+        ax.vlines(st, k + 0.6, k + 1.4, color=color, lw=0.6)
+    ax.set_xlim(t0, t1)
+    ax.set_ylabel("unit")
+    ax.set_xlabel("time (s)")
+    ax.set_title("spike raster")
+    return ax
+
+
+def plot_reward_vs_drive(rec: Recording, ax, unit: int = 0, *, max_points: int = 5000):
+    """Scatter of window reward against the unit's maximum drive Z (the RD picture)."""
+    if rec.drive is None or rec.windows is None:
+        ax.text(0.5, 0.5, "no drive recorded", ha="center", va="center", transform=ax.transAxes)
+        return ax
+    z = rec.drive[:, unit]
+    r = rec.windows["reward"].to_numpy()
+    idx = np.arange(z.size)
+    if z.size > max_points:
+        idx = np.linspace(0, z.size - 1, max_points).astype(int)
+    h = rec.spiked[idx, unit] if rec.spiked is not None else z[idx] > 1
+    ax.scatter(z[idx][~h], r[idx][~h], s=3, alpha=0.4, color="tab:blue", label="no spike")
+    ax.scatter(z[idx][h], r[idx][h], s=3, alpha=0.4, color="tab:orange", label="spiked")
+    thr = rec.units["threshold"].iloc[unit]
+    if np.isfinite(thr):
+        ax.axvline(thr, color="k", ls="--", lw=0.8)
+    ax.set_xlabel(f"max drive Z of unit {rec.units.index[unit]}")
+    ax.set_ylabel("reward (cost) R")
+    ax.legend(fontsize=7, markerscale=3)
+    ax.set_title("reward vs drive")
+    return ax
+
+
+def plot_session(rec: Recording):
+    """A 2x2 overview: raster (first 10 s), firing rates, reward vs drive, weights or reward."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    plot_raster(rec, axes[0, 0], t_max_s=min(10.0, rec.duration_s or 10.0))
+    rates = rec.rates_hz()
+    colors = ["tab:red" if c else "tab:gray" for c in rec.units["is_control"]]
+    axes[0, 1].bar(np.arange(rec.n_units), rates, color=colors)
+    axes[0, 1].set_xlabel("unit")
+    axes[0, 1].set_ylabel("rate (Hz)")
+    axes[0, 1].set_title("firing rates")
+    ctrl = np.flatnonzero(rec.units["is_control"].to_numpy())
+    plot_reward_vs_drive(rec, axes[1, 0], unit=int(ctrl[0]) if ctrl.size else 0)
+    ax = axes[1, 1]
+    if rec.weights is not None:
+        ax.plot(rec.weights.t_s, rec.weights.values)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("weight w")
+        ax.set_title("weights")
+    elif rec.windows is not None:
+        r = rec.windows["reward"].to_numpy()
+        k = max(1, r.size // 200)
+        rr = r[: r.size // k * k].reshape(-1, k).mean(axis=1)
+        ax.plot(rec.windows["stop_s"].to_numpy()[k - 1::k][: rr.size], rr)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("mean cost R")
+        ax.set_title("cost over time")
+    fig.suptitle(str(rec.meta.get("name", rec.meta.get("source", ""))))
+    fig.tight_layout()
+    return fig
