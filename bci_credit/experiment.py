@@ -107,12 +107,13 @@ def run(config: SimulationConfig, *, progress: bool = False, rule=None) -> Recor
     pc, p = config.population, config.model
     cost = config.task.build()
     seed = config.run.seed
-    pop = LIFPopulation(np.asarray(pc.w)[None, :], c=pc.c, x=pc.x, params=p, seed=seed)
-    n_windows = int(math.floor(config.run.duration_s / p.window_s + 1e-9))
     if rule is None and config.learning.rule != "none":
         from .learning import make_rule
 
         rule = make_rule(config.learning.rule, **dict(config.learning.params))
+    pop = LIFPopulation(np.asarray(pc.w)[None, :], c=pc.c, x=pc.x, params=p, seed=seed,
+                        sigma_pert=getattr(rule, "sigma_pert", 0.0))
+    n_windows = int(math.floor(config.run.duration_s / p.window_s + 1e-9))
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -352,6 +352,16 @@ class LIFPopulation:
             v_trace=tr_v if record_traces else None, u_trace=tr_u if record_traces else None,
         )
 
+    def snapshot(self) -> dict:
+        """Copy of the full dynamic state (membrane, drive, filters, noise streams, step)."""
+        return {k: np.copy(getattr(self, k)) for k in ("v", "u", "refr", "s", "_spiked_in_win", "_rng", "_pert_rng", "w")} | {
+            "step": self.step}
+
+    def restore(self, snap: dict) -> None:
+        """Return to a state taken with :meth:`snapshot` (same noise from then on)."""
+        for k, val in snap.items():
+            setattr(self, k, np.copy(val) if isinstance(val, np.ndarray) else val)
+
     def describe(self) -> dict:
         """JSON-friendly description of this population (for provenance)."""
         return {

@@ -1,0 +1,163 @@
+"""The learning-rule contract (scikit-learn style) and its conformance check.
+
+A rule is an object whose ``__init__`` only stores its hyper-parameters, unchanged, under the
+same names. Learned state ends in ``_``: ``weights_`` (replicates, neurons), ``beta_`` (the
+rule's current causal-effect estimate), ``history_`` (a dict of lists recorded per window).
+
+The online loop (:func:`bci_credit.learning.loop.run_online`) drives a rule window by window::
+
+    rule.initialize(w0, context)          # w0: (replicates, neurons); context: WindowContext
+    for each window:
+        w = rule.update(window)           # window: WindowData; returns the new weights
+
+``fit`` runs that loop on a configured simulation and returns ``self``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LearningRule", "WindowData", "WindowContext", "check_learning_rule", "clip_weights"]
+
+
+@dataclass
+class WindowContext:
+    """What a rule may know about the simulation it is attached to (set once)."""
+
+    threshold: float
+    window_steps: int
+    dt_s: float
+    decay: float
+    k0: float
+    sigma: np.ndarray  # (replicates,)
+    seed: Any = None
+
+
+@dataclass
+class WindowData:
+    """One window of every replicate: the local signals a rule may use.
+
+    ``drive`` Z, ``spiked`` H and ``counts`` are (replicates, neurons); ``reward`` R is
+    (replicates,); ``eligibility`` is the node-perturbation eligibility (or None); ``s_end`` the
+    filtered outputs at the window end; ``index`` the window number.
+    """
+
+    drive: np.ndarray
+    spiked: np.ndarray
+    counts: np.ndarray
+    reward: np.ndarray
+    s_end: np.ndarray
+    index: int
+    eligibility: np.ndarray | None = None
+    reward_unperturbed: np.ndarray | None = None
+
+
+def clip_weights(w: np.ndarray, w_min: float | None, w_max: float | None) -> np.ndarray:
+    """Clip weights to ``[w_min, w_max]`` (``None`` = no bound)."""
+    lo = -np.inf if w_min is None else w_min
+    hi = np.inf if w_max is None else w_max
+    return np.clip(w, lo, hi)
+
+
+class LearningRule:
+    """Base class: parameter handling (``get_params``/``set_params``/``clone``) and history."""
+
+    #: Standard deviation scale of the perturbation current the rule needs (0: none).
+    sigma_pert: float = 0.0
+    #: Whether the rule needs an unperturbed re-run of every window (paired baseline).
+    needs_unperturbed: bool = False
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD]
+
+    def get_params(self) -> dict:
+        """Hyper-parameters as given to ``__init__``."""
+        return {k: getattr(self, k) for k in self._param_names()}
+
+    def set_params(self, **params) -> "LearningRule":
+        """Set hyper-parameters; unknown names are an error."""
+        valid = set(self._param_names())
+        for k, v in params.items():
+            if k not in valid:
+                raise ValueError(f"{type(self).__name__} has no parameter {k!r}; valid: {sorted(valid)}")
+            setattr(self, k, v)
+        return self
+
+    def clone(self) -> "LearningRule":
+        """An unfitted copy with the same hyper-parameters."""
+        return type(self)(**copy.deepcopy(self.get_params()))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- the online interface ------------------------------------------------------------
+    def initialize(self, w0: np.ndarray, context: WindowContext) -> None:
+        """Start learning from weights ``w0`` (replicates, neurons)."""
+        self.weights_ = np.array(w0, dtype=float, copy=True)
+        self.context_ = context
+        self.n_windows_ = 0
+        self.history_ = {"weights": [], "beta": [], "n_updates": []}
+
+    def update(self, window: WindowData) -> np.ndarray:  # pragma: no cover - abstract
+        """Learn from one window; return the new weights."""
+        raise NotImplementedError
+
+    def _record(self, every: int = 1) -> None:
+        self.n_windows_ += 1
+        if self.n_windows_ % every == 0:
+            self.history_["weights"].append(self.weights_.copy())
+            self.history_["beta"].append(np.array(self.beta_, copy=True))
+            self.history_["n_updates"].append(np.array(getattr(self, "n_updates_", 0), copy=True))
+
+    def fit(self, config, *, progress: bool = False):
+        """Run the configured simulation with this rule (see :func:`bci_credit.experiment.run`).
+
+        The resulting Recording is kept as ``recording_``; returns ``self``.
+        """
+        from ..experiment import run
+
+        self.recording_ = run(config, rule=self, progress=progress)
+        return self
+
+
+def check_learning_rule(rule: LearningRule, *, n_windows: int = 400, seed: int = 0) -> None:
+    """Conformance check run over every rule (raises AssertionError on a violation).
+
+    * ``__init__`` stores its parameters unchanged (``get_params`` round-trips, ``clone`` works);
+    * a short online run on a 2-neuron population updates ``weights_``/``beta_``/``history_``;
+    * two runs with the same seed give identical weights; inputs are left unchanged.
+    """
+    from ..sim import LIFParams, LIFPopulation
+    from ..tasks.costs import BananaCost
+    from .loop import run_online
+
+    params = rule.get_params()
+    clone = rule.clone()
+    assert clone.get_params().keys() == params.keys(), "clone() changed the parameter names"
+    for k, v in params.items():
+        assert getattr(rule, k) is v or np.array_equal(getattr(rule, k), v), f"__init__ modified parameter {k}"
+
+    def one_run():
+        r = rule.clone()
+        w0 = np.array([[14.0, 7.0], [8.0, 12.0]])
+        w0_copy = w0.copy()
+        pop = LIFPopulation(w0, c=0.5, params=LIFParams(window_s=0.05, tau_s=0.2), seed=seed,
+                            sigma_pert=getattr(r, "sigma_pert", 0.0))
+        run_online(pop, r, BananaCost(), n_windows)
+        assert np.array_equal(w0, w0_copy), "the rule modified its input weights"
+        return r
+
+    a, b = one_run(), one_run()
+    for attr in ("weights_", "beta_", "history_"):
+        assert hasattr(a, attr), f"{type(rule).__name__} does not set {attr} after fitting"
+    assert a.weights_.shape == (2, 2)
+    assert np.array_equal(a.weights_, b.weights_), "same seed gave different weights"
+    assert len(a.history_["weights"]) > 0

@@ -1,0 +1,67 @@
+"""The online learning loop: simulate a window, compute its reward, let the rule update the weights."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..recording import WeightTrace
+from ..sim.lif import LIFPopulation, WindowBlock
+from .base import LearningRule, WindowContext, WindowData
+
+__all__ = ["run_online", "context_of"]
+
+
+def context_of(pop: LIFPopulation) -> WindowContext:
+    """The :class:`WindowContext` of a population."""
+    p = pop.params
+    return WindowContext(threshold=p.threshold, window_steps=p.window_steps, dt_s=p.dt_s, decay=pop.decay,
+                         k0=pop.k0, sigma=pop.sigma, seed=pop.seed_record)
+
+
+def run_online(pop: LIFPopulation, rule: LearningRule, cost: Callable, n_windows: int, *,
+               record_every_s: float = 1.0, progress_bar=None, keep_blocks: bool = True,
+               windows_per_call: int = 1) -> tuple[list[WindowBlock], WeightTrace]:
+    """Run ``n_windows`` windows of online learning on every replicate of ``pop``.
+
+    Each window is simulated with the rule's current weights; the cost of the filtered outputs
+    at the window's end is the reward; the rule then updates the weights. Returns the per-window
+    blocks (when ``keep_blocks``) and the weight trace of replicate 0 sampled every
+    ``record_every_s`` seconds. A rule with ``sigma_pert > 0`` needs a population built with the
+    same ``sigma_pert``.
+    """
+    if getattr(rule, "sigma_pert", 0.0) and pop.sigma_pert != rule.sigma_pert:
+        raise ValueError(f"{type(rule).__name__} needs a population with sigma_pert={rule.sigma_pert} "
+                         f"(got {pop.sigma_pert})")
+    rule.initialize(pop.w.copy(), context_of(pop))
+    p = pop.params
+    every = max(1, int(round(record_every_s / p.window_s)))
+    t_trace, w_trace, blocks = [pop.t_s], [rule.weights_[0].copy()], []
+    paired = bool(getattr(rule, "needs_unperturbed", False))
+    for k in range(int(n_windows)):
+        r_unpert = None
+        if paired:
+            snap = pop.snapshot()
+            sigma_pert = pop.sigma_pert
+            pop.sigma_pert = 0.0
+            ref = pop.run(1, w=rule.weights_)
+            r_unpert = np.asarray(cost(ref.s_end[:, 0, :]), dtype=float)
+            pop.restore(snap)
+            pop.sigma_pert = sigma_pert
+        b = pop.run(1, w=rule.weights_)
+        reward = np.asarray(cost(b.s_end[:, 0, :]), dtype=float)
+        win = WindowData(drive=b.drive[:, 0, :], spiked=b.spiked[:, 0, :], counts=b.counts[:, 0, :], reward=reward,
+                         s_end=b.s_end[:, 0, :], index=b.first_window,
+                         eligibility=None if b.eligibility is None else b.eligibility[:, 0, :],
+                         reward_unperturbed=r_unpert)
+        rule.update(win)
+        if keep_blocks:
+            blocks.append(b)
+        if (k + 1) % every == 0:
+            t_trace.append(pop.t_s)
+            w_trace.append(rule.weights_[0].copy())
+        if progress_bar is not None and (k + 1) % 100 == 0:
+            progress_bar.update(100)
+    pop.w = rule.weights_.copy()
+    return blocks, WeightTrace(np.asarray(t_trace), np.asarray(w_trace))

@@ -1,0 +1,85 @@
+"""Learning rules: the shared conformance check, A4 (online beta on synthetic data), learning sanity."""
+
+import numpy as np
+import pytest
+
+from bci_credit.learning import (
+    NodePerturbationRule, ObservedDependenceRule, RDDRule, ReinforceRule, RepoRDDRule, WindowContext, WindowData,
+    check_learning_rule, make_rule,
+)
+from bci_credit.learning.gain import OnlineGain, gain_table, LookupGain
+
+ALL_RULES = [RDDRule(), RepoRDDRule(), ObservedDependenceRule(), NodePerturbationRule(),
+             NodePerturbationRule(baseline="paired"), ReinforceRule(), RDDRule(gain="online")]
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: repr(r)[:40])
+def test_conformance(rule):
+    check_learning_rule(rule, n_windows=200)
+
+
+def _synthetic_windows(beta, n, rng, p=0.1):
+    """R = beta 1{Z > 1} + smooth(Z) + noise; Z uniform on [0.5, 1.5]."""
+    z = rng.uniform(0.5, 1.5, size=n)
+    d = z - 1.0
+    r = beta * (z > 1) + 0.3 * d + 0.5 * d**2 + rng.normal(0, 0.5, size=n)
+    return z, r
+
+
+def _feed(rule, z, r):
+    ctx = WindowContext(threshold=1.0, window_steps=50, dt_s=0.001, decay=0.99, k0=0.01, sigma=np.array([10.0]))
+    rule.initialize(np.array([[10.0]]), ctx)
+    for k in range(z.size):
+        rule.update(WindowData(drive=z[k:k + 1, None], spiked=(z[k:k + 1, None] > 1), counts=np.zeros((1, 1)),
+                               reward=r[k:k + 1], s_end=np.zeros((1, 1)), index=k))
+    return rule
+
+
+def test_canonical_rule_recovers_beta_within_5_percent():
+    """A4: the canonical online rule (decaying step) recovers the jump within 5 %."""
+    beta = 2.0
+    z, r = _synthetic_windows(beta, 60_000, np.random.default_rng(1))
+    rule = _feed(RDDRule(p=0.1, eta=1.0, step="decay", epsilon=0.0, record_every=1000), z, r)
+    assert rule.beta_[0, 0] == pytest.approx(beta, rel=0.05)
+    # only near-threshold windows cause plasticity
+    assert rule.n_updates_[0, 0] == np.sum(np.abs(z - 1) < 0.1)
+
+
+def test_repository_rule_converges_to_half_beta():
+    """A4: the repository's paired 3-parameter rule converges to V0 = beta/2."""
+    beta = 2.0
+    z, r = _synthetic_windows(beta, 60_000, np.random.default_rng(2))
+    rule = _feed(RepoRDDRule(p=0.1, eta=1.0, decay_step=True, epsilon=0.0, record_every=1000), z, r)
+    assert rule.V_[0, 0, 0] == pytest.approx(beta / 2, rel=0.05)
+    assert rule.beta_[0, 0] == pytest.approx(beta, rel=0.05)
+
+
+def test_weights_stay_clipped_and_rule_is_built_from_config_names():
+    rule = make_rule("rdd", p=0.2, epsilon=1e9, w_min=3.0, w_max=15.0)
+    check_learning_rule(rule, n_windows=100)
+    with pytest.raises(ValueError, match="unknown learning rule"):
+        make_rule("backprop")
+    with pytest.raises(ValueError, match="no parameter"):
+        RDDRule().set_params(q=1)
+
+
+def test_gain_table_matches_the_original_lookup_within_20_percent():
+    """A1 (gain): finite-difference dmu/dw matches the original table (rdd_model.md §3.1) within 20 %."""
+    original = np.array([0.000416, 0.000509, 0.000684, 0.000852, 0.000951, 0.001077, 0.001242, 0.001316,
+                         0.001376, 0.001449, 0.001541])
+    w = np.linspace(2, 20, 19)[:11]
+    stored = LookupGain()(w)  # data/gain_table_sigma10.json, made by analysis/make_gain_table.py
+    np.testing.assert_allclose(stored, original, rtol=0.2)
+    _, mu, g = gain_table(np.array([8.0, 10.0, 12.0]), duration_s=300.0, seed=3)
+    assert np.all(np.diff(mu) > 0)
+
+
+def test_online_gain_is_local_and_positive():
+    g = OnlineGain(tau_windows=10)
+    ctx = WindowContext(threshold=1.0, window_steps=50, dt_s=0.001, decay=0.99, k0=0.01, sigma=np.array([10.0]))
+    g.reset(np.array([[10.0, 5.0]]), ctx)
+    for _ in range(100):
+        g.observe(WindowData(drive=np.zeros((1, 2)), spiked=np.zeros((1, 2), bool), counts=np.array([[1, 0]]),
+                             reward=np.zeros(1), s_end=np.zeros((1, 2)), index=0))
+    val = g(np.array([[10.0, 5.0]]))
+    assert val[0, 0] == pytest.approx(2 * (1 / 50) / 10, rel=0.01) and val[0, 1] < val[0, 0]
