@@ -3,6 +3,11 @@
 Written by hand because no library offers an LIF integrator that also tracks the
 counterfactual drive ``u`` per window; ``benchmarks/bench_engine.py`` compares it with a plain
 vectorised numpy loop in the same run.
+
+Loop order: replicate -> window -> neuron -> step. The shared noise of a window is drawn first
+(one number per step), then each neuron's private noise for the whole window, so a neuron's state
+stays in registers through its window. The stream of each replicate is consumed in the same order
+whatever the chunking, so results do not depend on how a run is split into calls.
 """
 
 from __future__ import annotations
@@ -31,81 +36,89 @@ def lif_chunk(
     Returns the number of spike events written to ``ev_*``.
     """
     R, N = v.shape
+    n_win = n_steps // window_steps
     n_ev = 0
     has_psi = pert_scale > 0.0
+    leak = dt / tau
+    shared = np.empty(window_steps)
     for r in range(R):
         sc = sqrt_c[r] * noise_scale[r]
         sp = sqrt_1mc[r] * noise_scale[r]
-        b = b_off - 1
-        j = window_steps - 1
-        for t in range(n_steps):
-            j += 1
-            if j == window_steps:
-                j = 0
-                b += 1
-            hz = next_hz(rng_state, r)
-            iz = hz & 127
-            shared = sc * (hz * wt[iz] if abs(hz) < kt[iz] else normal_tail(rng_state, r, hz, iz, kt, wt, ft))
-            if j == 0:
-                for i in range(N):
-                    # window start: the counterfactual drive restarts from the membrane potential
-                    u[r, i] = v[r, i]
-                    spiked_in_win[r, i] = False
-                    out_z[r, b, i] = -np.inf
-                    out_h[r, b, i] = False
-                    out_count[r, b, i] = 0
-                    out_g[r, b, i] = 0.0
-                    out_elig[r, b, i] = 0.0
-            for i in range(N):
+        for bw in range(n_win):
+            b = b_off + bw
+            t0 = bw * window_steps
+            for j in range(window_steps):
                 hz = next_hz(rng_state, r)
                 iz = hz & 127
-                z = hz * wt[iz] if abs(hz) < kt[iz] else normal_tail(rng_state, r, hz, iz, kt, wt, ft)
-                inp = x[r, i] + shared + z * sp
-                if has_x_t:
-                    inp += x_t[t, r, i]
-                dv = -v[r, i] / tau + w[r, i] * inp
-                if has_psi:
-                    hz = next_hz(pert_state, r)
+                zz = hz * wt[iz] if abs(hz) < kt[iz] else normal_tail(rng_state, r, hz, iz, kt, wt, ft)
+                shared[j] = zz * sc
+            for i in range(N):
+                vi = v[r, i]
+                ui = vi  # window start: the counterfactual drive restarts from the membrane potential
+                ri = refr[r, i]
+                si = s[r, i]
+                xi = x[r, i]
+                wi = w[r, i]
+                zmax = -np.inf
+                cnt = 0
+                g = 0.0
+                el = 0.0
+                fired = False
+                for j in range(window_steps):
+                    hz = next_hz(rng_state, r)
                     iz = hz & 127
-                    z = hz * wt[iz] if abs(hz) < kt[iz] else normal_tail(pert_state, r, hz, iz, kt, wt, ft)
-                    psi = pert_scale * z
-                    dv += psi
-                    out_elig[r, b, i] += inp * psi
-                vi = v[r, i] + dt * dv
-                ui = u[r, i] + dt * dv
-                spike = vi > theta
-                if rec_traces:
-                    tr_v[r, t_off + t, i] = vi
-                    tr_u[r, t_off + t, i] = ui
-                if ui > out_z[r, b, i]:
-                    out_z[r, b, i] = ui
-                hval = 0.0
-                if spike:
-                    hval = 1.0
-                    refr[r, i] = tr_steps
-                    spiked_in_win[r, i] = True
-                    out_h[r, b, i] = True
-                    out_count[r, b, i] += 1
-                    if rec_spikes:
-                        ev_rep[n_ev] = r
-                        ev_neu[n_ev] = i
-                        ev_step[n_ev] = step0 + t
-                        n_ev += 1
-                if refr[r, i] > 0:
-                    vi = v_reset
-                    if not spiked_in_win[r, i]:
-                        # refractoriness carried over from the previous window: the drive is the
-                        # membrane potential until this window's first spike
+                    zz = hz * wt[iz] if abs(hz) < kt[iz] else normal_tail(rng_state, r, hz, iz, kt, wt, ft)
+                    inp = xi + shared[j] + zz * sp
+                    if has_x_t:
+                        inp += x_t[t0 + j, r, i]
+                    dv = -vi / tau + wi * inp
+                    if has_psi:
+                        hz = next_hz(pert_state, r)
+                        iz = hz & 127
+                        zz = hz * wt[iz] if abs(hz) < kt[iz] else normal_tail(pert_state, r, hz, iz, kt, wt, ft)
+                        psi = pert_scale * zz
+                        dv += psi
+                        el += inp * psi
+                    vi = vi + dt * dv
+                    ui = ui + dt * dv
+                    if rec_traces:
+                        tr_v[r, t_off + t0 + j, i] = vi
+                        tr_u[r, t_off + t0 + j, i] = ui
+                    if ui > zmax:
+                        zmax = ui
+                    hval = 0.0
+                    if vi > theta:
+                        hval = 1.0
+                        ri = tr_steps
+                        fired = True
+                        cnt += 1
+                        if rec_spikes:
+                            ev_rep[n_ev] = r
+                            ev_neu[n_ev] = i
+                            ev_step[n_ev] = step0 + t0 + j
+                            n_ev += 1
+                    if ri > 0:
+                        vi = v_reset
+                        if not fired:
+                            # refractoriness carried over from the previous window: the drive is
+                            # the membrane potential until this window's first spike
+                            ui = v_reset
+                        ri -= 1
+                    if vi < v_reset:
+                        vi = v_reset
+                    if ui < v_reset:
                         ui = v_reset
-                    refr[r, i] -= 1
-                if vi < v_reset:
-                    vi = v_reset
-                if ui < v_reset:
-                    ui = v_reset
+                    si = decay * si + k0 * hval
+                    g = decay * g + k0 * hval
                 v[r, i] = vi
                 u[r, i] = ui
-                s[r, i] = decay * s[r, i] + k0 * hval
-                out_g[r, b, i] = decay * out_g[r, b, i] + k0 * hval
-                if j == window_steps - 1:
-                    out_s_end[r, b, i] = s[r, i]
+                refr[r, i] = ri
+                s[r, i] = si
+                spiked_in_win[r, i] = fired
+                out_z[r, b, i] = zmax
+                out_h[r, b, i] = fired
+                out_count[r, b, i] = cnt
+                out_s_end[r, b, i] = si
+                out_g[r, b, i] = g
+                out_elig[r, b, i] = el
     return n_ev

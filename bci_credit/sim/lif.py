@@ -141,7 +141,7 @@ class WindowBlock:
     eligibility : ndarray of float or None
         Node-perturbation eligibility ``sum_t (x + xi_c + xi_i) psi_i`` (when ``sigma_pert > 0``).
     spike_rep, spike_neuron, spike_step : ndarray of int
-        Spike events (replicate, neuron, global step index), in time order per replicate.
+        Spike events (replicate, neuron, global step index), ordered by replicate, window, neuron, step.
     first_window : int
         Global index of the first window in this block.
     v_trace, u_trace : ndarray or None
