@@ -1,0 +1,191 @@
+"""A first look at any NWB file: units, spike counts, rates, trials, time series, intervals.
+
+Reads only what a summary needs: the spike index (counts per unit), one chunked pass over the flat
+spike times (range, order), table row counts and the first/last timestamp of each series.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _nwb_h5 as H
+from . import _nwb_read as R
+from ._nwb_layout import Notes
+
+
+def summarize(f, label: str, *, units_path: str | None = None, notes: Notes) -> dict[str, Any]:
+    version = H.check_nwb(f, label)
+    own_meta, layout = R.read_own_meta(f, notes)
+    scan = H.scan_file(f)
+    if scan.broken:
+        notes.warn(f"could not open {len(scan.broken)} object(s): {scan.broken[:5]}")
+    out: dict[str, Any] = {
+        "file": label,
+        "nwb_version": version,
+        "identifier": H.text_scalar(f["identifier"]) if "identifier" in f else None,
+        "session_start_time": H.session_start(f, notes),
+        "written_by_bci_credit": layout is not None,
+    }
+    out.update(R.general_meta(f))
+    if own_meta is not None:
+        out["bci_credit_meta"] = {k: own_meta[k] for k in ("source", "seed", "dt_s") if k in own_meta}
+
+    # units
+    source = R.choose_units(f, scan, units_path, notes)
+    ids: np.ndarray = np.zeros(0, dtype=np.int64)
+    counts: np.ndarray = np.zeros(0, dtype=np.int64)
+    spike_range = (np.inf, -np.inf)
+    unit_cols: list[str] = []
+    extra: dict[str, np.ndarray] = {}
+    if source.kind == "table":
+        g = f[source.path]
+        ids = H.table_ids(g)
+        unit_cols = H.table_columns(g)
+        ends = H.spike_index(g, source.path, notes)
+        if ends is None:
+            notes.warn(f"{source.path} has no spike_times column: every unit has 0 spikes")
+            counts = np.zeros(ids.size, dtype=np.int64)
+        else:
+            counts = np.diff(np.concatenate([[0], ends]))
+            stats = H.flat_stats(g["spike_times"], ends)
+            spike_range = (stats.t_min, stats.t_max)
+            if stats.n_nan:
+                notes.warn(f"{source.path}: {stats.n_nan} spike time(s) are NaN (read() drops them)")
+                counts = counts - _nan_per_unit(g["spike_times"], ends)
+            if stats.unsorted_units.size:
+                notes.warn(f"{source.path}: spike times of {stats.unsorted_units.size} unit(s) are not sorted "
+                           f"(ids {ids[stats.unsorted_units][:10].tolist()}); read() sorts them")
+        for col in ("is_control", "heldout", "quality", "label"):
+            if col in g and col in unit_cols:
+                kind, value = H.read_column(g, col, ids.size)
+                if kind == "scalar":
+                    extra[col] = value
+        out["resolution_s"] = H.attr_float(g["spike_times"], "resolution") if "spike_times" in g else None
+        out["has_obs_intervals"] = "obs_intervals" in g
+    elif source.kind == "binned":
+        _, trains, width, counts = R.binned_units(f, source.path)
+        ids = np.arange(len(trains))
+        finite = [s for s in trains if s.size]
+        if finite:
+            spike_range = (min(s[0] for s in finite), max(s[-1] for s in finite))
+        out["bin_width_s"] = width
+    lo, hi = R.file_time_span(f, scan, spike_range)
+    duration = float(hi - lo) if np.isfinite(hi - lo) else 0.0
+    units = []
+    for i, uid in enumerate(ids.tolist()):
+        row: dict[str, Any] = {"id": uid, "n_spikes": int(counts[i]),
+                               "rate_hz": float(counts[i] / duration) if duration > 0 else None}
+        for col, value in extra.items():
+            v = value[i]
+            row[col] = v.item() if hasattr(v, "item") else v
+        units.append(row)
+    out.update(
+        units_source=source.kind,
+        units_path=source.path,
+        units_tables=scan.units,
+        unit_columns=unit_cols,
+        n_units=int(ids.size),
+        n_spikes=int(counts.sum()),
+        t_start_s=float(lo) if np.isfinite(lo) else None,
+        t_stop_s=float(hi) if np.isfinite(hi) else None,
+        duration_s=duration,
+        units=units,
+    )
+
+    # intervals and trials
+    intervals = []
+    n_trials = 0
+    trials_cols: list[str] = []
+    for path in scan.intervals:
+        g = f[path]
+        rows = int(H.table_ids(g).size)
+        cols = H.table_columns(g)
+        intervals.append({"name": path.rsplit("/", 1)[-1], "path": path, "n_rows": rows, "columns": cols})
+        raw = {c: H.read_values(g[c]) for c in ("start_time", "stop_time") if c in g and g[c].ndim == 1}
+        for c in cols:
+            if c.endswith("_time") and c not in raw and g[c].ndim == 1 and g[c].dtype.kind == "f" \
+                    and f"{c}_index" not in g:
+                raw[c] = g[c][()]
+        H.check_interval_columns(path, raw, notes)
+        if path == "/intervals/trials" or (not n_trials and path.rsplit("/", 1)[-1] == "trials"):
+            n_trials, trials_cols = rows, cols
+    out.update(n_trials=n_trials, trial_columns=trials_cols, intervals=intervals)
+
+    # time series and other tables
+    series = []
+    for path, ntype, parent in scan.series:
+        try:
+            info = H.series_info(f[path])
+        except Exception as err:
+            notes.warn(f"time series {path} could not be read ({H._short(err)})")
+            continue
+        series.append({"path": path, "name": path.rsplit("/", 1)[-1], "neurodata_type": ntype or None,
+                       "container": parent or None, **info})
+    out["time_series"] = series
+    out["tables"] = [{"path": p, "n_rows": int(H.table_ids(f[p]).size), "columns": H.table_columns(f[p])}
+                     for p in scan.tables]
+    modules = {}
+    if "processing" in f:
+        for name in f["processing"].keys():
+            try:
+                modules[name] = sorted(f["processing"][name].keys())
+            except Exception:
+                modules[name] = []
+    out["processing"] = modules
+    out["warnings"] = list(notes.messages)
+    return out
+
+
+def _nan_per_unit(ds, ends: np.ndarray) -> np.ndarray:
+    nan = np.isnan(np.asarray(ds[()], dtype=float))
+    csum = np.concatenate([[0], np.cumsum(nan)])
+    starts = np.concatenate([[0], ends[:-1]])
+    return csum[ends] - csum[starts]
+
+
+def format_summary(s: dict[str, Any], max_units: int = 20) -> str:
+    """Human-readable text of a summary from :func:`bci_credit.io.nwb.inspect`."""
+    lines = [f"{s['file']}  (NWB {s['nwb_version']}"
+             + (", written by bci_credit" if s.get("written_by_bci_credit") else "") + ")"]
+    if s.get("session_description"):
+        lines.append(f"  session: {s['session_description']}")
+    lines.append(f"  start: {s.get('session_start_time')}   identifier: {s.get('identifier')}")
+    subj = s.get("subject") or {}
+    if subj:
+        lines.append("  subject: " + ", ".join(f"{k}={v}" for k, v in subj.items() if k != "description"))
+    src = {"table": f"from {s['units_path']}", "binned": f"from binned counts in {s['units_path']} "
+           f"(approximate spike times, bin {s.get('bin_width_s', float('nan')):.4g} s)", "none": "(none found)"}[
+        s["units_source"]]
+    lines.append(f"units: {s['n_units']} {src}; spikes: {s['n_spikes']}; duration: {s['duration_s']:.6g} s"
+                 + (f" [{s['t_start_s']:.6g}, {s['t_stop_s']:.6g}]" if s.get("t_start_s") is not None else ""))
+    if s["units"]:
+        extra = [k for k in s["units"][0] if k not in ("id", "n_spikes", "rate_hz")]
+        lines.append("  " + f"{'id':>8} {'n_spikes':>10} {'rate_hz':>10}" + "".join(f" {k:>10}" for k in extra))
+        for u in s["units"][:max_units]:
+            rate = "nan" if u["rate_hz"] is None else f"{u['rate_hz']:.4g}"
+            lines.append("  " + f"{u['id']!s:>8} {u['n_spikes']:>10d} {rate:>10}"
+                         + "".join(f" {u[k]!s:>10}" for k in extra))
+        if len(s["units"]) > max_units:
+            lines.append(f"  ... {len(s['units']) - max_units} more units (--max-units N or --json for all)")
+    lines.append(f"trials: {s['n_trials']}" + (f" (columns: {', '.join(s['trial_columns'])})" if s["trial_columns"] else ""))
+    if s["intervals"]:
+        lines.append("intervals:")
+        for it in s["intervals"]:
+            lines.append(f"  {it['path']}: {it['n_rows']} rows; columns: {', '.join(it['columns'])}")
+    if s["time_series"]:
+        lines.append("time series:")
+        for ts in s["time_series"]:
+            timing = f"{ts['rate_hz']:.6g} Hz" if ts.get("rate_hz") else "timestamps"
+            span = (f" [{ts['t_start_s']:.6g}, {ts['t_stop_s']:.6g}] s"
+                    if ts.get("t_start_s") is not None and ts.get("t_stop_s") is not None else "")
+            lines.append(f"  {ts['path']}: shape {tuple(ts['shape'])}, {ts['unit'] or 'no unit'}, {timing}{span}")
+    if s["tables"]:
+        lines.append("tables:")
+        for t in s["tables"]:
+            lines.append(f"  {t['path']}: {t['n_rows']} rows")
+    if s["warnings"]:
+        lines.append("warnings:")
+        lines += [f"  - {w}" for w in s["warnings"]]
+    return "\n".join(lines)
