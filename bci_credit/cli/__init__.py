@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except CLIError as err:
         print(f"bci-credit {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"bci-credit {args.command}: interrupted", file=sys.stderr)
         return 130

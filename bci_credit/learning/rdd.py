@@ -49,11 +49,16 @@ class RDDRule(LearningRule):
         Weight bounds.
     beta0 : float
         Initial beta.
+    warmup : int
+        Near-threshold updates a neuron makes before its weight starts to move. The intercept
+        ``gamma`` starts at the first in-band reward, so beta does not absorb the mean reward
+        while gamma catches up (with a constant step that transient alone can push every weight
+        to its bound before any causal information arrives).
     """
 
     def __init__(self, p: float = 0.1, eta: float = 0.1, epsilon: float = 1e5, step: str = "constant",
                  linear: bool = True, gain="lookup", w_min: float | None = 2.0, w_max: float | None = 20.0,
-                 beta0: float = 0.0, record_every: int = 1):
+                 beta0: float = 0.0, warmup: int = 10, record_every: int = 1):
         self.p = p
         self.eta = eta
         self.epsilon = epsilon
@@ -63,6 +68,7 @@ class RDDRule(LearningRule):
         self.w_min = w_min
         self.w_max = w_max
         self.beta0 = beta0
+        self.warmup = warmup
         self.record_every = record_every
 
     def initialize(self, w0, context) -> None:
@@ -90,6 +96,9 @@ class RDDRule(LearningRule):
         a = np.stack([np.ones_like(d), h, h * d, (1 - h) * d], axis=-1)
         if not self.linear:
             a[..., 2:] = 0.0
+        first = near & (self.n_updates_ == 0)
+        if first.any():
+            self.theta_[..., 0] = np.where(first, window.reward[:, None], self.theta_[..., 0])
         err = np.einsum("...k,...k->...", self.theta_, a) - window.reward[:, None]
         if self.step == "decay":
             lr = self.eta / (self.n_updates_ + 1.0)
@@ -99,7 +108,8 @@ class RDDRule(LearningRule):
         self.n_updates_ += near
         self.gain_.observe(window)
         if self.epsilon:
-            w = self.weights_ - self.epsilon * self.beta_ * self.gain_(self.weights_)
+            ready = self.n_updates_ >= self.warmup
+            w = self.weights_ - self.epsilon * ready * self.beta_ * self.gain_(self.weights_)
             self.weights_ = clip_weights(w, self.w_min, self.w_max)
         self._record(self.record_every)
         return self.weights_
@@ -110,9 +120,9 @@ class ObservedDependenceRule(RDDRule):
 
     def __init__(self, p: float = 1.0, eta: float = 0.1, epsilon: float = 1e5, step: str = "constant",
                  linear: bool = False, gain="lookup", w_min: float | None = 2.0, w_max: float | None = 20.0,
-                 beta0: float = 0.0, record_every: int = 1):
+                 beta0: float = 0.0, warmup: int = 10, record_every: int = 1):
         super().__init__(p=p, eta=eta, epsilon=epsilon, step=step, linear=linear, gain=gain, w_min=w_min,
-                         w_max=w_max, beta0=beta0, record_every=record_every)
+                         w_max=w_max, beta0=beta0, warmup=warmup, record_every=record_every)
 
 
 class RepoRDDRule(LearningRule):
