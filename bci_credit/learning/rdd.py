@@ -51,7 +51,7 @@ class RDDRule(LearningRule):
         Initial beta.
     warmup : int
         Near-threshold updates a neuron makes before its weight starts to move. The intercept
-        ``gamma`` starts at the first in-band reward, so beta does not absorb the mean reward
+        ``gamma`` starts at the first in-band reward (constant step), so beta does not absorb the mean reward
         while gamma catches up (with a constant step that transient alone can push every weight
         to its bound before any causal information arrives).
     """
@@ -97,7 +97,7 @@ class RDDRule(LearningRule):
         if not self.linear:
             a[..., 2:] = 0.0
         first = near & (self.n_updates_ == 0)
-        if first.any():
+        if self.step == "constant" and first.any():
             self.theta_[..., 0] = np.where(first, window.reward[:, None], self.theta_[..., 0])
         err = np.einsum("...k,...k->...", self.theta_, a) - window.reward[:, None]
         if self.step == "decay":
