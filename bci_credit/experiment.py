@@ -20,7 +20,7 @@ import pandas as pd
 from .config import SimulationConfig
 from .random import seed_repr
 from .recording import Recording, TimeSeries, WeightTrace, make_units_table
-from .sim.lif import LIFPopulation, WindowBlock, concat_blocks
+from .sim.lif import LIFPopulation, WindowBlock, concat_blocks, run_windows
 from .sim.truth import paired_do_effects
 
 __all__ = ["run", "block_to_recording", "EPOCH"]
@@ -122,14 +122,7 @@ def run(config: SimulationConfig, *, progress: bool = False, rule=None) -> Recor
     blocks: list[WindowBlock] = []
     weights = None
     if rule is None:
-        chunk = max(1, n_windows // 50)
-        done = 0
-        while done < n_windows:
-            k = min(chunk, n_windows - done)
-            blocks.append(pop.run(k))
-            done += k
-            if bar is not None:
-                bar.update(k)
+        blocks = run_windows(pop, n_windows, progress_bar=bar)
     else:
         from .learning.loop import run_online
 

@@ -42,7 +42,7 @@ from ._kernels import lif_chunk
 from ._rng import ZIG_F, ZIG_K, ZIG_W, new_states
 from .filters import output_filter
 
-__all__ = ["LIFParams", "LIFPopulation", "WindowBlock", "simulate"]
+__all__ = ["LIFParams", "LIFPopulation", "WindowBlock", "simulate", "run_windows", "concat_blocks"]
 
 _CHUNK_TARGET = 2_000_000  # neuron-steps per compiled call (bounds the spike-event buffer)
 
@@ -390,6 +390,21 @@ def concat_blocks(blocks: Sequence[WindowBlock]) -> WindowBlock:
     )
 
 
+def run_windows(pop: LIFPopulation, n_windows: int, *, chunk_windows: int | None = None,
+                progress_bar=None) -> list[WindowBlock]:
+    """Advance ``pop`` by ``n_windows`` windows in chunks (one progress update per chunk)."""
+    if chunk_windows is None:
+        chunk_windows = max(1, n_windows // 50) if progress_bar is not None else max(1, n_windows)
+    blocks, done = [], 0
+    while done < n_windows:
+        k = min(chunk_windows, n_windows - done)
+        blocks.append(pop.run(k))
+        done += k
+        if progress_bar is not None:
+            progress_bar.update(k)
+    return blocks or [pop.run(0)]
+
+
 def simulate(w, duration_s: float, *, c=0.99, x=0.0, params: LIFParams | None = None, seed: SeedLike | Sequence = None,
              n_replicates: int | None = None, sigma=None, record_spikes: bool = True, progress: bool = False,
              chunk_windows: int | None = None) -> tuple[WindowBlock, LIFPopulation]:
@@ -408,23 +423,12 @@ def simulate(w, duration_s: float, *, c=0.99, x=0.0, params: LIFParams | None = 
     pop = LIFPopulation(w, c=c, x=x, params=params, seed=seed, n_replicates=n_replicates, sigma=sigma,
                         record_spikes=record_spikes)
     n_windows = int(math.floor(duration_s / pop.params.window_s + 1e-9))
-    if chunk_windows is None:
-        chunk_windows = max(1, n_windows // 20) if progress else max(1, n_windows)
-    blocks = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_windows, unit="window", desc="simulating")
-    done = 0
-    while done < n_windows:
-        k = min(chunk_windows, n_windows - done)
-        blocks.append(pop.run(k))
-        done += k
-        if bar is not None:
-            bar.update(k)
+    blocks = run_windows(pop, n_windows, chunk_windows=chunk_windows, progress_bar=bar)
     if bar is not None:
         bar.close()
-    if not blocks:
-        blocks.append(pop.run(0))
     return concat_blocks(blocks), pop
