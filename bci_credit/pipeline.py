@@ -86,7 +86,7 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
     from . import experiment
     from .config import load_preset
     from .io import nwb
-    from .plotting.rd import rdplot
+    from .plotting.rd import rd_plot
     from .report import write_session_outputs
 
     out = Path(out_dir)
@@ -111,7 +111,7 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, k in zip(axes, (ctrl, other)):
         thr = rec_file.units["threshold"].iloc[k]
-        rdplot(rec_file.windows["reward"].to_numpy(float), rec_file.drive[:, k] - thr, cutoff=0.0, ax=ax)
+        rd_plot(rec_file.windows["reward"].to_numpy(float), rec_file.drive[:, k] - thr, cutoff=0.0, ax=ax)
         ax.set_title(f"unit {rec_file.units.index[k]}{' (control)' if k == ctrl else ''}: reward vs drive - threshold")
     fig.tight_layout()
     files.append(save_figure(fig, out / "rd_plots.png"))
