@@ -31,6 +31,26 @@ log = logging.getLogger("bci_credit")
 EPOCH = _dt.datetime(2020, 1, 1, tzinfo=_dt.timezone.utc)
 
 
+def _realised_threshold_effect(s_end, s_window, z, cost, threshold, near_threshold):
+    """Effect of the spikes as they happened, in windows whose drive just crossed threshold.
+
+    For windows with ``theta < Z_i < theta + near_threshold`` (the unit barely spiked), the
+    reward with the unit's in-window spikes minus the reward with them removed. This is the RD
+    estimand: the jump of ``E[R | Z]`` at threshold, where near-threshold spikes fall when the
+    drive reaches threshold (mostly late in the window), unlike the random insertion step of
+    ``true_marginal_effect``.
+    """
+    out = np.full(z.shape[1], np.nan)
+    r1 = cost(s_end)
+    for i in range(z.shape[1]):
+        sel = (z[:, i] > threshold) & (z[:, i] < threshold + near_threshold)
+        if sel.any():
+            s0 = s_end[sel].copy()
+            s0[:, i] -= s_window[sel, i]
+            out[i] = float(np.mean(r1[sel] - cost(s0)))
+    return out
+
+
 def block_to_recording(block: WindowBlock, pop: LIFPopulation, cost: Callable, *, replicate: int = 0,
                        control_unit: int | None = None, truth_seed=None, weights: WeightTrace | None = None,
                        meta: dict | None = None, near_threshold: float = 0.01) -> Recording:
@@ -38,7 +58,9 @@ def block_to_recording(block: WindowBlock, pop: LIFPopulation, cost: Callable, *
 
     The units table carries ``threshold`` and the paired do() ground truth of each unit's direct
     effect on reward: ``true_direct_effect`` (averaged over all windows) and
-    ``true_marginal_effect`` (over windows with ``|Z - theta| < near_threshold``, the RD estimand).
+    ``true_marginal_effect`` (over windows with ``|Z - theta| < near_threshold``, spike inserted at a
+    random step), and ``true_rd_effect``: the RD estimand, the effect of the spikes as they happened
+    in windows whose drive just crossed threshold (:func:`_realised_threshold_effect`).
     ``true_total_effect`` equals the direct effect here (units do not interact).
     """
     p = pop.params
@@ -53,6 +75,7 @@ def block_to_recording(block: WindowBlock, pop: LIFPopulation, cost: Callable, *
     near = np.abs(z - p.threshold) < near_threshold
     with np.errstate(invalid="ignore"):
         marginal = np.where(near.any(axis=0), (eff * near).sum(axis=0) / np.maximum(near.sum(axis=0), 1), np.nan)
+    rd_effect = _realised_threshold_effect(s_end[0], block.s_window[r], z, cost, p.threshold, near_threshold)
     units = make_units_table(
         N,
         control={control_unit: True} if control_unit is not None else None,
@@ -60,6 +83,7 @@ def block_to_recording(block: WindowBlock, pop: LIFPopulation, cost: Callable, *
         true_direct_effect=eff.mean(axis=0),
         true_total_effect=eff.mean(axis=0),
         true_marginal_effect=marginal,
+        true_rd_effect=rd_effect,
         w_initial=pop.w[r] if weights is None else weights.values[0],
     )
     sel = block.spike_rep == r

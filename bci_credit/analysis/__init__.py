@@ -3,7 +3,9 @@
 Submodules are imported lazily so that ``import bci_credit.analysis`` stays light:
 ``bci_credit.analysis.rd`` (:class:`RD`, :func:`fit_many`, :func:`fit_recording`),
 ``bci_credit.analysis.density`` (:class:`RDDensity`), ``bci_credit.analysis.rd_diagnostics``
-(placebo cutoffs, bandwidth sensitivity).
+(placebo cutoffs, bandwidth sensitivity), ``bci_credit.analysis.causal`` (designs on spike data:
+spike-discontinuity, reward-threshold, fuzzy with a drive proxy, naive comparison) and
+``bci_credit.analysis.spiking`` (the paper's window estimators).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ _LAZY = {
     "RD": "rd", "RDResults": "rd", "fit_many": "rd", "fit_recording": "rd",
     "RDDensity": "density", "RDDensityResults": "density",
     "placebo_cutoffs": "rd_diagnostics", "bandwidth_sensitivity": "rd_diagnostics",
+    "SpikeDiscontinuity": "causal", "RewardThreshold": "causal", "FuzzySpikeRD": "causal",
+    "NaiveComparison": "causal", "CausalResults": "causal", "analyze_recording": "causal", "analyze_file": "causal",
+    "rdd_constant": "spiking", "rdd_linear": "spiking", "observed_dependence": "spiking",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,0 +1,415 @@
+"""Data preparation for the causal designs: per-window tables from a Recording, and design checks.
+
+Private helpers of :mod:`bci_credit.analysis.causal`. A Recording from a simulation carries a
+windows table with drive Z, spike indicator H and reward; a Recording read from a real NWB file
+usually has only spike times, trials and time series. :func:`window_data` turns either into the
+same per-window arrays (spike counts, spike indicator, reward, drive when known), and
+:func:`design_requirements` says which designs the recording can support and why not.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..recording import Recording, TimeSeries
+
+logger = logging.getLogger("bci_credit")
+
+#: Designs of :mod:`bci_credit.analysis.causal`, by CLI name.
+DESIGNS = ("spike", "reward-threshold", "fuzzy", "naive")
+
+#: Default window for recordings without a windows table (s).
+DEFAULT_WINDOW_S = 0.05
+
+#: Spike times within this tolerance (s) of a window edge count for the window that starts there
+#: (spike times written as ``step * dt_s`` differ from ``k * window_s`` by rounding only).
+EDGE_TOL_S = 1e-9
+
+#: Names tried, in order, for the decoder output series.
+DECODER_NAMES = ("decoder_output", "decoder", "control_signal", "bci_output")
+
+
+class DesignUnavailable(ValueError):
+    """The recording lacks what a design needs.
+
+    The message names what is missing and which designs can run instead; the attributes carry the
+    same facts for programs.
+
+    Attributes
+    ----------
+    design : str
+        The design asked for.
+    missing : str
+        What the recording lacks.
+    alternatives : list of str
+        Designs that can run on this recording.
+    """
+
+    def __init__(self, design: str, missing: str, alternatives: Sequence[str] = (), source: str | None = None):
+        self.design = design
+        self.missing = missing
+        self.alternatives = list(alternatives)
+        self.source = source
+        alt = (f"designs that can run on it: {', '.join(self.alternatives)}" if self.alternatives
+               else "no design can run on it")
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}the {design!r} design needs {missing}; {alt}")
+
+
+@dataclass
+class WindowData:
+    """Per-window arrays shared by the designs (``n_windows`` rows, ``n_units`` columns).
+
+    Attributes
+    ----------
+    start_s, stop_s : ndarray (n_windows,)
+        Window bounds in seconds.
+    reward : ndarray (n_windows,) or None
+        Outcome per window (None when the recording has no reward signal).
+    reward_source : str
+        Where ``reward`` came from (``"windows['reward']"``, ``"series 'reward' (events, summed)"``, ...).
+    counts : ndarray of int (n_windows, n_units) or None
+        Spikes of each unit in each window (None without spike times).
+    spiked : ndarray of bool (n_windows, n_units) or None
+        Treatment H (the recording's own ``spiked`` when present, else ``counts > 0``).
+    drive : ndarray (n_windows, n_units) or None
+        Running variable Z when the recording has it.
+    unit_ids : ndarray
+        Unit ids, column order.
+    window_s : float
+        Median window length.
+    from_recording : bool
+        True when the windows are the recording's own table.
+    notes : list of str
+        What was assumed while building the arrays.
+    """
+
+    start_s: np.ndarray
+    stop_s: np.ndarray
+    reward: np.ndarray | None
+    reward_source: str
+    counts: np.ndarray | None
+    spiked: np.ndarray | None
+    drive: np.ndarray | None
+    unit_ids: np.ndarray
+    window_s: float
+    from_recording: bool
+    notes: list = field(default_factory=list)
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.start_s.size)
+
+
+# ----------------------------------------------------------------------------- spikes per window
+def count_spikes(spike_times: Sequence[np.ndarray], start_s: np.ndarray, stop_s: np.ndarray) -> np.ndarray:
+    """Spike counts per window and unit, shape (n_windows, n_units); windows are ``[start, stop)``."""
+    lo = np.asarray(start_s, dtype=float) - EDGE_TOL_S
+    hi = np.asarray(stop_s, dtype=float) - EDGE_TOL_S
+    out = np.zeros((lo.size, len(spike_times)), dtype=np.int64)
+    for j, st in enumerate(spike_times):
+        if st.size:
+            out[:, j] = np.searchsorted(st, hi, side="left") - np.searchsorted(st, lo, side="left")
+    return out
+
+
+def has_spikes(rec: Recording) -> bool:
+    """True when the recording has at least one unit with at least one spike."""
+    return rec.n_units > 0 and int(rec.n_spikes.sum()) > 0
+
+
+# ----------------------------------------------------------------------------- reward signals
+def series_per_window(ts: TimeSeries, start_s: np.ndarray, stop_s: np.ndarray, *, channel: int = 0) -> np.ndarray:
+    """A time series summarised per window.
+
+    Events (``kind="events"``): the sum of the event values (amounts) in ``[start, stop)``; events
+    without a numeric value count 1. Continuous signals: the last sample at or before ``stop``
+    (NaN before the first sample).
+    """
+    vals = np.asarray(ts.values)
+    if vals.ndim > 1:
+        vals = vals[:, channel]
+    t = ts.t_s
+    if ts.kind == "events":
+        try:
+            amount = vals.astype(float)
+        except (TypeError, ValueError):
+            amount = np.ones(t.size)
+        amount = np.where(np.isfinite(amount), amount, 1.0) if amount.size else amount
+        csum = np.concatenate([[0.0], np.cumsum(amount)])
+        i0 = np.searchsorted(t, np.asarray(start_s) - EDGE_TOL_S, side="left")
+        i1 = np.searchsorted(t, np.asarray(stop_s) - EDGE_TOL_S, side="left")
+        return csum[i1] - csum[i0]
+    vals = vals.astype(float)
+    idx = np.searchsorted(t, np.asarray(stop_s) + EDGE_TOL_S, side="right") - 1
+    out = np.full(idx.size, np.nan)
+    ok = idx >= 0
+    out[ok] = vals[idx[ok]]
+    return out
+
+
+def event_times_from_trials(rec: Recording, column: str = "reward_time_s") -> np.ndarray | None:
+    """Reward times from a trials column (NaN = no reward; list cells are flattened)."""
+    if rec.trials is None or column not in rec.trials.columns:
+        return None
+    out = []
+    for v in rec.trials[column].to_numpy():
+        if isinstance(v, (list, tuple, np.ndarray)):
+            out.extend(float(x) for x in np.ravel(v))
+        elif v is not None:
+            try:
+                out.append(float(v))
+            except (TypeError, ValueError):
+                continue
+    arr = np.asarray(out, dtype=float)
+    arr = np.sort(arr[np.isfinite(arr)])
+    return arr
+
+
+def reward_candidates(rec: Recording) -> list[str]:
+    """Names a ``reward=`` argument can take on this recording (windows columns, series, trials columns)."""
+    names = []
+    if rec.windows is not None:
+        names += [f"windows:{c}" for c in rec.windows.columns if c not in ("start_s", "stop_s")]
+    names += [f"series:{k}" for k in rec.series]
+    if rec.trials is not None:
+        names += [f"trials:{c}" for c in rec.trials.columns if c.endswith("_time_s")]
+    return names
+
+
+def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, reward: str | None,
+                   use_windows: bool) -> tuple[np.ndarray | None, str]:
+    """The outcome per window and where it came from; ``(None, why)`` when there is none.
+
+    ``reward`` may be a windows column, a series name, a trials column of event times
+    (``reward_time_s``), or ``kind:name`` with kind in ``windows``, ``series``, ``trials``. The
+    default tries ``windows['reward']``, then a series ``reward``, then trials ``reward_time_s``.
+    """
+    if reward is not None:
+        kind, _, name = reward.partition(":") if ":" in reward else ("", "", reward)
+        if kind and kind not in ("windows", "series", "trials"):
+            raise ValueError(f"reward={reward!r}: write NAME or windows:NAME, series:NAME, trials:NAME")
+        if kind in ("", "windows") and use_windows and rec.windows is not None and name in rec.windows.columns:
+            return pd.to_numeric(rec.windows[name], errors="coerce").to_numpy(float), f"windows[{name!r}]"
+        if kind in ("", "series") and name in rec.series:
+            ts = rec.series[name]
+            how = "events, summed per window" if ts.kind == "events" else "last sample in each window"
+            return series_per_window(ts, start_s, stop_s), f"series {name!r} ({how})"
+        if kind in ("", "trials"):
+            ev = event_times_from_trials(rec, name)
+            if ev is not None:
+                ts = TimeSeries(ev, np.ones(ev.size), kind="events")
+                return series_per_window(ts, start_s, stop_s), f"trials[{name!r}] (reward events counted per window)"
+        raise ValueError(f"reward={reward!r} is not in this recording; candidates: {reward_candidates(rec) or 'none'}")
+    if use_windows and rec.windows is not None and "reward" in rec.windows.columns:
+        return pd.to_numeric(rec.windows["reward"], errors="coerce").to_numpy(float), "windows['reward']"
+    if "reward" in rec.series:
+        ts = rec.series["reward"]
+        how = "events, summed per window" if ts.kind == "events" else "last sample in each window"
+        return series_per_window(ts, start_s, stop_s), f"series 'reward' ({how})"
+    ev = event_times_from_trials(rec, "reward_time_s")
+    if ev is not None and ev.size:
+        ts = TimeSeries(ev, np.ones(ev.size), kind="events")
+        return series_per_window(ts, start_s, stop_s), "trials['reward_time_s'] (reward events counted per window)"
+    return None, "no reward signal (no windows 'reward' column, no 'reward' series, no trials 'reward_time_s')"
+
+
+# ----------------------------------------------------------------------------- windows
+def make_windows(rec: Recording, window_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Contiguous windows of ``window_s`` seconds over the recording's time span."""
+    if not (np.isfinite(window_s) and window_s > 0):
+        raise ValueError(f"window_s must be a positive number of seconds, got {window_s!r}")
+    t0 = rec.t_start_s
+    dur = rec.duration_s
+    n = int(math.floor(dur / window_s + 1e-9))
+    if n < 1:
+        raise ValueError(f"the recording spans {dur:.3g} s, shorter than one window of {window_s:g} s")
+    start = t0 + window_s * np.arange(n)
+    return start, start + window_s
+
+
+def window_data(rec: Recording, *, window_s: float | None = None, reward: str | None = None) -> WindowData:
+    """Per-window arrays of a recording (its own windows table, or windows of ``window_s`` seconds).
+
+    The recording's windows table (and its drive Z and spike indicator H) is used when it exists
+    and ``window_s`` is None; otherwise contiguous windows of ``window_s`` (default
+    :data:`DEFAULT_WINDOW_S`) are laid over the recording and H is ``counts > 0``.
+    """
+    notes: list[str] = []
+    use_own = rec.windows is not None and window_s is None
+    if use_own:
+        start = rec.windows["start_s"].to_numpy(float)
+        stop = rec.windows["stop_s"].to_numpy(float)
+        drive = None if rec.drive is None else np.asarray(rec.drive, dtype=float)
+        own_spiked = None if rec.spiked is None else np.asarray(rec.spiked, dtype=bool)
+    else:
+        ws = DEFAULT_WINDOW_S if window_s is None else float(window_s)
+        start, stop = make_windows(rec, ws)
+        drive = own_spiked = None
+        notes.append(f"windows: {start.size} contiguous windows of {ws:g} s laid over the recording")
+    counts = count_spikes(rec.spike_times, start, stop) if has_spikes(rec) else None
+    if own_spiked is not None:
+        spiked = own_spiked
+    else:
+        spiked = None if counts is None else counts > 0
+    y, src = resolve_reward(rec, start, stop, reward, use_windows=use_own)
+    widths = stop - start
+    return WindowData(start_s=start, stop_s=stop, reward=y, reward_source=src, counts=counts, spiked=spiked,
+                      drive=drive, unit_ids=rec.unit_ids, window_s=float(np.median(widths)) if widths.size else np.nan,
+                      from_recording=use_own, notes=notes)
+
+
+# ----------------------------------------------------------------------------- decoder
+def find_decoder(rec: Recording, name: str | None = None) -> str | None:
+    """Name of the decoder-output series (``name`` if given and present)."""
+    if name is not None:
+        return name if name in rec.series else None
+    for cand in DECODER_NAMES:
+        if cand in rec.series and rec.series[cand].kind == "continuous":
+            return cand
+    return None
+
+
+def decoder_threshold(rec: Recording, threshold: float | None = None) -> float | None:
+    """The reward threshold of the decoder: the argument, else ``meta['decoder']['threshold']``."""
+    if threshold is not None:
+        return float(threshold)
+    dec = rec.meta.get("decoder") if isinstance(rec.meta, Mapping) else None
+    if isinstance(dec, Mapping):
+        for key in ("threshold", "reward_threshold", "theta"):
+            v = dec.get(key)
+            if v is not None:
+                try:
+                    v = float(v)
+                except (TypeError, ValueError):
+                    continue
+                if np.isfinite(v):
+                    return v
+    return None
+
+
+# ----------------------------------------------------------------------------- requirements
+def design_requirements(rec: Recording, *, reward: str | None = None, decoder: str | None = None,
+                        threshold: float | None = None) -> dict[str, str | None]:
+    """For every design, None when the recording supports it, else what it lacks (one phrase)."""
+    spikes = has_spikes(rec)
+    has_windows = rec.windows is not None
+    try:
+        if has_windows:
+            y, why = resolve_reward(rec, rec.windows["start_s"].to_numpy(float),
+                                    rec.windows["stop_s"].to_numpy(float), reward, use_windows=True)
+        else:
+            start, stop = make_windows(rec, DEFAULT_WINDOW_S)
+            y, why = resolve_reward(rec, start, stop, reward, use_windows=False)
+    except ValueError as err:
+        y, why = None, str(err)
+    no_reward = None if y is not None else f"a reward signal ({why})"
+    out: dict[str, str | None] = {}
+    # spike-discontinuity RD
+    if rec.drive is None or not has_windows:
+        out["spike"] = ("the per-window drive Z of each unit (Recording.drive; in NWB the 'drive' column of "
+                        "/intervals/windows, stored by simulations and intracellular recordings)")
+    else:
+        out["spike"] = no_reward
+    # reward-threshold RD
+    dec = find_decoder(rec, decoder)
+    if dec is None:
+        where = f"a series named {decoder!r}" if decoder else f"a continuous series named one of {list(DECODER_NAMES)}"
+        out["reward-threshold"] = f"the decoder output ({where}; in NWB processing/behavior/BehavioralTimeSeries)"
+    elif decoder_threshold(rec, threshold) is None:
+        out["reward-threshold"] = ("the decoder's reward threshold (meta['decoder']['threshold'], in NWB "
+                                   "processing/misc/bci_decoder; or pass threshold=)")
+    elif not spikes:
+        out["reward-threshold"] = "spike times (the outcome is each unit's change in firing)"
+    else:
+        out["reward-threshold"] = None
+    # fuzzy RD and naive comparison
+    if not spikes and rec.spiked is None:
+        out["fuzzy"] = "spike times (no units or no spikes in the recording)"
+        out["naive"] = "spike times (no units or no spikes in the recording)"
+    else:
+        out["fuzzy"] = no_reward if spikes else "spike times (the drive proxy is fitted to spike counts)"
+        if out["fuzzy"] is None and rec.n_units < 2:
+            out["fuzzy"] = "at least two units (the drive proxy of a unit is fitted to the other units' activity)"
+        out["naive"] = no_reward
+    return out
+
+
+def check_design(rec: Recording, design: str, *, source: str | None = None, **kw) -> None:
+    """Raise :class:`DesignUnavailable` when ``rec`` cannot support ``design``."""
+    if design not in DESIGNS:
+        raise ValueError(f"unknown design {design!r}; choose one of {', '.join(DESIGNS)}")
+    req = design_requirements(rec, **kw)
+    if req[design] is not None:
+        alternatives = [d for d in DESIGNS if d != design and req[d] is None]
+        if source is None:
+            src = rec.meta.get("nwb_path") or rec.meta.get("source")
+            source = str(src) if src and src != "simulation" else None
+        raise DesignUnavailable(design, req[design], alternatives, source=source)
+
+
+# ----------------------------------------------------------------------------- thresholds
+def unit_thresholds(rec: Recording, threshold: Any = None) -> np.ndarray:
+    """Per-unit spike threshold: ``threshold`` (number, sequence, or mapping unit -> value) or the
+    units table's ``threshold`` column (NaN where unknown)."""
+    n = rec.n_units
+    if threshold is None:
+        return rec.units["threshold"].to_numpy(dtype=float).copy()
+    if isinstance(threshold, Mapping):
+        base = rec.units["threshold"].to_numpy(dtype=float).copy()
+        for uid, v in threshold.items():
+            base[rec.unit_position(uid)] = float(v)
+        return base
+    arr = np.asarray(threshold, dtype=float)
+    if arr.ndim == 0:
+        return np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise ValueError(f"threshold must be one number, one per unit ({n}) or a mapping unit -> value; "
+                         f"got shape {arr.shape}")
+    return arr.copy()
+
+
+# ----------------------------------------------------------------------------- density test
+_DENSITY_NOTE = "density test unavailable (bci_credit.analysis.density not installed)"
+
+
+def density_pvalues(x: np.ndarray, cutoffs: np.ndarray, labels: Sequence) -> tuple[np.ndarray, list[str]]:
+    """Manipulation-test p-value of the running variable at the cutoff, per column of ``x``.
+
+    Uses :class:`bci_credit.analysis.density.RDDensity` (Cattaneo-Jansson-Ma local-polynomial
+    density test); a column that cannot be tested gets NaN and a note, and the batch goes on.
+    """
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    out = np.full(x.shape[1], np.nan)
+    notes: list[str] = []
+    try:
+        from .density import RDDensity
+    except ImportError:
+        return out, [_DENSITY_NOTE]
+    for j in range(x.shape[1]):
+        col = x[:, j]
+        col = col[np.isfinite(col)]
+        try:
+            with np.errstate(all="ignore"):
+                res = RDDensity(col, cutoff=float(cutoffs[j])).fit()
+            out[j] = float(_density_p(res))
+        except Exception as err:  # a batch never crashes on one unit
+            notes.append(f"unit {labels[j]}: density test failed ({type(err).__name__}: {err})")
+    return out, notes
+
+
+def _density_p(res) -> float:
+    for name in ("pvalue", "p_value", "pv", "pvalues"):
+        v = getattr(res, name, None)
+        if v is not None:
+            v = np.asarray(v, dtype=float).ravel()
+            return float(v[-1] if v.size > 1 else v[0])
+    raise AttributeError("density results have no p-value attribute")

@@ -1,0 +1,174 @@
+"""``bci-credit analyze FILE.nwb``: which units causally drive reward (regression discontinuity)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from . import CLIError
+
+EPILOG = """\
+Estimates each unit's causal effect with a regression-discontinuity design and writes, into the
+output folder: effects.csv (one row per unit: estimate, robust CI, bandwidth, effective N per
+side, density-test p, design, reason; the naive comparisons follow as extra rows), density.csv,
+summary.txt (which units drive the outcome), plots/ (one RD plot per unit) and run.json.
+
+designs:
+  spike             running variable = each unit's max drive Z minus its threshold, outcome =
+                    reward (simulations and intracellular data: needs the per-window drive)
+  reward-threshold  running variable = the BCI decoder output at its reward threshold, outcome =
+                    each unit's change in firing after the epoch (effect of reward on activity;
+                    works on real data with a decoder-output series and a known threshold)
+  fuzzy             drive replaced by a Poisson-GLM proxy from the other units; refuses units
+                    whose first stage (jump in spike probability at the cutoff) is weak
+  auto              the first of spike, reward-threshold, fuzzy that the file supports
+
+Several inputs (files, folders, globs, list files) are analysed one task per file; a broken file
+is skipped with its reason (files.csv) and the others go on; effects.csv then has a 'file' column
+and each file's plots and summary go to a subfolder.
+
+examples:
+  bci-credit analyze session.nwb --out out/analysis
+  bci-credit analyze session.nwb --design reward-threshold --threshold 25 --control-unit 3 --epoch 0.2
+  bci-credit analyze data/ --design fuzzy --reward reward --n-jobs 2 --out out/all
+  bci-credit analyze 'sessions/*.nwb' --design spike --no-plots
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "analyze",
+        help="per-unit causal effects on reward by regression discontinuity (spike, reward-threshold, fuzzy)",
+        description="Estimate which units causally drive reward in one or more NWB files, with "
+        "regression-discontinuity designs, density tests, RD plots and the naive comparison side by side.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="FILE.nwb",
+                   help="NWB file(s), folder(s), glob(s) or list file(s) (.txt: one path per line)")
+    p.add_argument("--design", default="auto", choices=["auto", "spike", "reward-threshold", "fuzzy", "naive"],
+                   help="the causal design (default: auto)")
+    p.add_argument("--control-unit", action="append", default=None, metavar="ID",
+                   help="flag this unit id as the BCI control unit (repeatable)")
+    p.add_argument("--reward", default=None, metavar="SERIES",
+                   help="outcome/reward signal: a windows column, series name or trials column "
+                        "(default: windows 'reward', series 'reward', trials 'reward_time_s')")
+    p.add_argument("--decoder", default=None, metavar="SERIES",
+                   help="decoder-output series for --design reward-threshold (default: decoder_output)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="reward threshold of the decoder (reward-threshold; default from the file's "
+                        "bci_decoder table) or the units' spike threshold (spike; default from the units table)")
+    p.add_argument("--epoch", type=float, default=None, metavar="SECONDS",
+                   help="reward-threshold: epoch length (default 0.1 s)")
+    p.add_argument("--horizon", type=float, default=None, metavar="SECONDS",
+                   help="reward-threshold: outcome window after each epoch (default 0.3 s)")
+    p.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                   help="window length for files without a windows table (fuzzy, naive; default 0.05)")
+    p.add_argument("--units", default=None, metavar="ID,ID,...", help="analyse only these unit ids")
+    p.add_argument("--level", type=float, default=95.0, help="confidence level in percent (default 95)")
+    p.add_argument("--no-naive", action="store_true", help="skip the naive comparison")
+    p.add_argument("--no-density", action="store_true", help="skip the density (manipulation) tests")
+    p.add_argument("--no-plots", action="store_true", help="skip the RD plots")
+    p.add_argument("--max-plots", type=int, default=24, metavar="N", help="RD plots for at most N units (default 24)")
+    p.add_argument("--out", default="out/analyze", metavar="DIR", help="output folder (default: out/analyze)")
+    p.add_argument("--n-jobs", type=int, default=1, metavar="N",
+                   help="parallel processes: files (several inputs) or GLM fits (one file); -1 = all cores")
+    p.add_argument("--seed", type=int, default=0, help="root seed (recorded in run.json)")
+    p.set_defaults(func=run)
+
+
+def _kwargs(args) -> dict:
+    units = None
+    if args.units:
+        units = [u.strip() for u in args.units.split(",") if u.strip()]
+    extra = {k: v for k, v in (("epoch_s", args.epoch), ("horizon_s", args.horizon)) if v is not None}
+    if extra and args.design != "reward-threshold":
+        raise CLIError("--epoch and --horizon apply to --design reward-threshold only")
+    return dict(design=args.design, control_unit=args.control_unit, reward=args.reward, decoder=args.decoder,
+                threshold=args.threshold, window_s=args.window, units=units, naive=not args.no_naive,
+                density=not args.no_density, level=args.level, design_options=extra or None)
+
+
+def _subdirs(files: list[str]) -> dict[str, str]:
+    """One output subfolder name per file (its stem, made unique)."""
+    out, used = {}, {}
+    for f in files:
+        stem = Path(f).stem or "file"
+        stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
+        n = used.get(stem, 0)
+        used[stem] = n + 1
+        out[f] = stem if n == 0 else f"{stem}_{n + 1}"
+    return out
+
+
+def analyze_into(path: str, *, out_root: str, subdirs: dict, plots: bool, max_plots: int, **kwargs):
+    """Per-file task of a multi-file run: analyse ``path`` and write its outputs to a subfolder."""
+    from ..analysis.causal import analyze_file
+
+    return analyze_file(path, out_dir=Path(out_root) / subdirs[path], plots=plots, max_plots=max_plots, **kwargs)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis.causal import DesignUnavailable, analyze_file
+    from ..io.nwb import NWBFormatError
+    from ..outputs import write_csv, write_run_json
+    from ..parallel import effective_n_jobs, expand_inputs, map_files
+
+    try:
+        files = expand_inputs(args.inputs)
+    except FileNotFoundError as err:
+        raise CLIError(str(err)) from None
+    try:
+        n_jobs = effective_n_jobs(args.n_jobs)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    out = Path(args.out)
+    kw = _kwargs(args)
+    config = {k: v for k, v in kw.items()}
+    config.update(inputs=files, out=str(out), plots=not args.no_plots)
+    if len(files) == 1:
+        try:
+            res = analyze_file(files[0], out_dir=out, plots=not args.no_plots, max_plots=args.max_plots,
+                               n_jobs=n_jobs, **kw)
+        except DesignUnavailable as err:
+            raise CLIError(str(err)) from None
+        except (FileNotFoundError, NWBFormatError, KeyError, ValueError) as err:
+            msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+            raise CLIError(f"{files[0]}: {msg}" if files[0] not in str(msg) else str(msg)) from None
+        write_run_json(out, command="analyze", config=config, seed=args.seed,
+                       extra={"design": res.design, "n_units": int(len(res.primary.table)),
+                              "drivers": [str(u) for u in res.drivers()["unit"]]})
+        print(res.summary())
+        print(f"\nwrote {out / 'effects.csv'}, {out / 'summary.txt'}, {out / 'density.csv'}"
+              + ("" if args.no_plots else f", {out / 'plots'}/") + f" and {out / 'run.json'}")
+        return 0
+    subdirs = _subdirs(files)
+    result = map_files(analyze_into, files, n_jobs=n_jobs,
+                       kwargs={"out_root": str(out), "subdirs": subdirs, "plots": not args.no_plots,
+                               "max_plots": args.max_plots, **kw},
+                       progress=os.isatty(2), keep_values=False, desc="analyze")
+    status = result.status.copy()
+    status["subfolder"] = status["file"].map(subdirs)
+    write_csv(result.table, out / "effects.csv", index=False)
+    write_csv(status, out / "files.csv", index=False)
+    write_run_json(out, command="analyze", config=config, seed=args.seed,
+                   extra={"n_files": len(files), "n_ok": result.n_ok,
+                          "skipped": {r.file: r.reason for r in result.skipped.itertuples()}})
+    for r in status.itertuples():
+        line = f"{r.file}: {r.status}"
+        if r.status != "ok":
+            line += f" - {r.reason}"
+        else:
+            line += f" ({r.n_rows} rows) -> {out / r.subfolder}"
+        print(line)
+    if result.n_ok == 0:
+        raise CLIError(f"no file could be analysed ({len(files)} skipped; reasons in {out / 'files.csv'})")
+    t = result.table
+    if len(t) and "ci_lo" in t.columns:
+        prim = t[~t["design"].astype(str).str.startswith("naive")]
+        sig = prim[(prim["ci_lo"] > 0) | (prim["ci_hi"] < 0)]
+        print(f"\n{len(sig)} unit(s) with a {args.level:g}% CI excluding 0 across {result.n_ok} file(s)"
+              + (": " + ", ".join(f"{Path(f).name}:{u}" for f, u in zip(sig["file"], sig["unit"])) if len(sig) else ""))
+    print(f"wrote {out / 'effects.csv'}, {out / 'files.csv'} and {out / 'run.json'}")
+    return 0
