@@ -12,28 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .outputs import save_figure, write_csv, write_run_json
+from .outputs import save_figure, write_run_json
 
-__all__ = ["run_demo", "causal_table"]
+__all__ = ["run_demo"]
 
 log = logging.getLogger("bci_credit")
-
-
-def causal_table(rec) -> pd.DataFrame:
-    """Per-unit spike-discontinuity RD next to the naive observed dependence and the truth."""
-    from .analysis.rd import fit_recording
-    from .analysis.spiking import observed_dependence
-
-    table = fit_recording(rec)
-    thr = rec.units["threshold"].to_numpy(float)
-    thr = np.where(np.isfinite(thr), thr, 1.0)
-    od = observed_dependence(rec.drive - thr + 1.0, rec.windows["reward"].to_numpy(float))
-    table["observed_dependence"] = od
-    for col in ("is_control", "true_direct_effect", "true_marginal_effect"):
-        if col in rec.units.columns:
-            table[col] = rec.units[col].to_numpy()
-    table["rate_hz"] = rec.rates_hz()
-    return table
 
 
 def _learning_figure(rec):
@@ -60,21 +43,26 @@ def _learning_figure(rec):
     return fig
 
 
-def _effects_figure(table: pd.DataFrame):
+def _effects_figure(analysis):
+    """Per-unit RD estimates with robust CIs, the naive observed dependence and the truth."""
     import matplotlib.pyplot as plt
 
+    t = analysis.primary.table
     fig, ax = plt.subplots(figsize=(8, 4))
-    x = np.arange(len(table))
-    ax.errorbar(x - 0.15, table["estimate"], yerr=[table["estimate"] - table["ci_rb_lo"], table["ci_rb_hi"] - table["estimate"]],
-                fmt="o", label="spike-discontinuity RD (robust 95% CI)")
-    ax.plot(x + 0.15, table["observed_dependence"], "s", label="observed dependence (naive)")
-    if "true_marginal_effect" in table:
-        ax.plot(x, table["true_marginal_effect"], "k_", ms=14, mew=2, label="truth (paired do, near threshold)")
+    x = np.arange(len(t))
+    ax.errorbar(x - 0.15, t["estimate"], yerr=[t["estimate"] - t["ci_lo"], t["ci_hi"] - t["estimate"]], fmt="o",
+                label=f"{analysis.design} RD (robust 95% CI)")
+    if analysis.naive is not None:
+        od = analysis.naive.table.query("design == 'naive-od'")
+        ax.plot(x + 0.15, od["estimate"].to_numpy(), "s", label="observed dependence (naive)")
+    truth = next((c for c in ("true_rd_effect", "true_marginal_effect") if c in t), None)
+    if truth:
+        ax.plot(x, t[truth], "k_", ms=14, mew=2, label=f"truth ({truth})")
     ax.axhline(0, color="0.7", lw=0.8)
     ax.set_xticks(x)
-    ax.set_xticklabels([f"{u}{'*' if c else ''}" for u, c in zip(table["unit"], table.get("is_control", [False] * len(x)))])
+    ax.set_xticklabels([f"{u}{'*' if c else ''}" for u, c in zip(t["unit"], t["is_control"])])
     ax.set_xlabel("unit (* = control unit)")
-    ax.set_ylabel("causal effect on reward")
+    ax.set_ylabel("causal effect on reward (cost)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -86,7 +74,7 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
     from . import experiment
     from .config import load_preset
     from .io import nwb
-    from .plotting.rd import rd_plot
+    from .analysis.causal import analyze_recording
     from .report import write_session_outputs
 
     out = Path(out_dir)
@@ -100,21 +88,11 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
     rec = experiment.run(cfg, progress=progress)
     files = write_session_outputs(rec, out, stem="session")
     rec_file = nwb.read(out / "session.nwb")  # analyse the file, as for a real recording
-    table = causal_table(rec_file)
-    files.append(write_csv(table, out / "causal_effects.csv", index=False))
+    analysis = analyze_recording(rec_file, design="spike")
+    files += list(analysis.save(out / "analysis").values())
     files.append(save_figure(_learning_figure(rec_file), out / "learning.png"))
-    files.append(save_figure(_effects_figure(table), out / "causal_effects.png"))
-    import matplotlib.pyplot as plt
-
-    ctrl = int(np.flatnonzero(rec_file.units["is_control"].to_numpy(bool))[0]) if rec_file.units["is_control"].any() else 0
-    other = 1 if ctrl != 1 else 0
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, k in zip(axes, (ctrl, other)):
-        thr = rec_file.units["threshold"].iloc[k]
-        rd_plot(rec_file.windows["reward"].to_numpy(float), rec_file.drive[:, k] - thr, cutoff=0.0, ax=ax)
-        ax.set_title(f"unit {rec_file.units.index[k]}{' (control)' if k == ctrl else ''}: reward vs drive - threshold")
-    fig.tight_layout()
-    files.append(save_figure(fig, out / "rd_plots.png"))
+    files.append(save_figure(_effects_figure(analysis), out / "causal_effects.png"))
+    table = analysis.primary.table
     lines = [
         f"# bci_credit demo: {cfg.name}",
         "",
@@ -123,10 +101,12 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
         "",
         "Per-unit causal effect of spiking on reward (cost; negative = spiking lowers the cost):",
         "",
-        table[["unit", "estimate", "ci_rb_lo", "ci_rb_hi", "observed_dependence"]
-              + [c for c in ("true_marginal_effect",) if c in table]].round(5).to_string(index=False),
+        table[["unit", "is_control", "estimate", "ci_lo", "ci_hi"]
+              + [c for c in ("true_rd_effect",) if c in table]].round(5).to_string(index=False),
         "",
-        "Files: " + ", ".join(sorted(f.name for f in files)) + ", run.json",
+        analysis.summary(),
+        "",
+        "Files: " + ", ".join(sorted(str(Path(f).relative_to(out)) for f in files)) + ", run.json",
     ]
     text = "\n".join(lines)
     (out / "summary.md").write_text(text + "\n")
