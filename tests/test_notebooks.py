@@ -1,0 +1,101 @@
+"""Notebooks in ``notebooks/`` run top to bottom in quick mode.
+
+:func:`execute_notebook` is the reusable helper: ``from test_notebooks import execute_notebook``
+(the tests folder is on ``sys.path`` under pytest) and call it with a notebook path. It runs the
+notebook in a fresh Jupyter kernel of this interpreter with ``BCI_CREDIT_QUICK=1`` (notebooks read
+it to shrink their simulations), fails with the cell and the error when a cell raises, and
+leaves the notebook file unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def execute_notebook(path, *, env: dict | None = None, timeout_s: int = 300, quick: bool = True,
+                     out_dir=None):
+    """Execute the notebook at ``path`` and return the executed notebook object.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.ipynb`` file (not modified).
+    env : dict, optional
+        Extra environment variables for the kernel.
+    timeout_s : int
+        Per-cell timeout.
+    quick : bool
+        Set ``BCI_CREDIT_QUICK=1`` for the kernel.
+    out_dir : path, optional
+        Set ``BCI_CREDIT_NOTEBOOK_OUT`` (where notebooks write recipe outputs).
+
+    Raises
+    ------
+    nbclient.exceptions.CellExecutionError
+        A cell raised; the message shows the cell source and the traceback.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    # the inline backend (as in Jupyter): figures shown with plt.show() become image outputs
+    extra = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    if quick:
+        extra["BCI_CREDIT_QUICK"] = "1"
+    if out_dir is not None:
+        extra["BCI_CREDIT_NOTEBOOK_OUT"] = str(out_dir)
+    extra.update(env or {})
+    old = {k: os.environ.get(k) for k in extra}
+    os.environ.update({k: str(v) for k, v in extra.items()})  # the kernel inherits this environment
+    try:
+        client = NotebookClient(nb, timeout=timeout_s, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+        client.execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return nb
+
+
+def _errors(nb) -> list[str]:
+    out = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                out.append(f"{o.get('ename')}: {o.get('evalue')}")
+    return out
+
+
+def test_estimation_and_learning_notebook_runs_quick(tmp_path):
+    """notebooks/01_estimation_and_learning.ipynb, quick mode (target < 60 s)."""
+    path = NOTEBOOKS / "01_estimation_and_learning.ipynb"
+    before = path.read_bytes()
+    t0 = time.perf_counter()
+    nb = execute_notebook(path, out_dir=tmp_path)
+    elapsed = time.perf_counter() - t0
+    assert not _errors(nb)
+    assert path.read_bytes() == before, "executing the notebook must not modify the file"
+    # the recipes it runs wrote their outputs
+    for name in ("fig3a", "learning_compare"):
+        assert (tmp_path / f"{name}.json").exists() and (tmp_path / f"{name}.png").exists()
+    # every code cell produced its outputs without error; the figure cells produced images
+    images = sum(1 for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
+    assert images >= 4
+    print(f"notebook executed in {elapsed:.1f} s", file=sys.stderr)
+
+
+@pytest.mark.parametrize("bad", ["missing.ipynb"])
+def test_helper_reports_a_missing_notebook(bad, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        execute_notebook(tmp_path / bad)
