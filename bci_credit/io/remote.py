@@ -244,12 +244,9 @@ def open_nwb_source(path_or_url: Any, *, method: str = "auto", cache_dir: str | 
     url = _probe(resolve_url(label, api_url=api_url, timeout_s=timeout_s), timeout_s)
     cache_dir = cache_dir if cache_dir is not None else (os.environ.get(ENV_CACHE_DIR) or None)
     if method == "auto":
-        try:
-            import remfile  # noqa: F401
+        import importlib.util
 
-            method = "remfile"
-        except ImportError:
-            method = "fsspec"
+        method = "remfile" if importlib.util.find_spec("remfile") is not None else "fsspec"
     if method == "remfile":
         try:
             import remfile
