@@ -1,0 +1,170 @@
+"""Accuracy of BP, FA and NP on full Fashion-MNIST: the paper's MLP and autoencoder (deep_np.md §7.2, 5–7).
+
+A thin driver over :func:`bci_credit.deep.train.train`. Every run has its own folder under
+``--runs-dir`` (checkpointed: interrupt and rerun to resume); ``--aggregate`` reads the finished
+runs and writes ``analysis/results/deep/fashion_mnist.json``.
+
+The paper trains for ~2M (MLP) and 1M (autoencoder) steps at lr 4e-4 / 5e-5; a CPU budget of about
+an hour allows ~30k steps per MLP run, so the MLP uses lr 4e-3 (10×, all methods alike) for
+``--mlp-epochs`` epochs; the seed given by ``--long-seed`` trains NP and FA for 1e5 steps, which also
+gives check 5 (NP's alignment to BP vs FA's after 1e5 steps). The autoencoder keeps the paper's
+learning rates (BP/FA 5e-5, NP 1e-4 with SGD on B at 8e-6, σ = 0.0189) for ``--ae-epochs`` epochs.
+
+    python analysis/deep_fashion_mnist.py --part mlp-long     # seed 0, NP & FA 1e5 steps, BP
+    python analysis/deep_fashion_mnist.py --part mlp-seeds    # seeds 1, 2
+    python analysis/deep_fashion_mnist.py --part ae
+    python analysis/deep_fashion_mnist.py --aggregate
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "analysis" / "results" / "deep"
+DEFAULT_RUNS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bci_credit" / "deep_runs"
+
+
+def run_one(model: str, method: str, seed: int, epochs: int, runs_dir: Path, **kw):
+    import torch
+
+    from bci_credit.deep.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    cfg = TrainConfig(model=model, method=method, dataset="fashion-mnist", epochs=epochs, seed=seed,
+                      log_every=500, checkpoint_every=5000, threads=1, **kw)
+    out = runs_dir / f"{model}_{method}_s{seed}"
+    res = train(cfg, out, progress=False)
+    print(f"{out.name}: {res.summary.get('final_test_error')} err, best loss/32 {res.summary.get('best_test_loss_per_32')}",
+          flush=True)
+
+
+def steps_per_epoch(batch: int = 32, n: int = 60000) -> int:
+    return n // batch
+
+
+def part_mlp_long(a):
+    e_long = math.ceil(a.long_steps / steps_per_epoch())
+    for method in ("np", "fa"):
+        run_one("mlp", method, a.long_seed, e_long, a.runs_dir, lr=a.mlp_lr)
+    run_one("mlp", "bp", a.long_seed, a.mlp_epochs, a.runs_dir, lr=a.mlp_lr)
+
+
+def part_mlp_seeds(a):
+    for seed in a.seeds:
+        if seed == a.long_seed:
+            continue
+        for method in ("bp", "fa", "np"):
+            run_one("mlp", method, seed, a.mlp_epochs, a.runs_dir, lr=a.mlp_lr)
+
+
+def part_ae(a):
+    for seed in a.ae_seeds:
+        for method in ("bp", "fa", "np"):
+            run_one("autoencoder", method, seed, a.ae_epochs, a.runs_dir)
+
+
+def aggregate(a) -> dict:
+    import pandas as pd
+
+    from bci_credit.outputs import write_json
+
+    out = {"dataset": "fashion-mnist (Debian dataset-fashion-mnist, 60k train / 10k test)",
+           "mlp": {"epochs_compared": a.mlp_epochs, "lr": a.mlp_lr, "runs": {}},
+           "autoencoder": {"epochs": a.ae_epochs, "runs": {}}}
+    for d in sorted(a.runs_dir.glob("*_s*")):
+        ep = d / "epochs.csv"
+        if not ep.is_file():
+            continue
+        model, method, seed = d.name.rsplit("_", 2)[0], d.name.rsplit("_", 2)[1], int(d.name.rsplit("_s", 1)[1])
+        df = pd.read_csv(ep)
+        if model == "mlp":
+            at = df[df["epoch"] == a.mlp_epochs]
+            if not len(at):
+                continue
+            rec = {"test_error_at_compared_epoch": float(at["test_error"].iloc[0]), "epochs_run": int(df["epoch"].max()),
+                   "final_test_error": float(df["test_error"].iloc[-1]), "steps": int(df["step"].iloc[-1])}
+            out["mlp"]["runs"][f"{method}_s{seed}"] = rec
+        else:
+            rec = {"best_test_loss_per_32": float(df["test_loss_per_32"].min()), "epochs_run": int(df["epoch"].max()),
+                   "final_test_loss_per_32": float(df["test_loss_per_32"].iloc[-1])}
+            out["autoencoder"]["runs"][f"{method}_s{seed}"] = rec
+    # MLP: mean test error per method over seeds at the compared epoch
+    mean = {}
+    for method in ("bp", "fa", "np"):
+        v = [r["test_error_at_compared_epoch"] for k, r in out["mlp"]["runs"].items() if k.startswith(method + "_")]
+        if v:
+            mean[method] = {"mean_test_error_pct": 100 * float(np.mean(v)), "sd_pct": 100 * float(np.std(v, ddof=1)) if len(v) > 1 else None,
+                            "n_seeds": len(v)}
+    out["mlp"]["summary"] = mean
+    if all(m in mean for m in ("bp", "fa", "np")):
+        bp, fa, np_ = (mean[m]["mean_test_error_pct"] for m in ("bp", "fa", "np"))
+        out["mlp"]["checks"] = {"ranking bp <= np <= fa": bool(bp <= np_ <= fa), "np - bp (points)": np_ - bp,
+                                "np within 1.5 points of bp": bool(np_ - bp <= 1.5)}
+    # check 5 from the long runs: alignment after 1e5 steps
+    long = {}
+    for method in ("np", "fa"):
+        mpath = a.runs_dir / f"mlp_{method}_s{a.long_seed}" / "metrics.csv"
+        if mpath.is_file():
+            m = pd.read_csv(mpath)
+            tail = m[(m["step"] > a.long_steps - 5000) & (m["step"] <= a.long_steps)]
+            if len(tail):
+                long[method] = {c: float(tail[c].mean()) for c in tail.columns
+                                if c.startswith(("update_angle_deg_L", "delta_angle_deg_L", "signal_angle_deg_L",
+                                                 "weight_angle_deg_L", "sign_congruence_L", "rel_error_L"))
+                                and tail[c].notna().any()}
+                long[method]["steps_averaged"] = [int(tail["step"].min()), int(tail["step"].max())]
+    if long:
+        out["check5_alignment_after_1e5_steps"] = long
+        if "np" in long and "fa" in long:
+            ratios = {}
+            for c in long["np"]:
+                if c.startswith(("update_angle", "signal_angle")) and c in long["fa"] and long["fa"][c] > 1e-6:
+                    ratios[c] = long["np"][c] / long["fa"][c]
+            out["check5_np_over_fa_angle_ratio"] = ratios
+    ae = {}
+    for method in ("bp", "fa", "np"):
+        v = [r["best_test_loss_per_32"] for k, r in out["autoencoder"]["runs"].items() if k.startswith(method + "_")]
+        if v:
+            ae[method] = {"mean_best_test_loss_per_32": float(np.mean(v)), "n_seeds": len(v)}
+    out["autoencoder"]["summary"] = ae
+    if all(m in ae for m in ("bp", "fa", "np")):
+        b, f, n = (ae[m]["mean_best_test_loss_per_32"] for m in ("bp", "fa", "np"))
+        out["autoencoder"]["checks"] = {"np <= fa": bool(n <= f), "fa clearly worse than bp (>5%)": bool(f > 1.05 * b)}
+    write_json(out, a.results)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=("mlp-long", "mlp-seeds", "ae", "all"), default=None)
+    ap.add_argument("--aggregate", action="store_true")
+    ap.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS)
+    ap.add_argument("--results", type=Path, default=RESULTS / "fashion_mnist.json")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--ae-seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--long-seed", type=int, default=0)
+    ap.add_argument("--long-steps", type=int, default=100_000)
+    ap.add_argument("--mlp-epochs", type=int, default=15)
+    ap.add_argument("--mlp-lr", type=float, default=4e-3)
+    ap.add_argument("--ae-epochs", type=int, default=5)
+    a = ap.parse_args()
+    if a.part in ("mlp-long", "all"):
+        part_mlp_long(a)
+    if a.part in ("mlp-seeds", "all"):
+        part_mlp_seeds(a)
+    if a.part in ("ae", "all"):
+        part_ae(a)
+    if a.aggregate or a.part == "all":
+        import json
+
+        print(json.dumps(aggregate(a), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""The NP acceptance checks of deep_np.md §7.2 (1–4, 8) at full length, over several seeds.
+
+A thin driver over :mod:`bci_credit.deep.theory` (the same functions the quick tests call) plus a
+small-CNN run for check 8. Writes ``analysis/results/deep/np_checks.json``. Check 5 (NP vs FA
+alignment after 1e5 training steps) and checks 6–7 (accuracy) come from
+``analysis/deep_fashion_mnist.py``.
+
+    python analysis/deep_np_checks.py [--seeds 0 1 2] [--fixed-w-samples 1000000] [--skip-cnn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "analysis" / "results" / "deep" / "np_checks.json"
+
+
+def check8_cnn(seed: int = 0, n_train: int = 10000, epochs: int = 2) -> dict:
+    """Direct NP vs DFA on a small Fashion-MNIST CNN: signal angle at every site, accuracy."""
+    from bci_credit.deep.train import TrainConfig, train
+
+    res = {}
+    for method in ("dfa", "np-direct"):
+        cfg = TrainConfig(model="cnn", method=method, dataset="fashion-mnist", epochs=epochs, n_train=n_train,
+                          batch_size=64, lr=1e-3, b_solver="ls", gamma=0.1, noise_std=1e-2, log_every=50,
+                          checkpoint_every=0, seed=seed, threads=1,
+                          model_kwargs={"channels": (16, 32, 32), "hidden": (128, 128), "dropout": 0.5})
+        r = train(cfg)
+        tail = r.metrics.iloc[len(r.metrics) // 2:]
+        res[method] = {"final_test_error": r.summary["final_test_error"],
+                       "signal_angle_deg": {c: float(tail[c].mean()) for c in tail.columns
+                                            if c.startswith("signal_angle_deg_L") and tail[c].notna().any()}}
+    res["angle_reduced_at_every_site"] = all(res["np-direct"]["signal_angle_deg"][c] < res["dfa"]["signal_angle_deg"][c]
+                                             for c in res["dfa"]["signal_angle_deg"])
+    res["accuracy_not_lower"] = res["np-direct"]["final_test_error"] <= res["dfa"]["final_test_error"] + 0.005
+    return res
+
+
+def check1(seeds):
+    from bci_credit.deep import theory
+
+    c1 = [theory.lambda_hat_bias(1e-3, 20000, seed=s) for s in seeds]
+    return {"angle_deg": [r["angle_deg"] for r in c1], "se_angle_deg": [r["se_angle_deg"] for r in c1],
+            "max_angle_deg": max(max(r["angle_deg"].values()) for r in c1), "threshold_deg": 5.0}
+
+
+def check2(seeds):
+    from bci_credit.deep import theory
+
+    c2 = {}
+    for c in (1e-3, 1e-2, 1e-1, 1.0):
+        runs = [theory.readout_consistency(c, seed=s)["errors"] for s in seeds]
+        c2[f"ls_c{c:g}"] = {"rel_error_32k": [r[32000]["rel_error"] for r in runs],
+                            "rel_error_96k": [r[96000]["rel_error"] for r in runs],
+                            "angle_96k_deg": [r[96000]["angle_deg"] for r in runs],
+                            "ratio_96k_over_32k": [r[96000]["rel_error"] / r[32000]["rel_error"] for r in runs]}
+    runs = [theory.readout_consistency(1e-2, b_solver="sgd", b_lr=1e-4, seed=s)["errors"] for s in seeds]
+    c2["sgd_c0.01_lr1e-4"] = {"rel_error_32k": [r[32000]["rel_error"] for r in runs],
+                              "rel_error_96k": [r[96000]["rel_error"] for r in runs],
+                              "angle_96k_deg": [r[96000]["angle_deg"] for r in runs]}
+    return c2
+
+
+def check3(seeds):
+    from bci_credit.deep import theory
+
+    c3 = {f"c{c:g}_T{32 * nb}": [theory.upstream_bias(c, n_batches=nb, seed=s) for s in seeds]
+          for c in (0.01, 0.1, 1.0) for nb in (1000, 3000)}
+    return {k: {"rel_error": [r["rel_error"] for r in v], "angle_deg": [r["angle_deg"] for r in v]} for k, v in c3.items()}
+
+
+def theorem2(seeds):
+    from bci_credit.deep import theory
+
+    th2 = {}
+    for perturb in ("all", "cycle"):
+        runs = [theory.linear_network_consistency(1e-2, sizes=(12, 6, 4, 8), perturb=perturb,
+                                                  checkpoints=(300, 1000, 3000), seed=s)["errors"] for s in seeds]
+        th2[perturb] = {str(n): {str(layer): [r[n][layer][0] for r in runs] for layer in runs[0][n]} for n in runs[0]}
+    return th2
+
+
+def check4(n_samples):
+    from bci_credit.deep import theory
+    from bci_credit.deep.datasets import load_dataset
+
+    try:
+        ds = load_dataset("fashion-mnist")
+    except FileNotFoundError as err:
+        return {"skipped": str(err)}
+    r = theory.fixed_w_convergence(ds.x_train.reshape(len(ds.x_train), -1), ds.y_train,
+                                   n_samples=n_samples, n_blocks=20, noise_std=1e-2, gamma=0.1, seed=0)
+    blocks = r["blocks"]
+    return {"blocks": blocks,
+            "top_rel_error_monotone": bool(np.all(np.diff([b["rel_error_2"] for b in blocks]) < 0)),
+            "top_rel_error_at_1e5": next((b["rel_error_2"] for b in blocks if b["samples"] >= 95_000), None),
+            "samples_to_top_below_0.1": next((b["samples"] for b in blocks if b["rel_error_2"] < 0.1), None),
+            "final": blocks[-1]}
+
+
+def main():
+    import json
+
+    import torch
+
+    from bci_credit.outputs import write_json
+
+    torch.set_num_threads(1)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--fixed-w-samples", type=int, default=1_000_000)
+    ap.add_argument("--skip-cnn", action="store_true")
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--only", nargs="+", choices=("check1", "check2", "check3", "theorem2", "check4", "check8"),
+                    help="recompute only these checks and merge them into an existing --out file")
+    a = ap.parse_args()
+    out: dict = json.loads(a.out.read_text()) if a.only and a.out.is_file() else {}
+    out["seeds"] = a.seeds
+    jobs = {"check1": ("check1_lambda_hat", lambda: check1(a.seeds)),
+            "check2": ("check2_readout", lambda: check2(a.seeds)),
+            "check3": ("check3_bias", lambda: check3(a.seeds)),
+            "theorem2": ("theorem2_linear_network_rel_error", lambda: theorem2(a.seeds)),
+            "check4": ("check4_fixed_w_fashion_mnist", lambda: check4(a.fixed_w_samples)),
+            "check8": ("check8_direct_np_cnn", check8_cnn)}
+    t0 = time.time()
+    for name, (key, fn) in jobs.items():
+        if (a.only and name not in a.only) or (name == "check8" and a.skip_cnn):
+            continue
+        out[key] = fn()
+        print(name, "done", flush=True)
+    out["wall_s_last_run"] = time.time() - t0
+    write_json(out, a.out)
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

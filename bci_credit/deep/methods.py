@@ -1,0 +1,622 @@
+"""Turn an ordinary ``torch.nn`` MLP/CNN into one trained without weight transport.
+
+:func:`convert` replaces every ``nn.Linear``/``nn.Conv2d`` of a model by a
+:class:`~bci_credit.deep.feedback.FeedbackLinear`/``FeedbackConv2d`` (same parameters, same
+forward pass) and every ``nn.Dropout`` by a seeded, replayable one, and returns a
+:class:`CreditModel`. For ``bp``, ``fa``, ``dfa`` and the sign-symmetry family the converted model is
+a drop-in: an ordinary ``loss.backward(); optimizer.step()`` loop trains it by that method. Methods
+that also learn their feedback (``wm``, ``kp``, ``np``, ``np-direct``) need their extra work done
+each step, which :meth:`CreditModel.step` does (and which an ordinary loop may call as
+:meth:`CreditModel.update_feedback` and friends).
+
+The network must be a feed-forward chain in which the converted layers run once each; their order
+in the forward pass (found by one dummy forward) decides which layer is the output (its error
+``E`` drives the direct methods) and which is first (its input is data: no feedback, no noise).
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import logging
+import math
+from dataclasses import dataclass, replace
+from typing import Callable, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..random import SeedLike, seed_sequence
+from . import metrics as _m
+from .feedback import (DIRECT_METHODS, METHODS, NP_METHODS, FeedbackConv2d, FeedbackLayer, FeedbackLinear,
+                       FeedbackState, SharedDropout)
+from .losses import accuracy, get_loss, reduce_loss, squared_error
+from .node_perturbation import (conv_sgd_feedback_step_, lambda_hat, ridge_accumulate_, ridge_solve,
+                                sgd_feedback_step_)
+
+__all__ = ["FeedbackConfig", "convert", "CreditModel", "StepOutput", "METHODS"]
+
+logger = logging.getLogger("bci_credit")
+
+B_SOLVERS = ("ls", "sgd")
+PERTURB = ("all", "cycle")
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    """Hyper-parameters of the feedback methods (each used only by the methods named).
+
+    Parameters
+    ----------
+    noise_std : float
+        NP: ``c_h``, the standard deviation of the activity perturbation (the official code's
+        ``var_xi``, which is a standard deviation despite its name).
+    b_solver : {'ls', 'sgd'}
+        NP: learn ``B`` by exact ridge least squares over all samples seen, or by SGD.
+    b_lr : float
+        NP with ``b_solver='sgd'``: the feedback learning rate ``η_B``.
+    gamma : float
+        NP with ``b_solver='ls'``: the ridge penalty ``γ`` (``V`` starts at ``γI``).
+    forget : float
+        NP with ``b_solver='ls'``: forgetting factor per step (1 = unbounded memory, the paper's).
+    perturb : {'all', 'cycle'}
+        NP: perturb every site in each noisy pass (the paper) or one site per step in turn
+        (lower variance, deep_np.md §3 (c)).
+    use_learned_feedback : bool
+        NP: when false the backward pass uses ``W`` and ``B`` is only learned alongside
+        (the "true error" regressions of the theory checks).
+    mirror_rate, mirror_noise_std, mirror_batch : float, float, int
+        WM: ``B ← (1 − ρ) B + ρ · yxᵀ/(n σ²)`` with ``x ~ N(0, σ²)`` fed through the layer,
+        ``n = mirror_batch`` samples, once per training step.
+    kp_decay : float
+        KP: both ``W`` and ``B`` shrink by this fraction per step (makes ``B − W → 0``).
+    sites : tuple of int or None
+        NP: indices (forward order) of the layers whose input is perturbed; ``None``: every
+        site (each layer but the first).
+    init_scale : float or None
+        Standard deviation of random feedback. ``None``: the RMS of the layer's ``W`` for layered
+        methods (the paper initialises ``B`` like ``W``), ``sqrt(2 / n_in)`` for direct ones.
+    """
+
+    noise_std: float = 1e-2
+    b_solver: str = "ls"
+    b_lr: float = 5e-4
+    gamma: float = 0.1
+    forget: float = 1.0
+    perturb: str = "all"
+    use_learned_feedback: bool = True
+    mirror_rate: float = 0.01
+    mirror_noise_std: float = 1.0
+    mirror_batch: int = 32
+    kp_decay: float = 1e-4
+    init_scale: Optional[float] = None
+    sites: Optional[tuple] = None
+
+    def __post_init__(self):
+        if not self.noise_std > 0:
+            raise ValueError(f"noise_std must be positive, got {self.noise_std}")
+        if self.b_solver not in B_SOLVERS:
+            raise ValueError(f"b_solver must be one of {B_SOLVERS}, got {self.b_solver!r}")
+        if self.b_lr < 0 or self.gamma < 0 or self.kp_decay < 0:
+            raise ValueError("b_lr, gamma and kp_decay must be non-negative")
+        if not 0 < self.forget <= 1:
+            raise ValueError(f"forget must be in (0, 1], got {self.forget}")
+        if self.perturb not in PERTURB:
+            raise ValueError(f"perturb must be one of {PERTURB}, got {self.perturb!r}")
+        if not 0 <= self.mirror_rate <= 1 or self.mirror_batch < 1 or not self.mirror_noise_std > 0:
+            raise ValueError("mirror_rate must be in [0, 1], mirror_batch >= 1, mirror_noise_std > 0")
+        if self.sites is not None:
+            object.__setattr__(self, "sites", tuple(int(i) for i in self.sites))
+        if self.init_scale is not None and not self.init_scale > 0:
+            raise ValueError(f"init_scale must be positive or None, got {self.init_scale}")
+
+
+@dataclass
+class StepOutput:
+    """What one training step returns (tensors are detached)."""
+
+    loss: torch.Tensor
+    output: torch.Tensor
+    per_sample: torch.Tensor
+    delta_loss: Optional[torch.Tensor] = None
+
+
+def _replace_layers(module: nn.Module) -> int:
+    n = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, FeedbackLayer):
+            raise ValueError("the model is already converted; convert the original torch model")
+        if isinstance(child, nn.Linear):
+            setattr(module, name, FeedbackLinear.from_module(child))
+            n += 1
+        elif isinstance(child, nn.Conv2d):
+            setattr(module, name, FeedbackConv2d.from_module(child))
+            n += 1
+        elif type(child) is nn.Dropout:
+            new = SharedDropout(child.p, child.inplace)
+            new.train(child.training)
+            setattr(module, name, new)
+        else:
+            n += _replace_layers(child)
+    return n
+
+
+def _validate_method(method: str) -> str:
+    m = str(method).lower().replace("_", "-")
+    if m not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return m
+
+
+def convert(model: nn.Module, method: str, *, input_shape: Optional[Sequence[int]] = None,
+            seed: SeedLike = None, config: Optional[FeedbackConfig] = None, copy: bool = True,
+            **options) -> "CreditModel":
+    """Make ``model`` trainable by a credit-assignment ``method``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A feed-forward network built from ``nn.Linear``/``nn.Conv2d`` layers (plus activations,
+        pooling, flattening, dropout...). Other parametrised modules keep exact gradients.
+    method : str
+        One of ``bp, fa, dfa, usf, brsf, frsf, wm, kp, np, np-direct``.
+    input_shape : sequence of int, optional
+        Shape of one input sample, e.g. ``(3, 32, 32)``; needed when the first layer is a
+        convolution (``(in_features,)`` is assumed for a first ``Linear``).
+    seed : int, optional
+        Seeds the random feedback matrices, the NP noise and the dropout masks.
+    config : FeedbackConfig, optional
+        Method hyper-parameters; keyword ``options`` override its fields.
+    copy : bool
+        Convert a deep copy (default) or ``model`` itself.
+
+    Returns
+    -------
+    CreditModel
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Linear(784, 50), nn.Sigmoid(), nn.Linear(50, 10))
+    >>> fa = convert(net, "fa", seed=0)            # train with any ordinary loop
+    >>> np_net = convert(net, "np", seed=0, noise_std=1e-2)
+    >>> out = np_net.step(x, y, "mse", optimizer)  # doctest: +SKIP
+    """
+    method = _validate_method(method)
+    config = replace(config or FeedbackConfig(), **options) if options else (config or FeedbackConfig())
+    ss = seed_sequence(seed)
+    init_seed, run_seed = (int(s.generate_state(1, dtype="uint64")[0] % (2**63)) for s in ss.spawn(2))
+
+    module = _copy.deepcopy(model) if copy else model
+    if isinstance(module, (nn.Linear, nn.Conv2d)):
+        module = nn.Sequential(module)
+    n_layers = _replace_layers(module)
+    if n_layers == 0:
+        raise ValueError("the model has no nn.Linear or nn.Conv2d layer to convert")
+    other = [type(m).__name__ for m in module.modules()
+             if not isinstance(m, FeedbackLayer) and any(True for _ in m.parameters(recurse=False))]
+    if other:
+        logger.warning("convert: modules %s keep exact (backprop) gradients", sorted(set(other)))
+
+    state = FeedbackState(method, run_seed)
+    fb_layers = [m for m in module.modules() if isinstance(m, FeedbackLayer)]
+    for layer in fb_layers:
+        layer._fb_state = state
+        layer.fb_method = method
+    for m in module.modules():
+        if isinstance(m, SharedDropout):
+            m._fb_state = state
+
+    # one dummy forward finds the execution order, the per-sample input shapes and the output size
+    first = fb_layers[0]
+    if input_shape is None:
+        if isinstance(first, FeedbackLinear):
+            input_shape = (first.in_features,)
+        else:
+            raise ValueError("the model starts with a convolution: pass input_shape=(channels, height, width)")
+    calls: list = []
+    out_shapes: dict = {}
+    def _record(mod, inp, out):
+        calls.append((mod, tuple(inp[0].shape[1:])))
+        out_shapes[id(mod)] = tuple(out.shape[1:])
+
+    hooks = [layer.register_forward_hook(_record) for layer in fb_layers]
+    was_training = module.training
+    p = next(module.parameters())
+    try:
+        module.eval()
+        with torch.no_grad():
+            module(torch.zeros((2,) + tuple(int(s) for s in input_shape), device=p.device, dtype=p.dtype))
+    except Exception as err:
+        raise ValueError(f"a test forward pass with input shape {tuple(input_shape)} failed ({err}); "
+                         "pass the shape of one sample as input_shape") from err
+    finally:
+        for h in hooks:
+            h.remove()
+        module.train(was_training)
+    seen = [c[0] for c in calls]
+    if len(set(map(id, seen))) != len(seen):
+        raise ValueError("a converted layer runs more than once per forward pass (shared weights); not supported")
+    unused = [l for l in fb_layers if all(l is not s for s in seen)]
+    if unused:
+        raise ValueError(f"{len(unused)} layer(s) are not used in the forward pass; remove them before converting")
+    ordered = [c[0] for c in calls]
+    n_out = math.prod(out_shapes[id(ordered[-1])])
+    gen = torch.Generator().manual_seed(init_seed)
+    for i, ((layer, in_shape)) in enumerate(calls):
+        layer.fb_index = i
+        layer.fb_input_shape = in_shape
+        layer.fb_site = i > 0
+        layer.is_output = i == len(calls) - 1
+        _init_feedback(layer, method, config, n_out, gen)
+
+    if config.sites is not None:
+        bad = [i for i in config.sites if not 0 < i < len(ordered)]
+        if bad:
+            raise ValueError(f"sites {bad} are not perturbation sites; valid layer indices are 1..{len(ordered) - 1}")
+    model_out = CreditModel(module, method, config, state, ordered, n_out)
+    return model_out
+
+
+def _init_feedback(layer: FeedbackLayer, method: str, config: FeedbackConfig, n_out: int,
+                   gen: torch.Generator) -> None:
+    w = layer.weight.detach()
+    if not layer.fb_site:
+        return
+    if method in DIRECT_METHODS:
+        n_in = math.prod(layer.fb_input_shape)
+        std = config.init_scale or math.sqrt(2.0 / n_in)
+        B = torch.randn((n_out, n_in), generator=gen, dtype=w.dtype) * std
+        layer.feedback = B.to(w.device)
+    elif method in ("fa", "wm", "kp", "np"):
+        rms = float(w.pow(2).mean().sqrt())
+        std = config.init_scale or (rms if rms > 0 else math.sqrt(2.0 / max(1, w[0].numel())))
+        layer.feedback = (torch.randn(w.shape, generator=gen, dtype=w.dtype) * std).to(w.device)
+    elif method == "frsf":
+        layer.feedback_magnitude = torch.randn(w.shape, generator=gen, dtype=w.dtype).abs_().to(w.device)
+    if method in NP_METHODS and config.b_solver == "ls":
+        if method == "np" and isinstance(layer, FeedbackConv2d):
+            raise ValueError("exact least squares for a layered conv feedback kernel is too costly; "
+                             "use b_solver='sgd' or method='np-direct'")
+        B = layer.feedback
+        S = torch.zeros_like(B)
+        layer.register_buffer("np_S", S)
+        if method == "np":
+            k = B.shape[0]
+            layer.register_buffer("np_V", torch.eye(k, dtype=B.dtype, device=B.device) * config.gamma)
+
+
+class CreditModel(nn.Module):
+    """A network whose layers are trained by a credit-assignment method (made by :func:`convert`).
+
+    ``model(x)`` is the wrapped network's forward pass. :meth:`step` runs one full training step of
+    the method; :meth:`alignment` compares the method's updates and feedback with backprop's.
+    ``state_dict()`` holds the weights, the feedback matrices, the NP statistics and the random
+    streams, so a training run resumes exactly.
+    """
+
+    def __init__(self, module: nn.Module, method: str, config: FeedbackConfig, state: FeedbackState,
+                 layers: list, n_out: int):
+        super().__init__()
+        self.module = module
+        self.method = method
+        self.config = config
+        self.n_out = int(n_out)
+        self.n_steps = 0
+        self._state = state
+        self._layers = tuple(layers)
+        V = None
+        if method == "np-direct" and config.b_solver == "ls":
+            p = next(module.parameters())
+            V = torch.eye(n_out, dtype=p.dtype, device=p.device) * config.gamma
+        self.register_buffer("np_V", V)
+
+    # -- structure ---------------------------------------------------------------------------------
+    @property
+    def feedback_layers(self) -> tuple:
+        """The converted layers in forward order."""
+        return self._layers
+
+    @property
+    def sites(self) -> tuple:
+        """Layers whose input is a hidden activity (feedback target and NP perturbation site)."""
+        return tuple(l for l in self._layers if l.fb_site)
+
+    @property
+    def feedback_state(self) -> FeedbackState:
+        return self._state
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def get_extra_state(self):
+        return {"n_steps": self.n_steps, "method": self.method, "generators": self._state.generator_states()}
+
+    def set_extra_state(self, extra) -> None:
+        if extra.get("method") != self.method:
+            raise ValueError(f"state was saved for method {extra.get('method')!r}, this model uses {self.method!r}")
+        self.n_steps = int(extra["n_steps"])
+        self._state.set_generator_states(extra.get("generators", {}))
+
+    # -- one training step -----------------------------------------------------------------------
+    def step(self, x: torch.Tensor, y: torch.Tensor, loss: str | Callable = "mse",
+             optimizer: Optional[torch.optim.Optimizer] = None, *, reduction: str = "sum",
+             update_weights: bool = True, update_feedback: bool = True) -> StepOutput:
+        """One training step of the method on a minibatch.
+
+        Runs the clean forward/backward pass (the backward uses the method's feedback), for NP a
+        noisy forward pass on the same batch with the same dropout masks, then updates the
+        feedback (NP regression, weight mirror) and the weights (``optimizer.step()``; KP applies
+        the same change to ``B``). Both updates use the values from before the step.
+
+        Parameters
+        ----------
+        x, y : Tensor
+            Minibatch inputs and targets (class labels or real targets).
+        loss : str or callable
+            ``'mse'`` (½‖ŷ − y‖² per sample), ``'ce'``, or a function returning per-sample losses.
+        optimizer : torch.optim.Optimizer, optional
+            Updates the weights; without one only gradients (and the feedback) are computed.
+        reduction : {'sum', 'mean'}
+            The objective is the sum (the paper's MLP/AE) or the mean of the per-sample losses.
+        update_weights : bool
+            False freezes ``W`` (feedback warm-up, fixed-W convergence runs).
+        update_feedback : bool
+            False skips the feedback learning of WM/KP/NP for this step.
+        """
+        st = self._state
+        loss_fn = get_loss(loss)
+        cfg = self.config
+        do_np = self.method in NP_METHODS and update_feedback
+        if loss_fn is squared_error and y.dim() == 1 and not y.is_floating_point():
+            y = F.one_hot(y.long(), self.n_out).to(self._layers[-1].weight.dtype)  # once, for both passes
+        if do_np:
+            st.begin_pass("record")
+            st.capture = not st.direct
+            st.reuse_first = True
+        else:
+            st.begin_pass("free")
+        try:
+            out = self.module(x)
+            per = loss_fn(out, y)
+            if per.dim() != 1 or per.shape[0] != x.shape[0]:
+                raise ValueError(f"the loss must return one value per sample, shape ({x.shape[0]},); got {tuple(per.shape)}")
+            total = reduce_loss(per, reduction)
+            delta = None
+            if do_np:
+                delta = self._noisy_pass(x, y, loss_fn, per.detach())
+                if not cfg.use_learned_feedback:
+                    st.force_bp = True
+            if optimizer is not None:
+                optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            st.force_bp = False
+            st.capture = False
+            if do_np:
+                self._np_update(delta, reduction, x.shape[0])
+            if update_weights and optimizer is not None:
+                if self.method == "kp" and update_feedback:
+                    self._kp_step(optimizer)
+                else:
+                    optimizer.step()
+            if self.method == "wm" and update_feedback:
+                self.mirror_step()
+        finally:
+            st.force_bp = False
+            st.capture = False
+            st.noisy = False
+            st.reuse_first = False
+            st.active_sites = None
+            st.top_error = None
+            st.begin_pass("free")
+            if do_np:
+                for l in self._layers:
+                    l._fb.clear()
+        self.n_steps += 1
+        return StepOutput(loss=total.detach(), output=out.detach(), per_sample=per.detach(), delta_loss=delta)
+
+    # -- feedback learning -----------------------------------------------------------------------
+    def _active_sites(self) -> Optional[set]:
+        cfg = self.config
+        idx = [l.fb_index for l in self.sites if cfg.sites is None or l.fb_index in cfg.sites]
+        if cfg.perturb == "cycle" and idx:
+            return {idx[self.n_steps % len(idx)]}
+        return None if cfg.sites is None else set(idx)
+
+    @torch.no_grad()
+    def _noisy_pass(self, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, per_clean: torch.Tensor) -> torch.Tensor:
+        """The perturbed forward pass (replaying the clean pass's dropout masks); returns L̃ − L."""
+        st = self._state
+        st.active_sites = self._active_sites()
+        st.begin_pass("replay")
+        st.noisy = True
+        st.noise_std = self.config.noise_std
+        try:
+            per_noisy = loss_fn(self.module(x), y)
+        finally:
+            st.noisy = False
+            st.active_sites = None
+        return per_noisy - per_clean
+
+    @torch.no_grad()
+    def perturbation_estimates(self, x: torch.Tensor, y: torch.Tensor, loss: str | Callable = "mse") -> dict:
+        """Node-perturbation estimates of ∂L_s/∂h at every perturbed site, for every sample.
+
+        One clean and one noisy forward pass (same dropout masks); returns
+        ``{layer index: λ̂ (batch, *input shape)}`` where ``L_s`` is the per-sample loss.
+        Nothing is learned. Average over repeated calls (or a repeated batch) to see that λ̂ is
+        unbiased.
+        """
+        st = self._state
+        loss_fn = get_loss(loss)
+        if loss_fn is squared_error and y.dim() == 1 and not y.is_floating_point():
+            y = F.one_hot(y.long(), self.n_out).to(self._layers[-1].weight.dtype)
+        try:
+            st.begin_pass("record")
+            st.reuse_first = True
+            per = loss_fn(self.module(x), y)
+            delta = self._noisy_pass(x, y, loss_fn, per)
+            return {l.fb_index: lambda_hat(delta, l._fb.xi, self.config.noise_std)
+                    for l in self.sites if l._fb.xi is not None}
+        finally:
+            st.reuse_first = False
+            st.begin_pass("free")
+            for l in self._layers:
+                l._fb.clear()
+
+    def site_gradients(self, x: torch.Tensor, y: torch.Tensor, loss: str | Callable = "mse", *,
+                       reduction: str = "sum", exact: bool = True) -> dict:
+        """Gradient of the loss with respect to each site's activity (the input of each layer).
+
+        ``exact=True`` gives backprop's (autograd's) gradient, ``False`` what this method's
+        feedback delivers. With ``reduction='sum'`` row ``s`` is ``∂L_s/∂h_s``.
+        """
+        _, _, _, cap = self._capture_pass(x, y, get_loss(loss), reduction, force_bp=exact, mask_mode="free")
+        return {l.fb_index: cap[i][1] for i, l in enumerate(self._layers) if l.fb_site}
+
+    def _capture_pass(self, x, y, loss_fn, reduction, *, force_bp: bool, mask_mode: str):
+        """Forward + autograd.grad of the weights with the layers' errors captured."""
+        st = self._state
+        weights = [l.weight for l in self._layers]
+        try:
+            st.capture = True
+            st.force_bp = force_bp
+            st.begin_pass(mask_mode)
+            with torch.enable_grad():
+                out = self.module(x)
+                per = loss_fn(out, y)
+                total = reduce_loss(per, reduction)
+                live = [w for w in weights if w.requires_grad]
+                got = iter(torch.autograd.grad(total, live, allow_unused=True)) if live else iter(())
+                g = [next(got) if w.requires_grad else None for w in weights]
+            cap = [(l._fb.grad_out, l._fb.grad_in) for l in self._layers]
+        finally:
+            st.force_bp = False
+            st.capture = False
+            st.top_error = None
+            for l in self._layers:
+                l._fb.clear()
+        return total.detach(), out.detach(), g, cap
+
+    @torch.no_grad()
+    def _np_update(self, delta: torch.Tensor, reduction: str, n: int) -> None:
+        cfg = self.config
+        st = self._state
+        scale = float(n) if reduction == "mean" else 1.0
+        sites = [l for l in self.sites if l._fb.xi is not None]
+        if not sites:
+            return
+        if st.direct:
+            E = st.top_error.reshape(n, -1) * scale
+            lams = [lambda_hat(delta, l._fb.xi, cfg.noise_std).reshape(n, -1) for l in sites]
+            if cfg.b_solver == "ls":
+                ridge_accumulate_(self.np_V, E, [(l.np_S, lam) for l, lam in zip(sites, lams)],
+                                  gamma=cfg.gamma, forget=cfg.forget)
+                for l in sites:
+                    l.feedback.copy_(ridge_solve(self.np_V, l.np_S))
+            else:
+                for l, lam in zip(sites, lams):
+                    sgd_feedback_step_(l.feedback, E, lam, cfg.b_lr)
+        else:
+            for l in sites:
+                e = l._fb.grad_out * scale if scale != 1.0 else l._fb.grad_out
+                lam = lambda_hat(delta, l._fb.xi, cfg.noise_std)
+                if isinstance(l, FeedbackConv2d):
+                    conv_sgd_feedback_step_(l, l.feedback, e, lam, cfg.b_lr)
+                    continue
+                e2 = e.reshape(-1, e.shape[-1])
+                lam2 = lam.reshape(-1, lam.shape[-1])
+                if cfg.b_solver == "ls":
+                    ridge_accumulate_(l.np_V, e2, [(l.np_S, lam2)], gamma=cfg.gamma, forget=cfg.forget)
+                    l.feedback.copy_(ridge_solve(l.np_V, l.np_S))
+                else:
+                    sgd_feedback_step_(l.feedback, e2, lam2, cfg.b_lr)
+
+    def update_feedback(self, x: torch.Tensor, y: torch.Tensor, loss: str | Callable = "mse", *,
+                        reduction: str = "sum") -> StepOutput:
+        """Learn the feedback only (``W`` frozen) from one minibatch: NP regression or weight mirror."""
+        return self.step(x, y, loss, None, reduction=reduction, update_weights=False)
+
+    @torch.no_grad()
+    def mirror_step(self) -> None:
+        """Weight mirror: drive each layer with white noise and move ``B`` towards ``E[y xᵀ]/σ²``."""
+        cfg = self.config
+        s = cfg.mirror_noise_std
+        rho = cfg.mirror_rate
+        for l in self.sites:
+            w = l.weight.detach()
+            gen = self._state.generator(w.device)
+            x = torch.randn((cfg.mirror_batch,) + tuple(l.fb_input_shape), generator=gen, device=w.device, dtype=w.dtype) * s
+            if isinstance(l, FeedbackConv2d):
+                y = F.conv2d(x, w, None, l.stride, l._num_padding, l.dilation, l.groups)
+                est = torch.ops.aten.convolution_backward(
+                    y, x, w, None, l.stride, l._num_padding, l.dilation, False, [0, 0], l.groups,
+                    [False, True, False])[1]
+                est = est / (cfg.mirror_batch * y.shape[2] * y.shape[3] * s * s)
+            else:
+                y = F.linear(x, w)
+                est = y.reshape(-1, y.shape[-1]).t() @ x.reshape(-1, x.shape[-1]) / (y[..., 0].numel() * s * s)
+            l.feedback.mul_(1.0 - rho).add_(est, alpha=rho)
+
+    def _kp_step(self, optimizer: torch.optim.Optimizer) -> None:
+        sites = self.sites
+        old = [l.weight.detach().clone() for l in sites]
+        optimizer.step()
+        d = self.config.kp_decay
+        with torch.no_grad():
+            for l, w0 in zip(sites, old):
+                l.feedback.add_(l.weight.detach() - w0)
+            if d > 0:
+                for l in self._layers:
+                    l.weight.mul_(1.0 - d)
+                    if l.feedback is not None:
+                        l.feedback.mul_(1.0 - d)
+
+    # -- diagnostics -------------------------------------------------------------------------------
+    def feedback_matrices(self) -> dict:
+        """``{layer index: matrix used in the backward pass}`` (sites only; BP would use ``W``)."""
+        return {l.fb_index: l.feedback_weight().detach() for l in self.sites}
+
+    def alignment(self, x: torch.Tensor, y: torch.Tensor, loss: str | Callable = "mse", *,
+                  reduction: str = "sum") -> dict:
+        """Compare this method's updates and feedback with backprop's on one batch.
+
+        The method's weight gradients and errors and the BP ones come from the same forward pass
+        (same weights, same dropout masks, no NP noise). Angles are over the whole batch and are
+        not folded (deep_np.md §7.2 item 9).
+
+        Returns
+        -------
+        dict
+            ``loss``, ``accuracy`` and ``layers``: one dict per layer (forward order) with
+            ``update_angle_deg`` (ΔW vs ΔW_BP), ``delta_angle_deg`` (error at the layer's output vs
+            BP's), ``signal_angle_deg`` (error sent to the layer's input vs BP's),
+            ``weight_angle_deg`` (B vs W), ``norm_ratio`` (‖B‖/‖W‖), ``rel_error``
+            (‖B − W‖/‖W‖) and ``sign_congruence``. Entries that do not apply are NaN.
+        """
+        loss_fn = get_loss(loss)
+        results = []
+        try:
+            total, out, gm, capm = self._capture_pass(x, y, loss_fn, reduction, force_bp=False, mask_mode="record")
+            fb = {l.fb_index: l.feedback_weight().detach() for l in self.sites}
+            _, _, gb, capb = self._capture_pass(x, y, loss_fn, reduction, force_bp=True, mask_mode="replay")
+        finally:
+            self._state.begin_pass("free")
+        loss_value = float(total)
+        acc = accuracy(out, y)
+        for i, l in enumerate(self._layers):
+            B = fb.get(l.fb_index)
+            w = l.weight.detach()
+            results.append({
+                "layer": i,
+                "update_angle_deg": _m.angle_deg(gm[i], gb[i]),
+                "delta_angle_deg": _m.angle_deg(capm[i][0], capb[i][0]),
+                "signal_angle_deg": _m.angle_deg(capm[i][1], capb[i][1]) if l.fb_site else float("nan"),
+                "weight_angle_deg": _m.angle_deg(B, w) if B is not None and B.shape == w.shape else float("nan"),
+                "norm_ratio": _m.norm_ratio(B, w),
+                "rel_error": _m.relative_error(B, w),
+                "sign_congruence": _m.sign_congruence(B, w),
+            })
+        return {"loss": loss_value, "accuracy": acc, "layers": results}
+
+    def extra_repr(self) -> str:
+        return f"method={self.method}, sites={len(self.sites)}"

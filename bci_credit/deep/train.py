@@ -1,0 +1,403 @@
+"""Training runs: a model × a method × a data set → an output folder.
+
+:func:`train` writes into ``out_dir``:
+
+* ``metrics.csv`` — one row every ``log_every`` steps: running train loss, batch accuracy and,
+  per layer, the angle of the method's update to the BP update, the error-signal angles, the
+  angle/relative error/norm ratio between ``B`` and ``W`` and their sign congruence;
+* ``epochs.csv`` — one row per epoch: test loss, test error, train loss;
+* ``checkpoint.pt`` — everything needed to resume exactly (weights, feedback, NP statistics,
+  optimizer, random streams, position in the epoch), written every ``checkpoint_every`` steps and
+  at each epoch's end; a run started again on the same folder resumes from it;
+* ``training.png`` — the curves; ``summary.json``; ``run.json`` (config, seed, versions).
+
+On CPU a run is deterministic for a seed (also across an interruption and resume).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..outputs import atomic_path, save_figure, write_csv, write_json, write_run_json
+from ..random import seed_sequence
+from .datasets import ImageDataset, load_dataset
+from .feedback import METHODS
+from .losses import accuracy, get_loss
+from .methods import CreditModel, FeedbackConfig, convert
+from .models import MODELS, build_model
+
+__all__ = ["TrainConfig", "TrainResult", "train", "default_hyperparameters", "evaluate", "plot_training"]
+
+logger = logging.getLogger("bci_credit")
+
+_FB_FIELDS = {f.name for f in dataclasses.fields(FeedbackConfig)}
+_IGNORED_ON_RESUME = {"epochs", "device", "threads", "checkpoint_every"}
+
+
+def default_hyperparameters(model: str, method: str) -> dict:
+    """The defaults for a model/method pair (after the paper's configs, deep_np.md §2).
+
+    MLP: SGD on the batch-summed squared loss, batch 32, lr 4e-4; NP: σ = 1e-2, exact LS with
+    γ = 0.1, 1000 B-only warm-up steps. Autoencoder: SGD, lr 1e-4 (NP) / 5e-5 (others), NP with
+    SGD for B (η_B = 8e-6), σ = 0.0189. CNN: Adam on the mean cross-entropy, batch 128, lr 1e-4;
+    NP direct with SGD for B, σ = 0.067.
+    """
+    if model == "mlp":
+        hp = dict(optimizer="sgd", lr=4e-4, batch_size=32, loss="mse", reduction="sum",
+                  noise_std=1e-2, b_solver="ls", gamma=0.1, warmup_steps=1000 if method in ("np", "np-direct") else 0)
+    elif model == "autoencoder":
+        hp = dict(optimizer="sgd", lr=1e-4 if method in ("np", "np-direct") else 5e-5, batch_size=32, loss="mse",
+                  reduction="sum", noise_std=0.018942, b_solver="sgd", b_lr=8e-6, gamma=0.1, warmup_steps=0)
+    elif model == "cnn":
+        hp = dict(optimizer="adam", lr=1e-4, batch_size=128, loss="ce", reduction="mean", noise_std=0.067,
+                  b_solver="sgd", b_lr=8.32e-6, gamma=0.1, warmup_steps=0)
+    else:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    return hp
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (``None`` fields take :func:`default_hyperparameters`).
+
+    ``feedback`` holds extra :class:`~bci_credit.deep.FeedbackConfig` fields (e.g.
+    ``{"mirror_rate": 0.05}``); ``model_kwargs`` extra model-builder arguments (e.g. smaller CNN
+    ``channels`` for tests).
+    """
+
+    model: str = "mlp"
+    method: str = "bp"
+    dataset: str = "fashion-mnist"
+    data_dir: Optional[str] = None
+    download: bool = False
+    epochs: int = 10
+    batch_size: Optional[int] = None
+    optimizer: Optional[str] = None
+    lr: Optional[float] = None
+    loss: Optional[str] = None
+    reduction: Optional[str] = None
+    noise_std: Optional[float] = None
+    b_solver: Optional[str] = None
+    b_lr: Optional[float] = None
+    gamma: Optional[float] = None
+    warmup_steps: Optional[int] = None
+    feedback: dict = field(default_factory=dict)
+    model_kwargs: dict = field(default_factory=dict)
+    n_train: Optional[int] = None
+    n_test: Optional[int] = None
+    seed: int = 0
+    device: str = "cpu"
+    threads: Optional[int] = None
+    log_every: int = 100
+    checkpoint_every: int = 2000
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with every ``None`` hyper-parameter filled in and the inputs validated."""
+        method = str(self.method).lower().replace("_", "-")
+        if method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        hp = default_hyperparameters(self.model, method)
+        values = {k: (getattr(self, k) if getattr(self, k) is not None else hp.get(k)) for k in hp}
+        cfg = dataclasses.replace(self, method=method, **values)
+        if cfg.epochs < 0 or cfg.batch_size < 1 or cfg.log_every < 1 or cfg.checkpoint_every < 0:
+            raise ValueError("epochs must be >= 0, batch_size and log_every >= 1, checkpoint_every >= 0")
+        if cfg.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {cfg.optimizer!r}")
+        if not cfg.lr > 0:
+            raise ValueError(f"lr must be positive, got {cfg.lr}")
+        bad = set(cfg.feedback) - _FB_FIELDS
+        if bad:
+            raise ValueError(f"unknown feedback option(s) {sorted(bad)}; valid: {sorted(_FB_FIELDS)}")
+        return cfg
+
+    def feedback_config(self) -> FeedbackConfig:
+        opts = {k: getattr(self, k) for k in ("noise_std", "b_solver", "b_lr", "gamma") if getattr(self, k) is not None}
+        opts.update(self.feedback)
+        return FeedbackConfig(**opts)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the tables, the summary and the trained model."""
+
+    config: TrainConfig
+    metrics: "object"
+    epochs: "object"
+    summary: dict
+    model: CreditModel
+    out_dir: Optional[Path] = None
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu")
+    return dev
+
+
+def _epoch_order(seed_entropy, epoch: int, n: int) -> np.ndarray:
+    """The sample order of one epoch: a function of the seed and the epoch only (resumable)."""
+    return np.random.default_rng(np.random.SeedSequence(seed_entropy, spawn_key=(7, epoch))).permutation(n)
+
+
+def _targets(model_name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1) if model_name == "autoencoder" else y
+
+
+@torch.no_grad()
+def evaluate(model: CreditModel, x: torch.Tensor, y: torch.Tensor, loss: str = "mse", *,
+             model_name: str = "mlp", batch_size: int = 1000) -> dict:
+    """Mean per-sample loss and error rate (NaN for the autoencoder) on a data set, eval mode."""
+    was = model.training
+    model.eval()
+    loss_fn = get_loss(loss)
+    total, correct, n = 0.0, 0.0, 0
+    try:
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size]
+            yb = y[i:i + batch_size]
+            out = model(xb)
+            tb = _targets(model_name, xb, yb)
+            total += float(loss_fn(out, tb).sum())
+            if model_name != "autoencoder":
+                correct += float((out.argmax(1) == yb).sum())
+            n += len(xb)
+    finally:
+        model.train(was)
+    mean = total / max(n, 1)
+    return {"loss": mean, "error": (1.0 - correct / n) if model_name != "autoencoder" and n else float("nan")}
+
+
+def _optimizer(cfg: TrainConfig, model: CreditModel) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, eps=1e-5)
+    return torch.optim.SGD(params, lr=cfg.lr)
+
+
+def _flat_alignment(align: dict) -> dict:
+    row = {}
+    for l in align["layers"]:
+        i = l["layer"]
+        for k, v in l.items():
+            if k != "layer":
+                row[f"{k}_L{i}"] = v
+    return row
+
+
+def _same_config(a: dict, b: dict) -> list:
+    return sorted(k for k in set(a) | set(b) if k not in _IGNORED_ON_RESUME and a.get(k) != b.get(k))
+
+
+def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, progress: bool = False,
+          resume: bool = True, dataset: Optional[ImageDataset] = None, argv: Optional[list] = None) -> TrainResult:
+    """Train a model by a method and write the run's folder.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    out_dir : path, optional
+        Output folder (no files are written without one, and no resume is possible).
+    progress : bool
+        Show a tqdm progress bar.
+    resume : bool
+        Continue from ``out_dir/checkpoint.pt`` when present (the configs must agree, except for
+        ``epochs``, ``device``, ``threads`` and ``checkpoint_every``); ``False`` starts afresh.
+    dataset : ImageDataset, optional
+        Use these data instead of loading ``config.dataset``.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    cfg = config.resolved()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    device = _device(cfg.device)
+    out = Path(out_dir) if out_dir is not None else None
+    data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download,
+                                                            seed=cfg.seed)
+    data = data.subset(cfg.n_train, cfg.n_test)
+    if cfg.model == "cnn" and len(data.input_shape) != 3:
+        raise ValueError(f"the CNN needs image data; {data.name} has sample shape {data.input_shape}")
+
+    ss = seed_sequence(cfg.seed)
+    s_model, s_fb, s_data = ss.spawn(3)
+    net = build_model(cfg.model, data.input_shape, data.n_classes, seed=s_model, **cfg.model_kwargs)
+    model = convert(net, cfg.method, input_shape=data.input_shape, seed=s_fb, config=cfg.feedback_config())
+    model.to(device)
+    model.train()
+    opt = _optimizer(cfg, model)
+    x_tr = torch.as_tensor(data.x_train, device=device)
+    y_tr = torch.as_tensor(data.y_train, device=device)
+    x_te = torch.as_tensor(data.x_test, device=device)
+    y_te = torch.as_tensor(data.y_test, device=device)
+    n = len(x_tr)
+    bs = int(cfg.batch_size)
+    if n < bs:
+        raise ValueError(f"{n} training samples are fewer than one batch of {bs}")
+    steps_per_epoch = n // bs
+    total_steps = steps_per_epoch * cfg.epochs
+    cfg_dict = asdict(cfg)
+
+    epoch, batch, step = 0, 0, 0
+    metric_rows: list = []
+    epoch_rows: list = []
+    acc_loss, acc_n = 0.0, 0
+    ckpt_path = out / "checkpoint.pt" if out is not None else None
+    if ckpt_path is not None and ckpt_path.is_file() and resume:
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        diff = _same_config(ck["config"], cfg_dict)
+        if diff:
+            raise ValueError(f"{out} holds a run with a different configuration ({', '.join(diff)}); "
+                             "use another output folder or start afresh (overwrite)")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        epoch, batch, step = ck["epoch"], ck["batch"], ck["step"]
+        metric_rows, epoch_rows = ck["metric_rows"], ck["epoch_rows"]
+        acc_loss, acc_n = ck["acc_loss"], ck["acc_n"]
+        logger.info("resuming %s from step %d (epoch %d)", out, step, epoch)
+
+    def save_checkpoint():
+        if ckpt_path is None:
+            return
+        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "batch": batch,
+                 "step": step, "metric_rows": metric_rows, "epoch_rows": epoch_rows, "acc_loss": float(acc_loss),
+                 "acc_n": acc_n, "config": cfg_dict}
+        with atomic_path(ckpt_path) as tmp:
+            torch.save(state, tmp)
+        if metric_rows:
+            write_csv(pd.DataFrame(metric_rows), out / "metrics.csv", index=False)
+        if epoch_rows:
+            write_csv(pd.DataFrame(epoch_rows), out / "epochs.csv", index=False)
+
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_run_json(out, command="deep.train", config=cfg_dict, seed=cfg.seed, argv=argv,
+                       extra={"dataset_source": data.source, "n_train": n, "n_test": len(x_te),
+                              "device": str(device), "steps_per_epoch": steps_per_epoch})
+    loss_name = cfg.loss
+    t0 = time.perf_counter()
+    bar = tqdm(total=total_steps, initial=min(step, total_steps), disable=not progress, unit="step",
+               desc=f"{cfg.model}/{cfg.method}", mininterval=1.0)
+    chunk = max(1, min(cfg.log_every, 50))
+    pending = 0
+    try:
+        while epoch < cfg.epochs:
+            order = torch.as_tensor(_epoch_order(s_data.entropy, epoch, n), device=device)
+            while batch < steps_per_epoch:
+                idx = order[batch * bs:(batch + 1) * bs]
+                xb = x_tr[idx]
+                yb = _targets(cfg.model, xb, y_tr[idx])
+                so = model.step(xb, yb, loss_name, opt, reduction=cfg.reduction,
+                                update_weights=step >= cfg.warmup_steps)
+                batch += 1
+                step += 1
+                acc_loss = acc_loss + so.loss  # a tensor: no device sync per step
+                acc_n += 1
+                if step % cfg.log_every == 0:
+                    align = model.alignment(xb, yb, loss_name, reduction=cfg.reduction)
+                    row = {"step": step, "epoch": epoch + batch / steps_per_epoch,
+                           "train_loss": float(acc_loss) / acc_n, "batch_accuracy": align["accuracy"],
+                           "feedback_learning_only": step <= cfg.warmup_steps}
+                    acc_loss, acc_n = 0.0, 0
+                    row.update(_flat_alignment(align))
+                    metric_rows.append(row)
+                    if not math.isfinite(row["train_loss"]):
+                        raise FloatingPointError(f"the training loss became {row['train_loss']} at step {step}; "
+                                                 "lower the learning rate")
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    save_checkpoint()
+                pending += 1
+                if pending >= chunk:
+                    bar.update(pending)
+                    pending = 0
+            ev = evaluate(model, x_te, y_te, loss_name, model_name=cfg.model)
+            tr_recent = [r["train_loss"] for r in metric_rows if r["epoch"] > epoch]
+            epoch += 1
+            batch = 0
+            epoch_rows.append({"epoch": epoch, "step": step, "test_loss": ev["loss"], "test_error": ev["error"],
+                               "test_loss_per_32": ev["loss"] * 32.0,
+                               "train_loss": float(np.mean(tr_recent)) if tr_recent else float("nan"),
+                               "wall_s": time.perf_counter() - t0})
+            bar.set_postfix(test_error=ev["error"], test_loss=ev["loss"])
+            save_checkpoint()
+    finally:
+        bar.update(pending)
+        bar.close()
+
+    metrics = pd.DataFrame(metric_rows)
+    epochs_df = pd.DataFrame(epoch_rows)
+    summary = _summary(cfg, epochs_df, metrics)
+    if out is not None:
+        write_csv(metrics, out / "metrics.csv", index=False)
+        write_csv(epochs_df, out / "epochs.csv", index=False)
+        write_json(summary, out / "summary.json")
+        if len(metrics) or len(epochs_df):
+            try:
+                plot_training(metrics, epochs_df, out / "training.png", title=f"{cfg.model} / {cfg.method} / {data.name}")
+            except Exception as err:  # a figure must never lose a finished run
+                logger.warning("could not draw training.png: %s", err)
+    return TrainResult(cfg, metrics, epochs_df, summary, model, out)
+
+
+def _summary(cfg: TrainConfig, epochs_df, metrics) -> dict:
+    s = {"model": cfg.model, "method": cfg.method, "dataset": cfg.dataset, "seed": cfg.seed,
+         "epochs": int(len(epochs_df))}
+    if len(epochs_df):
+        last = epochs_df.iloc[-1]
+        s.update(final_test_error=float(last["test_error"]), final_test_loss=float(last["test_loss"]),
+                 best_test_loss=float(epochs_df["test_loss"].min()),
+                 best_test_loss_per_32=float(epochs_df["test_loss_per_32"].min()),
+                 best_test_error=float(epochs_df["test_error"].min()), steps=int(last["step"]))
+    if len(metrics):
+        tail = metrics.iloc[-max(1, len(metrics) // 10):]
+        s["final_alignment"] = {c: float(tail[c].mean()) for c in metrics.columns
+                                if c.endswith(tuple(f"_L{i}" for i in range(64))) and tail[c].notna().any()}
+    return s
+
+
+def plot_training(metrics, epochs_df, path: str | os.PathLike, *, title: str = "") -> Path:
+    """Draw loss, test error, update angles, B–W angles and sign congruence of a run."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 5, figsize=(20, 3.6))
+    ax = axes[0]
+    if len(metrics):
+        ax.plot(metrics["step"], metrics["train_loss"], lw=0.8)
+    ax.set(xlabel="step", ylabel="train loss (batch)", yscale="log")
+    ax = axes[1]
+    if len(epochs_df):
+        col = "test_error" if epochs_df["test_error"].notna().any() else "test_loss"
+        ax.plot(epochs_df["epoch"], epochs_df[col], "o-")
+        ax.set(xlabel="epoch", ylabel=col.replace("_", " "))
+    panels = [("update_angle_deg", "angle(ΔW, ΔW_BP) [deg]"), ("weight_angle_deg", "angle(B, W) [deg]"),
+              ("sign_congruence", "sign congruence B vs W")]
+    for ax, (key, label) in zip(axes[2:], panels):
+        cols = [c for c in metrics.columns if c.startswith(key + "_L")] if len(metrics) else []
+        for c in cols:
+            if metrics[c].notna().any():
+                ax.plot(metrics["step"], metrics[c], lw=0.8, label=c.rsplit("_", 1)[1])
+        ax.set(xlabel="step", ylabel=label)
+        if key.endswith("deg"):
+            ax.set_ylim(0, 180 if key == "update_angle_deg" else 120)
+            ax.axhline(90, color="0.7", lw=0.5)
+        if any(not line.get_label().startswith("_") for line in ax.lines):
+            ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
