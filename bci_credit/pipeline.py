@@ -68,36 +68,57 @@ def _effects_figure(analysis):
     return fig
 
 
+def _bci_outputs(rec, out: Path) -> list[Path]:
+    """Task metrics (success rate per block, rate changes, specificity) and the session figure."""
+    from .analysis.metrics import misattribution, specificity, success_rate
+    from .outputs import write_csv, write_json
+    from .plotting.bci import plot_bci_session
+
+    files = [save_figure(plot_bci_session(rec), out / "bci_session.png")]
+    files.append(write_csv(success_rate(rec), out / "success_rate.csv"))
+    spec = specificity(rec)
+    rates = pd.DataFrame({"unit": rec.units.index, "is_control": rec.units["is_control"].to_numpy(bool),
+                          "rate_change_pct": np.asarray(spec["drate"])})
+    files.append(write_csv(rates, out / "rate_changes.csv", index=False))
+    files.append(write_json({"control_rate_change_pct": spec["control"],
+                             "specificity_index_all": spec["index_all"],
+                             "specificity_index_cotuned": spec["index_cotuned"],
+                             "specificity_index_random": spec["index_random"],
+                             "misattribution": misattribution(rec)}, out / "bci_metrics.json"))
+    return files
+
+
 def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quick: bool = False,
              progress: bool = False) -> str:
     """Run the default pipeline into ``out_dir``; return a short text summary (also in summary.md)."""
-    from . import experiment
-    from .config import load_preset
-    from .io import nwb
     from .analysis.causal import analyze_recording
+    from .io import nwb
     from .report import write_session_outputs
+    from .tasks.bci import Block, default_session_config, run_session
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = load_preset("bci_10neuron")
-    over = {"run.seed": int(seed)}
-    if duration_s is not None or quick:
-        over["run.duration_s"] = float(duration_s if duration_s is not None else 15.0)
-    cfg = cfg.with_overrides(**over)
-    log.info("simulating %s for %.0f s", cfg.name, cfg.run.duration_s)
-    rec = experiment.run(cfg, progress=progress)
+    cfg = default_session_config(seed=int(seed))
+    if quick or duration_s is not None:
+        total = float(duration_s) if duration_s is not None else 40.0
+        cfg = cfg.replace(blocks=(Block("baseline", total / 6, reward=False), Block("conditioning", total * 2 / 3),
+                                  Block("extinction", total / 6, reward=False)), calibration_s=min(cfg.calibration_s, total))
+    log.info("simulating the default BCI session (%s)", ", ".join(f"{b.name} {b.duration_s:.0f} s" for b in cfg.blocks))
+    rec = run_session(cfg, progress=progress).recordings[0]
     files = write_session_outputs(rec, out, stem="session")
     rec_file = nwb.read(out / "session.nwb")  # analyse the file, as for a real recording
     analysis = analyze_recording(rec_file, design="spike")
     files += list(analysis.save(out / "analysis").values())
     files.append(save_figure(_learning_figure(rec_file), out / "learning.png"))
     files.append(save_figure(_effects_figure(analysis), out / "causal_effects.png"))
+    files += _bci_outputs(rec_file, out)
     table = analysis.primary.table
     lines = [
-        f"# bci_credit demo: {cfg.name}",
+        "# bci_credit demo: a simulated single-unit BCI session",
         "",
-        f"Simulated {cfg.population.n_neurons} LIF units for {cfg.run.duration_s:.0f} s with the "
-        f"`{cfg.learning.rule}` rule (seed {seed}); control unit {cfg.population.control_unit}.",
+        f"Simulated {cfg.n_units} LIF units (noise correlation {cfg.noise.c}) in a {cfg.mapping['name']} task: "
+        + ", ".join(f"{b.name} {b.duration_s:.0f} s" for b in cfg.blocks)
+        + f"; `{cfg.rule}` learning, seed {seed}; control unit {', '.join(map(str, cfg.control_units))}.",
         "",
         "Per-unit causal effect of spiking on reward (cost; negative = spiking lowers the cost):",
         "",

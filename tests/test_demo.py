@@ -11,11 +11,14 @@ def test_demo_pipeline_writes_report(tmp_path):
     out = tmp_path / "demo"
     text = run_demo(out, seed=1, quick=True)
     for name in ("session.nwb", "run.json", "summary.md", "analysis/effects.csv", "learning.png", "causal_effects.png",
-                 "overview.png", "analysis/plots/rd_spike_unit_0.png"):
+                 "overview.png", "analysis/plots/rd_spike_unit_0.png", "bci_session.png", "bci_metrics.json",
+                 "success_rate.csv", "rate_changes.csv"):
         assert (out / name).is_file(), name
     table = pd.read_csv(out / "analysis" / "effects.csv")
     spike = table[table["design"] == "spike"]
-    assert len(spike) == 10 and {"estimate", "ci_lo", "ci_hi", "true_rd_effect"} <= set(table.columns)
-    assert (table["design"] == "naive-od").sum() == 10
+    assert len(spike) == 20 and {"estimate", "ci_lo", "ci_hi"} <= set(table.columns)
+    assert (table["design"] == "naive-od").sum() == 20
+    metrics = json.loads((out / "bci_metrics.json").read_text())
+    assert abs(metrics["control_rate_change_pct"]) < 1000 and "leak_ratio" in metrics["misattribution"]
     assert json.loads((out / "run.json").read_text())["seed"] == 1
     assert "control unit 0" in text

@@ -5,13 +5,16 @@ driven window by window by :func:`bci_credit.learning.loop.run_online`.
 """
 
 from .base import LearningRule, WindowContext, WindowData, check_learning_rule
+from .oracle import NoLearningRule, OracleRule
 from .gain import ConstantGain, FiniteDifferenceGain, LookupGain, OnlineGain, make_gain
 from .perturbation import NodePerturbationRule, ReinforceRule
 from .rdd import ObservedDependenceRule, RDDRule, RepoRDDRule
+from .stdp import RewardModulatedSTDPRule
 
 __all__ = [
     "LearningRule", "WindowContext", "WindowData", "check_learning_rule",
     "RDDRule", "RepoRDDRule", "ObservedDependenceRule", "NodePerturbationRule", "ReinforceRule",
+    "RewardModulatedSTDPRule", "OracleRule", "NoLearningRule",
     "ConstantGain", "LookupGain", "FiniteDifferenceGain", "OnlineGain", "make_gain",
     "RULES", "make_rule",
 ]
@@ -23,6 +26,9 @@ RULES = {
     "od": ObservedDependenceRule,
     "node_perturbation": NodePerturbationRule,
     "reinforce": ReinforceRule,
+    "rstdp": RewardModulatedSTDPRule,
+    "oracle": OracleRule,
+    "no_learning": NoLearningRule,
 }
 
 

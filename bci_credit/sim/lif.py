@@ -321,7 +321,8 @@ class LIFPopulation:
         chunk = max(ws, (_CHUNK_TARGET // (R * N)) // ws * ws)
         while done < total:
             k = min(total - done, chunk)
-            cap = R * N * (k // max(1, p.refractory_steps) + 1) if self.record_spikes else 1
+            # a spike per step is possible when one step's input exceeds the threshold: size for the worst case
+            cap = R * N * k if self.record_spikes else 1
             ev_r = np.empty(cap, dtype=np.int32)
             ev_n = np.empty(cap, dtype=np.int32)
             ev_s = np.empty(cap, dtype=np.int64)
