@@ -120,7 +120,7 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
         + ", ".join(f"{b.name} {b.duration_s:.0f} s" for b in cfg.blocks)
         + f"; `{cfg.rule}` learning, seed {seed}; control unit {', '.join(map(str, cfg.control_units))}.",
         "",
-        "Per-unit causal effect of spiking on reward (cost; negative = spiking lowers the cost):",
+        "Per-unit causal effect of a spike on the window's reward (spike-discontinuity RD, robust 95% CI):",
         "",
         table[["unit", "is_control", "estimate", "ci_lo", "ci_hi"]
               + [c for c in ("true_rd_effect",) if c in table]].round(5).to_string(index=False),
