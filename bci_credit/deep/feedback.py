@@ -68,6 +68,7 @@ class FeedbackState:
         self.method = method
         self.direct = method in DIRECT_METHODS
         self.seed = int(seed)
+        self.n_steps = 0
         self.force_bp = False
         self.capture = False
         self.noisy = False
@@ -177,6 +178,8 @@ class FeedbackLayer:
     """
 
     fb_method: str = "bp"
+    _fb_custom: bool = False
+    _fb_stored: bool = False
     fb_index: int = -1
     fb_site: bool = False
     is_output: bool = False
@@ -195,10 +198,17 @@ class FeedbackLayer:
         For layered methods it has ``W``'s shape; for direct methods it is ``(n_out, n_in)``
         (``n_out`` the size of the model's output, ``n_in`` that of this layer's input).
         """
-        w = self.weight if weight is None else weight
         st = self._fb_state
+        forced = st is not None and st.force_bp
+        if self._fb_stored and not forced:  # fast path (runs in every backward): no Module.__getattr__
+            B = self._buffers["feedback"]
+            if B is None:
+                raise RuntimeError(f"layer {self.fb_index} has no feedback matrix: it is the first layer, "
+                                   "whose input does not receive an error signal")
+            return B
+        w = self._parameters["weight"] if weight is None else weight
         m = self.fb_method
-        if m == "bp" or (st is not None and st.force_bp):
+        if m == "bp" or forced:
             return w
         if m == "usf":
             return torch.sign(w) * _rms(w)
@@ -219,7 +229,7 @@ class FeedbackLayer:
         if E is None:
             raise RuntimeError("direct feedback needs the output error, but the output layer's backward "
                                "has not run: is the model a feed-forward chain?")
-        return (E.reshape(E.shape[0], -1) @ self.feedback).reshape(x_shape)
+        return (E.reshape(E.shape[0], -1) @ self._buffers["feedback"]).reshape(x_shape)
 
     def _perturb(self, x: torch.Tensor) -> torch.Tensor:
         """Add node-perturbation noise to the input during a noisy pass (keeps ξ)."""
@@ -238,32 +248,30 @@ class FeedbackLayer:
         if st is None:
             return self._plain(x)
         if self.fb_site:
-            x = self._perturb(x)
+            if st.noisy:
+                x = self._perturb(x)
         elif st.reuse_first:
             # the input of the first layer is the data, identical in the clean and the noisy pass:
             # the noisy pass reuses the clean output instead of recomputing it
             key = (x.data_ptr(), tuple(x.shape), x._version)
             if st.noisy and self._fb.cache_key == key:
                 return self._fb.cache_out
-            out = self._function(x) if self._use_function(x) else self._plain(x)
+            out = self._function(x) if self._use_function(x, st) else self._plain(x)
             if st.mask_mode == "record":
                 self._fb.cache_key = key
                 self._fb.cache_out = out.detach()
             return out
-        return self._function(x) if self._use_function(x) else self._plain(x)
+        return self._function(x) if self._use_function(x, st) else self._plain(x)
 
-    def _use_function(self, x: torch.Tensor) -> bool:
+    def _use_function(self, x: torch.Tensor, st: FeedbackState) -> bool:
+        """Whether the custom backward is needed (else the plain, faster autograd path is exact)."""
         if not torch.is_grad_enabled():
             return False
-        st = self._fb_state
-        if st is None:
-            return False
-        if self.fb_method == "bp" and not st.capture:
-            return False
-        if st.capture or self.is_output:
-            return x.requires_grad or self.weight.requires_grad
-        # a layer whose input needs no gradient (the first) only needs its exact weight gradient
-        return x.requires_grad and self.fb_method != "bp"
+        if st.capture:
+            return True
+        # BP needs nothing custom; a layer whose input needs no gradient (the first) only needs its
+        # exact weight gradient, unless it is the output layer (the direct methods read its error)
+        return self._fb_custom and (x.requires_grad or self.is_output)
 
 
 class _LinearFn(torch.autograd.Function):
@@ -323,10 +331,12 @@ class FeedbackLinear(FeedbackLayer, nn.Linear):
         return self._fb_forward(x)
 
     def _function(self, x: torch.Tensor) -> torch.Tensor:
-        return _LinearFn.apply(x, self.weight, self.bias, self)
+        p = self._parameters
+        return _LinearFn.apply(x, p["weight"], p["bias"], self)
 
     def _plain(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+        p = self._parameters
+        return F.linear(x, p["weight"], p["bias"])
 
     def extra_repr(self) -> str:
         return f"{nn.Linear.extra_repr(self)}, method={self.fb_method}"
@@ -407,10 +417,12 @@ class FeedbackConv2d(FeedbackLayer, nn.Conv2d):
         return self._fb_forward(x)
 
     def _function(self, x: torch.Tensor) -> torch.Tensor:
-        return _ConvFn.apply(x, self.weight, self.bias, self)
+        p = self._parameters
+        return _ConvFn.apply(x, p["weight"], p["bias"], self)
 
     def _plain(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self._num_padding, self.dilation, self.groups)
+        p = self._parameters
+        return F.conv2d(x, p["weight"], p["bias"], self.stride, self._num_padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         return f"{nn.Conv2d.extra_repr(self)}, method={self.fb_method}"

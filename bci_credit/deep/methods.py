@@ -28,8 +28,8 @@ import torch.nn.functional as F
 
 from ..random import SeedLike, seed_sequence
 from . import metrics as _m
-from .feedback import (DIRECT_METHODS, METHODS, NP_METHODS, FeedbackConv2d, FeedbackLayer, FeedbackLinear,
-                       FeedbackState, SharedDropout)
+from .feedback import (DIRECT_METHODS, METHODS, NP_METHODS, STORED_FEEDBACK, FeedbackConv2d, FeedbackLayer,
+                       FeedbackLinear, FeedbackState, SharedDropout)
 from .losses import accuracy, get_loss, reduce_loss, squared_error
 from .node_perturbation import (conv_sgd_feedback_step_, lambda_hat, ridge_accumulate_, ridge_solve,
                                 sgd_feedback_step_)
@@ -202,6 +202,7 @@ def convert(model: nn.Module, method: str, *, input_shape: Optional[Sequence[int
     for layer in fb_layers:
         layer._fb_state = state
         layer.fb_method = method
+        layer._fb_custom = method != "bp"
     for m in module.modules():
         if isinstance(m, SharedDropout):
             m._fb_state = state
@@ -248,6 +249,7 @@ def convert(model: nn.Module, method: str, *, input_shape: Optional[Sequence[int
         layer.fb_site = i > 0
         layer.is_output = i == len(calls) - 1
         _init_feedback(layer, method, config, n_out, gen)
+        layer._fb_stored = method in STORED_FEEDBACK and layer.feedback is not None
 
     if config.sites is not None:
         bad = [i for i in config.sites if not 0 < i < len(ordered)]
@@ -301,9 +303,10 @@ class CreditModel(nn.Module):
         self.method = method
         self.config = config
         self.n_out = int(n_out)
-        self.n_steps = 0
         self._state = state
         self._layers = tuple(layers)
+        self._sites = tuple(l for l in self._layers if l.fb_site)
+        self._net = module  # a plain reference: skips nn.Module.__getattr__ in the per-step path
         V = None
         if method == "np-direct" and config.b_solver == "ls":
             p = next(module.parameters())
@@ -319,7 +322,12 @@ class CreditModel(nn.Module):
     @property
     def sites(self) -> tuple:
         """Layers whose input is a hidden activity (feedback target and NP perturbation site)."""
-        return tuple(l for l in self._layers if l.fb_site)
+        return self._sites
+
+    @property
+    def n_steps(self) -> int:
+        """Training steps taken (drives the NP ``perturb='cycle'`` schedule; saved in ``state_dict``)."""
+        return self._state.n_steps
 
     @property
     def feedback_state(self) -> FeedbackState:
@@ -334,7 +342,7 @@ class CreditModel(nn.Module):
     def set_extra_state(self, extra) -> None:
         if extra.get("method") != self.method:
             raise ValueError(f"state was saved for method {extra.get('method')!r}, this model uses {self.method!r}")
-        self.n_steps = int(extra["n_steps"])
+        self._state.n_steps = int(extra["n_steps"])
         self._state.set_generator_states(extra.get("generators", {}))
 
     # -- one training step -----------------------------------------------------------------------
@@ -376,7 +384,7 @@ class CreditModel(nn.Module):
         else:
             st.begin_pass("free")
         try:
-            out = self.module(x)
+            out = self._net(x)
             per = loss_fn(out, y)
             if per.dim() != 1 or per.shape[0] != x.shape[0]:
                 raise ValueError(f"the loss must return one value per sample, shape ({x.shape[0]},); got {tuple(per.shape)}")
@@ -411,13 +419,15 @@ class CreditModel(nn.Module):
             if do_np:
                 for l in self._layers:
                     l._fb.clear()
-        self.n_steps += 1
+        self._state.n_steps += 1
         return StepOutput(loss=total.detach(), output=out.detach(), per_sample=per.detach(), delta_loss=delta)
 
     # -- feedback learning -----------------------------------------------------------------------
     def _active_sites(self) -> Optional[set]:
         cfg = self.config
-        idx = [l.fb_index for l in self.sites if cfg.sites is None or l.fb_index in cfg.sites]
+        if cfg.sites is None and cfg.perturb == "all":
+            return None
+        idx = [l.fb_index for l in self._sites if cfg.sites is None or l.fb_index in cfg.sites]
         if cfg.perturb == "cycle" and idx:
             return {idx[self.n_steps % len(idx)]}
         return None if cfg.sites is None else set(idx)
@@ -431,7 +441,7 @@ class CreditModel(nn.Module):
         st.noisy = True
         st.noise_std = self.config.noise_std
         try:
-            per_noisy = loss_fn(self.module(x), y)
+            per_noisy = loss_fn(self._net(x), y)
         finally:
             st.noisy = False
             st.active_sites = None
@@ -502,34 +512,38 @@ class CreditModel(nn.Module):
         cfg = self.config
         st = self._state
         scale = float(n) if reduction == "mean" else 1.0
-        sites = [l for l in self.sites if l._fb.xi is not None]
+        sites = [l for l in self._sites if l._fb.xi is not None]
         if not sites:
             return
         if st.direct:
             E = st.top_error.reshape(n, -1) * scale
             lams = [lambda_hat(delta, l._fb.xi, cfg.noise_std).reshape(n, -1) for l in sites]
             if cfg.b_solver == "ls":
-                ridge_accumulate_(self.np_V, E, [(l.np_S, lam) for l, lam in zip(sites, lams)],
+                V = self._buffers["np_V"]
+                ridge_accumulate_(V, E, [(l._buffers["np_S"], lam) for l, lam in zip(sites, lams)],
                                   gamma=cfg.gamma, forget=cfg.forget)
                 for l in sites:
-                    l.feedback.copy_(ridge_solve(self.np_V, l.np_S))
+                    l._buffers["feedback"].copy_(ridge_solve(V, l._buffers["np_S"]))
             else:
                 for l, lam in zip(sites, lams):
-                    sgd_feedback_step_(l.feedback, E, lam, cfg.b_lr)
+                    sgd_feedback_step_(l._buffers["feedback"], E, lam, cfg.b_lr)
         else:
             for l in sites:
+                B = l._buffers["feedback"]
                 e = l._fb.grad_out * scale if scale != 1.0 else l._fb.grad_out
                 lam = lambda_hat(delta, l._fb.xi, cfg.noise_std)
                 if isinstance(l, FeedbackConv2d):
-                    conv_sgd_feedback_step_(l, l.feedback, e, lam, cfg.b_lr)
+                    conv_sgd_feedback_step_(l, B, e, lam, cfg.b_lr)
                     continue
-                e2 = e.reshape(-1, e.shape[-1])
-                lam2 = lam.reshape(-1, lam.shape[-1])
+                e2 = e if e.dim() == 2 else e.reshape(-1, e.shape[-1])
+                lam2 = lam if lam.dim() == 2 else lam.reshape(-1, lam.shape[-1])
                 if cfg.b_solver == "ls":
-                    ridge_accumulate_(l.np_V, e2, [(l.np_S, lam2)], gamma=cfg.gamma, forget=cfg.forget)
-                    l.feedback.copy_(ridge_solve(l.np_V, l.np_S))
+                    S = l._buffers["np_S"]
+                    V = l._buffers["np_V"]
+                    ridge_accumulate_(V, e2, [(S, lam2)], gamma=cfg.gamma, forget=cfg.forget)
+                    B.copy_(ridge_solve(V, S))
                 else:
-                    sgd_feedback_step_(l.feedback, e2, lam2, cfg.b_lr)
+                    sgd_feedback_step_(B, e2, lam2, cfg.b_lr)
 
     def update_feedback(self, x: torch.Tensor, y: torch.Tensor, loss: str | Callable = "mse", *,
                         reduction: str = "sum") -> StepOutput:
