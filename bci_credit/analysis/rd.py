@@ -22,7 +22,9 @@ as a statsmodels ``WLS`` results object by :meth:`RDResults.local_fit`, whose HC
 cluster covariances equal the conventional variances reported here. What statsmodels does not
 have - the nearest-neighbour variance, the robust variance of the bias-corrected estimator when
 ``h != b``, the bandwidth selectors and the batch over units - is written here (engine in
-:mod:`bci_credit.analysis._rd_engine`, compiled loops in :mod:`bci_credit.analysis._rd_kernels`).
+:mod:`bci_credit.analysis._rd_engine`, compiled loops in :mod:`bci_credit.analysis._rd_kernels`, and
+the fused per-unit kernel of the common design, sharp with the nearest-neighbour variance, in
+:mod:`bci_credit.analysis._rd_fast`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ._rd_engine import BWSELECTS, KERNEL_ALIASES, VCE_CHOICES, Batch, EngineOptions, Workspace, run_engine
+from . import _rd_engine as _engine
+from ._rd_engine import (BWSELECTS, KERNEL_ALIASES, VCE_CHOICES, Batch, EngineOptions, Workspace, fast_eligible,
+                         run_engine, run_fast)
 
 __all__ = ["RD", "RDResults", "fit_many", "fit_recording", "BATCH_COLUMNS"]
 
@@ -619,9 +623,13 @@ def fit_many(x, y, cutoff=0.0, *, units: Sequence | None = None, fuzzy=None, wei
         Covariates (n_obs, n_covs), shared. Units are then fitted one by one with :class:`RD`
         (in ``n_jobs`` processes) instead of vectorised.
     n_jobs : int
-        Threads (vectorised path) or processes (covariates) to use; -1 for all cores.
+        Threads (vectorised path) or processes (covariates) to use; -1 for all cores. Every unit is
+        computed on its own, so the results do not depend on ``n_jobs`` or ``chunk_size``.
     chunk_size : int
-        Units per vectorised chunk (bounds memory: about ``48 * n_obs * chunk_size`` bytes).
+        Units per chunk. The common design (sharp, no weights or clusters, ``vce='nn'``) runs in a
+        fused compiled kernel that reads the columns of ``x`` in place and needs about
+        ``200 * n_obs`` bytes of scratch per thread; other designs run vectorised over a chunk and
+        need about ``48 * n_obs * chunk_size`` bytes.
     progress : bool
         Show a tqdm progress bar over chunks.
     Other parameters are those of :class:`RD`.
@@ -697,11 +705,20 @@ def fit_many(x, y, cutoff=0.0, *, units: Sequence | None = None, fuzzy=None, wei
         ncl = len(uniq)
     opt = EngineOptions(fuzzy=T is not None, n_covs=0, **{k: common[k] for k in common})
 
-    if n_jobs > 1:  # at least one chunk per worker
-        chunk_size = max(1, min(chunk_size, -(-n_units // n_jobs)))
+    # the common design goes to the fused kernel with the raw columns (it drops NaN rows and sorts)
+    fast = _engine.USE_FAST and fast_eligible(opt) and W is None and codes is None and T is None
+    if n_jobs > 1:  # at least one chunk per worker; the fused path: four, of at least 16 units
+        per = -(-n_units // n_jobs)
+        if fast:
+            per = max(-(-n_units // (4 * n_jobs)), min(16, per))
+        chunk_size = max(1, min(chunk_size, per))
     chunks = [np.arange(s, min(s + chunk_size, n_units)) for s in range(0, n_units, chunk_size)]
 
     def run_chunk(idx):
+        if fast:  # columns read in place
+            sl = slice(int(idx[0]), int(idx[-1]) + 1)
+            return idx, run_fast(X[:, sl].T, Y[None, :] if y_shared else Y[:, sl].T, False, None, cut[idx], opt,
+                                 hh, bb)
         ws = _take_workspace()
         try:
             bt = _chunk_batch(X, Y, y_shared, T, t_shared, W, codes, ncl, cut, idx, hh, bb, ws)
@@ -710,24 +727,30 @@ def fit_many(x, y, cutoff=0.0, *, units: Sequence | None = None, fuzzy=None, wei
             _give_workspace(ws)
 
     results = []
-    it = chunks
-    if n_jobs > 1 and len(chunks) > 1:
-        from joblib import Parallel, delayed
-
-        it = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(delayed(run_chunk)(c) for c in chunks)
-        it = _progress(it, len(chunks), progress)
-        for r in it:
+    if n_jobs > 1 and len(chunks) > 1:  # the compiled kernels release the GIL: threads
+        it = _thread_pool(n_jobs).map(run_chunk, chunks)
+        for r in _progress(it, len(chunks), progress):
             results.append(r)
     else:
         for c in _progress(chunks, len(chunks), progress):
             results.append(run_chunk(c))
-    frames = [_batch_frame(out, idx, labels, cut) for idx, out in results]
-    df = pd.concat(frames, ignore_index=True)
-    df["reason"] = df["reason"].astype(object).where(df["reason"].notna(), None)
-    return df
+    return _batch_frame(results, labels, cut)
 
 
 _WS_LOCK = threading.Lock()
+_POOL: list = []  # [(threads, ThreadPoolExecutor)] shared by the calls of fit_many with n_jobs > 1
+
+
+def _thread_pool(n: int):
+    """A process-wide pool of at least ``n`` threads (created once: no start-up cost per call)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _WS_LOCK:
+        if not _POOL or _POOL[0][0] < n:
+            if _POOL:
+                _POOL.pop()[1].shutdown(wait=False)
+            _POOL.append((n, ThreadPoolExecutor(max_workers=n, thread_name_prefix="bci_credit-rd")))
+        return _POOL[0][1]
 _WS_FREE: list = []
 _WS_KEEP_BYTES = 64 * 2 ** 20  # keep idle workspaces up to this size between calls
 
@@ -794,17 +817,27 @@ def _chunk_batch(X, Y, y_shared, T, t_shared, W, codes, ncl, cut, idx, hh, bb, w
                  h=None if hh is None else np.tile(hh, (U, 1)), b=None if bb is None else np.tile(bb, (U, 1)))
 
 
-def _batch_frame(out: dict, idx, labels, cut) -> pd.DataFrame:
+def _batch_frame(results: list, labels, cut) -> pd.DataFrame:
+    """One DataFrame (:data:`BATCH_COLUMNS`) from the ``(unit indices, engine output)`` of each chunk."""
+    idx = np.concatenate([i for i, _ in results])
+
+    def cat(key):
+        parts = [o[key] for _, o in results]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    ci = cat("ci")
+    pv = cat("pv")
+    h, b, N, N_h = cat("h"), cat("b"), cat("N"), cat("N_h")
+    reason = np.empty(idx.size, dtype=object)
+    reason[:] = cat("reason")
     return pd.DataFrame({
         "unit": [labels[i] for i in idx],
-        "estimate": out["tau_cl"], "tau_bc": out["tau_bc"], "se_cl": out["se_cl"], "se_rb": out["se_rb"],
-        "ci_cl_lo": out["ci"][:, 0, 0], "ci_cl_hi": out["ci"][:, 0, 1],
-        "ci_rb_lo": out["ci"][:, 2, 0], "ci_rb_hi": out["ci"][:, 2, 1],
-        "pv_cl": out["pv"][:, 0], "pv_rb": out["pv"][:, 2],
-        "h_left": out["h"][:, 0], "h_right": out["h"][:, 1], "b_left": out["b"][:, 0], "b_right": out["b"][:, 1],
-        "n_left": out["N"][:, 0], "n_right": out["N"][:, 1],
-        "n_h_left": out["N_h"][:, 0], "n_h_right": out["N_h"][:, 1],
-        "cutoff": cut[idx], "reason": out["reason"],
+        "estimate": cat("tau_cl"), "tau_bc": cat("tau_bc"), "se_cl": cat("se_cl"), "se_rb": cat("se_rb"),
+        "ci_cl_lo": ci[:, 0, 0], "ci_cl_hi": ci[:, 0, 1], "ci_rb_lo": ci[:, 2, 0], "ci_rb_hi": ci[:, 2, 1],
+        "pv_cl": pv[:, 0], "pv_rb": pv[:, 2],
+        "h_left": h[:, 0], "h_right": h[:, 1], "b_left": b[:, 0], "b_right": b[:, 1],
+        "n_left": N[:, 0], "n_right": N[:, 1], "n_h_left": N_h[:, 0], "n_h_right": N_h[:, 1],
+        "cutoff": cut[idx], "reason": pd.Series(reason, dtype=object),  # None where fine (not NaN)
     })
 
 
