@@ -218,6 +218,9 @@ class TaskOutcome:
         The worker's traceback when it failed.
     elapsed_s : float
         Wall time of the task in its worker.
+    cpu_s : float
+        CPU time of the worker process during the task (``elapsed_s`` much larger than ``cpu_s``
+        means the task waited: other processes, I/O).
     worker : str
         ``host:pid`` of the process that ran it.
     """
@@ -229,6 +232,7 @@ class TaskOutcome:
     traceback: str | None = None
     elapsed_s: float = 0.0
     worker: str = ""
+    cpu_s: float = 0.0
 
 
 def _one_line(err: BaseException) -> str:
@@ -304,7 +308,7 @@ def _call(fn: Callable, index: int, item: Any, kwargs: Mapping | None, threads: 
     Dask cluster) nothing global is changed.
     """
     worker = _here()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         if origin is not None and worker != origin:
             if threads:
@@ -314,8 +318,8 @@ def _call(fn: Callable, index: int, item: Any, kwargs: Mapping | None, threads: 
         value = fn(item, **(kwargs or {}))
     except Exception as err:  # a batch never crashes on one task
         return TaskOutcome(index, False, None, _one_line(err), traceback.format_exc(),
-                           time.perf_counter() - t0, worker)
-    return TaskOutcome(index, True, value, None, None, time.perf_counter() - t0, worker)
+                           time.perf_counter() - t0, worker, time.process_time() - c0)
+    return TaskOutcome(index, True, value, None, None, time.perf_counter() - t0, worker, time.process_time() - c0)
 
 
 def imap_unordered(fn: Callable, items: Iterable, *, n_jobs: int | None = None, scheduler: Any = None,

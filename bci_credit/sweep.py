@@ -369,7 +369,7 @@ def run_task(task: SweepTask, *, config: SimulationConfig, metrics: Callable | N
     return values
 
 
-_RESERVED = {"task_id", "point", "replicate", "seed", "status", "reason", "elapsed_s", "worker"}
+_RESERVED = {"task_id", "point", "replicate", "seed", "status", "reason", "elapsed_s", "cpu_s", "worker"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -455,7 +455,7 @@ class SweepResult:
     ----------
     results : DataFrame
         One row per task (``task_id``, ``point``, ``replicate``, parameters, ``seed``, ``status``,
-        ``reason``, metrics, ``elapsed_s``, ``worker``), ordered by task.
+        ``reason``, metrics, ``elapsed_s`` and ``cpu_s`` of the task, ``worker``), ordered by task.
     summary : DataFrame
         Per grid point: parameters, ``n_ok``, and ``<metric>_mean`` / ``<metric>_sem``.
     grid : dict
@@ -494,7 +494,7 @@ def _row(task: SweepTask, replicates: int, outcome) -> dict[str, Any]:
     row.update(seed=task.seed, status="ok" if outcome.ok else "error", reason="" if outcome.ok else outcome.error)
     if outcome.ok:
         row.update(outcome.value)
-    row.update(elapsed_s=round(outcome.elapsed_s, 6), worker=outcome.worker)
+    row.update(elapsed_s=round(outcome.elapsed_s, 6), cpu_s=round(outcome.cpu_s, 6), worker=outcome.worker)
     return row
 
 
@@ -512,7 +512,7 @@ def _frame(rows: Mapping[tuple[int, int], dict], tasks: Sequence[SweepTask], rep
     if not records:
         return pd.DataFrame(columns=head)
     df = pd.DataFrame.from_records(records)
-    tail = [c for c in ("elapsed_s", "worker") if c in df]
+    tail = [c for c in ("elapsed_s", "cpu_s", "worker") if c in df]
     middle = [c for c in df.columns if c not in head and c not in tail]
     df = df[[c for c in head if c in df] + middle + tail]
     return df.sort_values("task_id", kind="stable").reset_index(drop=True)

@@ -7,7 +7,13 @@ kept (the least disturbed by other processes on a shared machine) and the load a
 around every measurement. The worker pool is started (and its imports and JIT caches loaded)
 before timing; that cold-start cost is reported separately.
 
-Projection beyond the measured workers (labelled as such): the two measured times fix
+The cores are shared with other processes, so every run also records each task's CPU time next to
+its wall time, and a busy-loop probe measures the share of a core two processes get before and after.
+``speedup_2_vs_1`` is the measured wall-clock ratio; ``speedup_cpu_normalised_estimate`` scales each
+wall time by the share of a core its tasks got (what the ratio would be with two free cores; an
+estimate, reported as such).
+
+Projection beyond the measured workers (labelled as such): the two normalised times fix
 ``T(W) = a + b / W`` (``b = 2 (T1 - T2)``: the part that divides among workers; ``a = T1 - b``:
 the part that does not, dispatch and result handling in the parent), so
 ``tasks/s(W) = n_tasks / T(W)``. This assumes W free cores and ignores memory bandwidth and
@@ -49,6 +55,23 @@ def _timed_sweep(cfg, n_jobs: int, folder: Path):
     return wall, load, os.getloadavg()[0], res.results
 
 
+def _burn(seconds: float) -> float:
+    """Busy-loop for ``seconds``; return the share of a core this process got."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    x = 0
+    while time.perf_counter() - t0 < seconds:
+        x += 1
+    return (time.process_time() - c0) / (time.perf_counter() - t0)
+
+
+def cpu_probe(seconds: float = 1.0) -> list[float]:
+    """Share of a core each of 2 simultaneous busy processes gets right now (1.0 each on 2 free cores)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as ex:
+        return [round(v, 3) for v in ex.map(_burn, [seconds, seconds])]
+
+
 def run(quick: bool = False) -> dict:
     """Time the 60-task sweep at n_jobs = 1 and 2; return speed-up, tasks/s and a projection."""
     import numpy as np
@@ -70,6 +93,7 @@ def run(quick: bool = False) -> dict:
         run_sweep(_config(1.0), {"c": [0.5]}, replicates=2, seed=1, n_jobs=2)
         out["pool_cold_start_s"] = round(time.perf_counter() - t0, 3)
         run_sweep(_config(1.0), {"c": [0.5]}, replicates=1, seed=1, n_jobs=1)  # warm this process too
+        out["cpu_probe_before"] = cpu_probe()
         runs: dict[str, list] = {"1": [], "2": []}
         tables = {}
         for _ in range(repeats):
@@ -77,10 +101,11 @@ def run(quick: bool = False) -> dict:
                 wall, l0, l1, table = _timed_sweep(cfg, n_jobs, tmp / f"n{n_jobs}")
                 busy = float(table["elapsed_s"].sum())
                 runs[str(n_jobs)].append({"wall_s": round(wall, 3), "sum_task_s": round(busy, 3),
+                                          "sum_task_cpu_s": round(float(table["cpu_s"].sum()), 3),
                                           "concurrency": round(busy / wall, 3), "loadavg_1min_before": l0,
                                           "loadavg_1min_after": l1})
                 tables[n_jobs] = table
-        stable = [c for c in tables[1].columns if c not in ("elapsed_s", "worker")]
+        stable = [c for c in tables[1].columns if c not in ("elapsed_s", "cpu_s", "worker")]
         try:
             pd.testing.assert_frame_equal(tables[1][stable], tables[2][stable], check_exact=True)
             identical = True
@@ -90,8 +115,12 @@ def run(quick: bool = False) -> dict:
     best1 = min(runs["1"], key=lambda r: r["wall_s"])
     best2 = min(runs["2"], key=lambda r: r["wall_s"])
     t1, t2 = best1["wall_s"], best2["wall_s"]
-    b = 2.0 * (t1 - t2)
-    a = max(0.0, t1 - b)
+    # the projection uses the wall times scaled by the share of a core the tasks got (so that other tenants of a
+    # shared machine do not distort it); on an idle machine the scale factors are ~1
+    t1n = t1 * best1["sum_task_cpu_s"] / best1["sum_task_s"]
+    t2n = t2 * best2["sum_task_cpu_s"] / best2["sum_task_s"]
+    b = max(0.0, 2.0 * (t1n - t2n))
+    a = max(0.0, t1n - b)
     projection = {str(w): round(n_tasks / (a + b / w), 2) for w in (1, 2, 4, 8, 16, 32, 64)}
     out.update(
         runs=runs,
@@ -103,12 +132,21 @@ def run(quick: bool = False) -> dict:
         # speed-up = concurrency (tasks running at once) / inflation (how much slower each task ran):
         concurrency_at_2=best2["concurrency"],
         task_time_inflation_2_vs_1=round((best2["sum_task_s"] / best1["sum_task_s"]), 3),
+        # CPU time does not depend on other tenants: ~1 means the parallel run does no extra work, and a
+        # wall-time inflation far above it means the cores were shared with other processes
+        task_cpu_ratio_2_vs_1=round((best2["sum_task_cpu_s"] / best1["sum_task_cpu_s"]), 3),
+        cpu_share_of_wall_at_2=round(best2["sum_task_cpu_s"] / best2["sum_task_s"], 3),
+        # what the speed-up would be had every worker had its core to itself (an estimate, not a measurement):
+        # each wall time scaled by the share of a core its tasks actually got
+        speedup_cpu_normalised_estimate=round(t1n / t2n, 3),
         serial_part_s=round(a, 3),
         parallel_part_s=round(b, 3),
         projected_tasks_per_s=projection,
-        projection_note="T(W) = a + b/W fitted to the measured W = 1, 2; an upper bound beyond W = 2",
+        projection_note="T(W) = a + b/W fitted to the W = 1, 2 wall times scaled by the share of a core the tasks got "
+                        "(a: the part that does not divide among workers); an upper bound beyond W = 2",
         identical_results_n1_n2=identical,
         loadavg_end=list(os.getloadavg()),
+        cpu_probe_after=cpu_probe(),
     )
     return out
 
@@ -127,14 +165,19 @@ def markdown(res: dict) -> str:
         speed = res["best_wall_s"]["1"] / res["best_wall_s"][w]
         lines.append(f"| {w} (measured) | {res['best_wall_s'][w]:.2f} | {res['tasks_per_s'][w]:.1f} | {speed:.2f}x | "
                      f"{loads} |")
+    base = res["projected_tasks_per_s"]["1"]
     for w, tps in res["projected_tasks_per_s"].items():
         if int(w) > 2:
-            lines.append(f"| {w} (projected) | {res['n_tasks'] / tps:.2f} | {tps:.1f} | "
-                         f"{tps / res['tasks_per_s']['1']:.2f}x | - |")
+            lines.append(f"| {w} (projected) | {res['n_tasks'] / tps:.2f} | {tps:.1f} | {tps / base:.2f}x | - |")
     lines += ["", f"Speed-up at 2 workers: **{res['speedup_2_vs_1']:.2f}x** (parallel efficiency "
               f"{res['parallel_efficiency_2']:.0%}; {res['concurrency_at_2']:.2f} tasks running at once, each "
-              f"{res['task_time_inflation_2_vs_1']:.2f}x as long as alone); identical results at n_jobs=1 and 2: "
+              f"{res['task_time_inflation_2_vs_1']:.2f}x as long as alone while using "
+              f"{res['task_cpu_ratio_2_vs_1']:.2f}x the CPU time, i.e. it was on a core "
+              f"{res['cpu_share_of_wall_at_2']:.0%} of the time); identical results at n_jobs=1 and 2: "
               f"{res['identical_results_n1_n2']}. "
+              f"Two busy-loop processes got {res['cpu_probe_before']} / {res['cpu_probe_after']} of a core each "
+              f"before / after the runs (1.0 each = two free cores); scaled by the share of a core the tasks got, the "
+              f"2-worker speed-up would be about {res['speedup_cpu_normalised_estimate']:.2f}x (estimate). "
               f"Starting a pool of 2 workers (imports, JIT caches): {res['pool_cold_start_s']:.1f} s. "
               f"Projection: {res['projection_note']}."]
     return "\n".join(lines)

@@ -30,7 +30,7 @@ from bci_credit.sweep import (
 
 REPO = Path(__file__).resolve().parents[1]
 #: Columns that legitimately differ between runs (wall time, process id).
-VOLATILE = ["elapsed_s", "worker"]
+VOLATILE = ["elapsed_s", "cpu_s", "worker"]
 _HERE = f"{socket.gethostname()}:{os.getpid()}"
 
 
