@@ -9,7 +9,7 @@ results (a module's ``markdown(result)`` renders its table; otherwise the JSON i
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import json
 import platform
 import sys
@@ -24,10 +24,10 @@ from bci_credit.outputs import to_jsonable, versions, write_json  # noqa: E402
 
 
 def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    # imported by name (benchmarks/ on sys.path) so worker processes can unpickle its functions
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    return importlib.import_module(path.stem)
 
 
 def _load_avg() -> str:
