@@ -48,7 +48,7 @@ def dual_blocks(manual_s: float = 120.0, brain_s: float = 240.0, dual_s: float =
 # changes it by ~0.05-0.3, while the paper's target-rate costs change by ~1e-3 per spike. The
 # learning rates below were set so that, on the default threshold session (20 units, c = 0.3),
 # each learner moves the control unit's gain by several units within a few simulated minutes
-# (analysis/predict_conditioning.py records the resulting rate changes).
+# (analysis/predict_all.py conditioning records the resulting rate changes).
 _THRESHOLD = {
     "rdd": {"p": 0.2, "eta": 0.05, "epsilon": 20.0, "linear": False},
     "od": {"p": 1.0, "eta": 0.05, "epsilon": 20.0, "linear": False},
