@@ -46,11 +46,13 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from ..io import nwb
+    from ..io.remote import open_nwb_source
     from ..outputs import to_jsonable
 
     try:
-        summary = nwb.inspect(args.file, units_path=args.units_path)
-    except FileNotFoundError as err:
+        with open_nwb_source(args.file) as src:
+            summary = nwb.inspect(src, units_path=args.units_path)
+    except (OSError, ImportError) as err:
         raise CLIError(str(err)) from None
     except nwb.NWBFormatError as err:
         raise CLIError(str(err)) from None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["nwb"]
+__all__ = ["nwb", "remote"]
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: lazy submodule access

@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy.signal import lfilter
 
 from ..random import SeedLike, check_random_state
 
@@ -70,6 +69,8 @@ def paired_do_effects(s_end: np.ndarray, s_window: np.ndarray, cost: Callable, *
 def spike_perturbation_effects(s_end: np.ndarray, cost: Callable, *, window_steps: int, decay: float, k0: float,
                                seed: SeedLike = None, p_inject: float = 0.5) -> np.ndarray:
     """The original code's spike-perturbation truth, one neuron perturbed at a time; shape (replicates, neurons)."""
+    from scipy.signal import lfilter  # imported here: scipy.signal costs seconds at process start
+
     s_end = np.asarray(s_end, dtype=float)
     R, W, N = s_end.shape
     rng = check_random_state(seed)
