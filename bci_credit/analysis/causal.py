@@ -351,6 +351,19 @@ def _quiet_fit_many(x, y, cutoff, *, units, **kwargs) -> pd.DataFrame:
         return pd.concat(parts, ignore_index=True)
 
 
+def _fill_fuzzy_row(df, k: int, y, x, treatment, rd_options) -> None:
+    """Fit a fuzzy RD at cutoff 0 into row ``k`` with its first stage, or record why it failed."""
+    try:
+        res = _quiet_rd(y, x, 0.0, fuzzy=treatment, **rd_options)
+        _fill_from_rd(df, k, res)
+        fs = res.first_stage
+        df["first_stage"][k] = fs["coef"][0]
+        df["first_stage_se"][k] = fs["se"][0]
+        df["first_stage_f"][k] = (fs["coef"][0] / fs["se"][0]) ** 2
+    except ValueError as err:
+        df["reason"][k] = str(err).replace("RD cannot be estimated: ", "")
+
+
 def _quiet_rd(y, x, cutoff, *, fuzzy=None, **kwargs):
     """One :class:`RD` fit on the rows where y, x (and the treatment) are finite, without warnings."""
     from .rd import RD
@@ -474,15 +487,7 @@ class SpikeDiscontinuity:
         for k in np.flatnonzero(fuzzy):
             df["design"][k] = "spike (fuzzy)"
             df["note"][k] = f"spiked disagrees with Z > threshold in {mismatch[k]:.1%} of windows: fuzzy RD"
-            try:
-                res = _quiet_rd(y, x[:, k], 0.0, fuzzy=wd.spiked[:, pos[k]].astype(float), **self.rd_options)
-                _fill_from_rd(df, k, res)
-                fs = res.first_stage
-                df["first_stage"][k] = fs["coef"][0]
-                df["first_stage_se"][k] = fs["se"][0]
-                df["first_stage_f"][k] = (fs["coef"][0] / fs["se"][0]) ** 2
-            except ValueError as err:
-                df["reason"][k] = str(err).replace("RD cannot be estimated: ", "")
+            _fill_fuzzy_row(df, k, y, x[:, k], wd.spiked[:, pos[k]].astype(float), self.rd_options)
         if self.density:
             ok = ~no_thr
             p, dn = density_pvalues(x[:, ok], np.zeros(ok.sum()), list(df["unit"][ok]))
@@ -750,15 +755,7 @@ class RewardThreshold:
         else:
             df["design"] = "reward-threshold (fuzzy)"
             for k in range(len(pos)):
-                try:
-                    res = _quiet_rd(Y[:, k], x, 0.0, fuzzy=T, **self.rd_options)
-                    _fill_from_rd(df, k, res)
-                    fs = res.first_stage
-                    df["first_stage"][k] = fs["coef"][0]
-                    df["first_stage_se"][k] = fs["se"][0]
-                    df["first_stage_f"][k] = (fs["coef"][0] / fs["se"][0]) ** 2
-                except ValueError as err:
-                    df["reason"][k] = str(err).replace("RD cannot be estimated: ", "")
+                _fill_fuzzy_row(df, k, Y[:, k], x, T, self.rd_options)
         if self.density:
             p, dn = density_pvalues(x[inside], np.zeros(1), ["decoder"])
             df["density_p"] = p[0]
