@@ -14,6 +14,14 @@ learning rates (BP/FA 5e-5, NP 1e-4 with SGD on B at 8e-6, σ = 0.0189) for ``--
     python analysis/deep_fashion_mnist.py --part mlp-seeds    # seeds 1, 2
     python analysis/deep_fashion_mnist.py --part ae
     python analysis/deep_fashion_mnist.py --aggregate
+
+Check 5 at the paper's own learning rate (4e-4; NP and FA, ``--seeds``, 1e5 steps after the
+1000-step B-only warm-up), one process per run, in folders ``check5_<method>_s<seed>``:
+
+    python analysis/deep_fashion_mnist.py --part check5 --method np --seed 0
+
+``--part one --model M --method X --seed S --epochs E`` runs any single run (for spreading the
+runs over the cores of a bigger machine; an interrupted run resumes where it stopped).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ RESULTS = ROOT / "analysis" / "results" / "deep"
 DEFAULT_RUNS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bci_credit" / "deep_runs"
 
 
-def run_one(model: str, method: str, seed: int, epochs: int, runs_dir: Path, **kw):
+def run_one(model: str, method: str, seed: int, epochs: int, runs_dir: Path, tag: str = "", **kw):
     import torch
 
     from bci_credit.deep.train import TrainConfig, train
@@ -38,7 +46,7 @@ def run_one(model: str, method: str, seed: int, epochs: int, runs_dir: Path, **k
     torch.set_num_threads(1)
     cfg = TrainConfig(model=model, method=method, dataset="fashion-mnist", epochs=epochs, seed=seed,
                       log_every=500, checkpoint_every=5000, threads=1, **kw)
-    out = runs_dir / f"{model}_{method}_s{seed}"
+    out = runs_dir / f"{tag or model}_{method}_s{seed}"
     res = train(cfg, out, progress=False)
     print(f"{out.name}: {res.summary.get('final_test_error')} err, best loss/32 {res.summary.get('best_test_loss_per_32')}",
           flush=True)
@@ -63,6 +71,61 @@ def part_mlp_seeds(a):
             run_one("mlp", method, seed, a.mlp_epochs, a.runs_dir, lr=a.mlp_lr)
 
 
+def part_check5(a):
+    methods = [a.method] if a.method else ["np", "fa"]
+    seeds = [a.seed] if a.seed is not None else a.seeds
+    e = math.ceil((a.long_steps + 1000) / steps_per_epoch())
+    for seed in seeds:
+        for method in methods:
+            run_one("mlp", method, seed, e, a.runs_dir, tag="check5", lr=4e-4)
+
+
+def part_one(a):
+    kw = {"lr": a.lr} if a.lr else {}
+    run_one(a.model, a.method, a.seed, a.epochs, a.runs_dir, **kw)
+
+
+def _tail_alignment(metrics_csv: Path, last_step: int, width: int = 5000):
+    """Mean of the per-layer alignment columns over the ``width`` steps up to ``last_step``."""
+    import pandas as pd
+
+    m = pd.read_csv(metrics_csv)
+    tail = m[(m["step"] > last_step - width) & (m["step"] <= last_step)]
+    if not len(tail):
+        return None
+    rec = {c: float(tail[c].mean()) for c in tail.columns
+           if c.startswith(("update_angle_deg_L", "delta_angle_deg_L", "signal_angle_deg_L",
+                            "weight_angle_deg_L", "sign_congruence_L", "rel_error_L")) and tail[c].notna().any()}
+    rec["steps_averaged"] = [int(tail["step"].min()), int(tail["step"].max())]
+    return rec
+
+
+def _check5_paper_lr(a) -> dict:
+    """Check 5 at the paper's learning rate: NP vs FA alignment and NP sign congruence per seed."""
+    runs = {}
+    for d in sorted(a.runs_dir.glob("check5_*_s*")):
+        method, seed = d.name.split("_")[1], int(d.name.rsplit("_s", 1)[1])
+        if (d / "metrics.csv").is_file():
+            rec = _tail_alignment(d / "metrics.csv", a.long_steps + 1000)
+            if rec is not None:
+                runs.setdefault(method, {})[seed] = rec
+    out = {"lr": 4e-4, "steps_after_warmup": a.long_steps, "runs": runs}
+    if "np" in runs and "fa" in runs:
+        seeds = sorted(set(runs["np"]) & set(runs["fa"]))
+        mean = {m: {c: float(np.mean([runs[m][s][c] for s in seeds])) for c in runs[m][seeds[0]]
+                    if c != "steps_averaged"} for m in ("np", "fa")} if seeds else {}
+        out["seeds"] = seeds
+        out["mean"] = mean
+        if mean:
+            ratios = {c: mean["np"][c] / mean["fa"][c] for c in mean["np"]
+                      if c.startswith(("update_angle", "signal_angle")) and c in mean["fa"] and mean["fa"][c] > 1e-6}
+            sc = {c: v for c, v in mean["np"].items() if c.startswith("sign_congruence")}
+            out["checks"] = {"np angle < 0.5 x fa angle (every layer)": bool(ratios) and all(r < 0.5 for r in ratios.values()),
+                             "np_over_fa_angle_ratio": ratios, "np sign congruence": sc,
+                             "np sign congruence > 0.8 (every layer)": bool(sc) and all(v > 0.8 for v in sc.values())}
+    return out
+
+
 def part_ae(a):
     for seed in a.ae_seeds:
         for method in ("bp", "fa", "np"):
@@ -76,9 +139,11 @@ def aggregate(a) -> dict:
 
     out = {"dataset": "fashion-mnist (Debian dataset-fashion-mnist, 60k train / 10k test)",
            "mlp": {"epochs_compared": a.mlp_epochs, "lr": a.mlp_lr, "runs": {}},
-           "autoencoder": {"epochs": a.ae_epochs, "runs": {}}}
+           "autoencoder": {"runs": {}}}
     for d in sorted(a.runs_dir.glob("*_s*")):
         ep = d / "epochs.csv"
+        if d.name.startswith("check5_"):
+            continue
         if not ep.is_file():
             continue
         model, method, seed = d.name.rsplit("_", 2)[0], d.name.rsplit("_", 2)[1], int(d.name.rsplit("_s", 1)[1])
@@ -127,11 +192,26 @@ def aggregate(a) -> dict:
                 if c.startswith(("update_angle", "signal_angle")) and c in long["fa"] and long["fa"][c] > 1e-6:
                     ratios[c] = long["np"][c] / long["fa"][c]
             out["check5_np_over_fa_angle_ratio"] = ratios
+    check5 = _check5_paper_lr(a)
+    if check5["runs"]:
+        out["check5_paper_lr"] = check5
+    # autoencoder: runs may have been stopped at a time limit, so compare every method over the
+    # epochs that all runs reached (the best test loss within them), and report each run's own best
+    ae_runs = out["autoencoder"]["runs"]
+    common = min((r["epochs_run"] for r in ae_runs.values()), default=0)
+    for k, r in ae_runs.items():
+        method, seed = k.rsplit("_s", 1)
+        df = pd.read_csv(a.runs_dir / f"autoencoder_{method}_s{seed}" / "epochs.csv")
+        r["best_test_loss_per_32_within_common_epochs"] = float(df[df["epoch"] <= common]["test_loss_per_32"].min())
+    out["autoencoder"]["epochs_compared"] = common
     ae = {}
     for method in ("bp", "fa", "np"):
-        v = [r["best_test_loss_per_32"] for k, r in out["autoencoder"]["runs"].items() if k.startswith(method + "_")]
-        if v:
-            ae[method] = {"mean_best_test_loss_per_32": float(np.mean(v)), "n_seeds": len(v)}
+        rs = [r for k, r in ae_runs.items() if k.startswith(method + "_")]
+        if rs:
+            v = [r["best_test_loss_per_32_within_common_epochs"] for r in rs]
+            ae[method] = {"mean_best_test_loss_per_32": float(np.mean(v)),
+                          "sd": float(np.std(v, ddof=1)) if len(v) > 1 else None, "n_seeds": len(v),
+                          "mean_best_over_whole_run": float(np.mean([r["best_test_loss_per_32"] for r in rs]))}
     out["autoencoder"]["summary"] = ae
     if all(m in ae for m in ("bp", "fa", "np")):
         b, f, n = (ae[m]["mean_best_test_loss_per_32"] for m in ("bp", "fa", "np"))
@@ -142,7 +222,12 @@ def aggregate(a) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("mlp-long", "mlp-seeds", "ae", "all"), default=None)
+    ap.add_argument("--part", choices=("mlp-long", "mlp-seeds", "ae", "check5", "one", "all"), default=None)
+    ap.add_argument("--model", choices=("mlp", "autoencoder"), default="mlp", help="--part one")
+    ap.add_argument("--method", default=None, help="--part one / check5")
+    ap.add_argument("--seed", type=int, default=None, help="--part one / check5")
+    ap.add_argument("--epochs", type=int, default=None, help="--part one")
+    ap.add_argument("--lr", type=float, default=None, help="--part one (default: the model's)")
     ap.add_argument("--aggregate", action="store_true")
     ap.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS)
     ap.add_argument("--results", type=Path, default=RESULTS / "fashion_mnist.json")
@@ -160,6 +245,12 @@ def main():
         part_mlp_seeds(a)
     if a.part in ("ae", "all"):
         part_ae(a)
+    if a.part == "check5":
+        part_check5(a)
+    if a.part == "one":
+        if a.method is None or a.seed is None or a.epochs is None:
+            ap.error("--part one needs --method, --seed and --epochs")
+        part_one(a)
     if a.aggregate or a.part == "all":
         import json
 

@@ -95,6 +95,9 @@ def main(argv=None) -> int:
             except Exception as err:
                 print(f"   {name} failed: {err!r}", flush=True)
                 continue
+            if isinstance(res, dict) and "skipped" in res and (results / f"{name}.json").exists():
+                print(f"   {name} skipped ({res['skipped']}); keeping the stored result", flush=True)
+                continue
             res = to_jsonable(res)
             res["_meta"] = {"date": time.strftime("%Y-%m-%d %H:%M"), "quick": a.quick, "seconds": time.time() - t,
                             "load": f"{load0} (start) / {_load_avg()} (end)", "versions": versions(),
