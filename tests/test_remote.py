@@ -7,6 +7,7 @@ import os
 import re
 import threading
 
+import pandas as pd
 import pytest
 
 pytest.importorskip("requests")
@@ -202,3 +203,20 @@ def test_map_files_streams_urls(served):
     res = map_files(nwb.inspect, urls, opener=open_nwb_source)
     assert res.table["file"].tolist() == [urls[0]]
     assert res.status["status"].tolist() == ["ok", "skipped"] and "404" in res.status.loc[1, "reason"]
+
+
+def test_analyze_over_http_equals_local(served, tmp_path):
+    """``analyze_file`` (and ``bci-credit analyze URL``) streams a URL: same table as the local file."""
+    pytest.importorskip("remfile")
+    from bci_credit.analysis.causal import analyze_file
+    from bci_credit.cli import main
+
+    folder, base, _ = served
+    local = analyze_file(folder / "session.nwb", density=False, naive=False)
+    remote = analyze_file(f"{base}/session.nwb", density=False, naive=False)
+    lt, rt = local.to_frame(), remote.to_frame()
+    cols = [c for c in lt.columns if c not in ("file", "source")]
+    assert len(lt) > 0
+    pd.testing.assert_frame_equal(rt[cols], lt[cols])
+    rc = main(["analyze", f"{base}/session.nwb", "--no-plots", "--no-density", "--out", str(tmp_path / "a")])
+    assert rc == 0 and any((tmp_path / "a").rglob("*.csv"))

@@ -1272,8 +1272,9 @@ def analyze_file(path: str | os.PathLike, design: str = "auto", *, out_dir: str 
 
     Parameters
     ----------
-    path : path-like
-        The NWB file.
+    path : path-like or URL
+        The NWB file, or an ``http(s)://``, ``s3://`` or ``dandi://`` address (streamed through
+        :func:`bci_credit.io.remote.open_nwb_source`; only the datasets read are fetched).
     design : str
         As in :func:`analyze_recording`.
     out_dir : path-like, optional
@@ -1292,8 +1293,10 @@ def analyze_file(path: str | os.PathLike, design: str = "auto", *, out_dir: str 
         designs can run on it).
     """
     from ..io import nwb
+    from ..io.remote import open_nwb_source
 
-    rec = nwb.read(path, units_path=units_path, warn=False)
+    with open_nwb_source(path) as src:  # a local path passes through; a URL is streamed
+        rec = nwb.read(src, units_path=units_path, warn=False)
     res = analyze_recording(rec, design, source=str(path), **kwargs)
     if out_dir is not None:
         res.save(out_dir, plots=plots, max_plots=max_plots)
