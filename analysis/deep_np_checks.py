@@ -100,6 +100,9 @@ def check4(n_samples):
             "top_rel_error_monotone": bool(np.all(np.diff([b["rel_error_2"] for b in blocks]) < 0)),
             "top_rel_error_at_1e5": next((b["rel_error_2"] for b in blocks if b["samples"] >= 95_000), None),
             "samples_to_top_below_0.1": next((b["samples"] for b in blocks if b["rel_error_2"] < 0.1), None),
+            "top_at_1e5_error_structure": next(({k: v for k, v in b.items() if k.endswith("_2") and "excited" in k
+                                                 or k.startswith("rel_error_signal_weighted")}
+                                                for b in blocks if b["samples"] >= 95_000), None),
             "final": blocks[-1]}
 
 

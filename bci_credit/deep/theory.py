@@ -170,6 +170,28 @@ def linear_network_consistency(noise_std: float = 1e-2, *, n_batches: int = 3000
     return {"noise_std": noise_std, "perturb": perturb, "errors": rec}
 
 
+def _top_error_structure(site, cov: np.ndarray, li: int) -> dict:
+    """Where the top-layer ``B`` error lies relative to the output-error covariance ``cov``.
+
+    Returns the relative error without the least-excited direction of ``e`` (with one-hot targets
+    and a random frozen ``W`` the sum of the errors barely varies, so ``B`` is nearly unidentified
+    along it), the error weighted by ``E[e eᵀ]`` (the error of the feedback signal ``e B``
+    actually delivered), and the share of the squared error in that one direction.
+    """
+    B = site.feedback_weight().detach().cpu().numpy()
+    W = site.weight.detach().cpu().numpy()
+    if B.shape != W.shape or B.shape[0] != cov.shape[0]:
+        return {}
+    ev, U = np.linalg.eigh(cov)
+    D = B - W
+    P = U[:, 1:] @ U[:, 1:].T
+    half = U @ np.diag(np.sqrt(np.clip(ev, 0, None))) @ U.T
+    return {f"rel_error_without_least_excited_{li}": float(np.linalg.norm(P @ D) / np.linalg.norm(P @ W)),
+            f"rel_error_signal_weighted_{li}": float(np.linalg.norm(half @ D) / np.linalg.norm(half @ W)),
+            f"least_excited_share_of_error_{li}": float(np.linalg.norm(U[:, :1].T @ D) ** 2 / np.linalg.norm(D) ** 2),
+            f"least_excited_eigenvalue_ratio_{li}": float(ev[0] / ev[1])}
+
+
 def fixed_w_convergence(x: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, *,
                         noise_std: float = 1e-2, gamma: float = 0.1, n_samples: int = 100_000,
                         batch_size: int = 32, n_blocks: int = 10, hidden: Sequence[int] = (50, 20),
@@ -189,7 +211,8 @@ def fixed_w_convergence(x: np.ndarray | torch.Tensor, labels: np.ndarray | torch
     dict
         ``blocks``: one row per block of ``n_samples / n_blocks`` samples with each site's
         relative error and angle of ``B`` vs ``W`` and the per-layer angle of the W update to the
-        BP update (on a fixed evaluation batch).
+        BP update (on a fixed evaluation batch); for the top site also the structure of its
+        error (:func:`_top_error_structure`).
     """
     ss = seed_sequence(seed)
     s_model, s_data, s_np = ss.spawn(3)
@@ -205,6 +228,11 @@ def fixed_w_convergence(x: np.ndarray | torch.Tensor, labels: np.ndarray | torch
     rows = []
     order = rng.permutation(len(X))
     pos = 0
+    # the top site regresses on the output error e = ŷ − y, whose covariance (W frozen) is fixed:
+    # its eigen-directions show where B is poorly determined (see _top_error_structure)
+    with torch.no_grad():
+        e_ev = net(X[ev]) - torch.nn.functional.one_hot(Y[ev], n_classes).to(X.dtype)
+    cov = (e_ev.T @ e_ev / len(e_ev)).numpy()
     for t in range(1, n_steps + 1):
         if pos + batch_size > len(order):
             order, pos = rng.permutation(len(X)), 0
@@ -220,5 +248,6 @@ def fixed_w_convergence(x: np.ndarray | torch.Tensor, labels: np.ndarray | torch
                     row[f"rel_error_{li}"] = l["rel_error"]
                     row[f"weight_angle_deg_{li}"] = l["weight_angle_deg"]
                     row[f"sign_congruence_{li}"] = l["sign_congruence"]
+            row.update(_top_error_structure(model.sites[-1], cov, len(align["layers"]) - 1))
             rows.append(row)
     return {"noise_std": noise_std, "gamma": gamma, "perturb": perturb, "sites": sites, "blocks": rows}
