@@ -75,9 +75,11 @@ def part_check5(a):
     methods = [a.method] if a.method else ["np", "fa"]
     seeds = [a.seed] if a.seed is not None else a.seeds
     e = math.ceil((a.long_steps + 1000) / steps_per_epoch())
+    tag = "check5" if a.perturb == "all" else f"check5-{a.perturb}"
+    fb = {} if a.perturb == "all" else {"feedback": {"perturb": a.perturb}}
     for seed in seeds:
         for method in methods:
-            run_one("mlp", method, seed, e, a.runs_dir, tag="check5", lr=4e-4)
+            run_one("mlp", method, seed, e, a.runs_dir, tag=tag, lr=4e-4, **fb)
 
 
 def part_one(a):
@@ -100,10 +102,17 @@ def _tail_alignment(metrics_csv: Path, last_step: int, width: int = 5000):
     return rec
 
 
-def _check5_paper_lr(a) -> dict:
-    """Check 5 at the paper's learning rate: NP vs FA alignment and NP sign congruence per seed."""
+def _check5_paper_lr(a, prefix: str = "check5") -> dict:
+    """Check 5 at the paper's learning rate: NP vs FA alignment and NP sign congruence per seed.
+
+    ``prefix`` ``check5-cycle`` reads the NP runs with one perturbed site per step (their FA
+    counterpart is the same as for ``check5``).
+    """
     runs = {}
-    for d in sorted(a.runs_dir.glob("check5_*_s*")):
+    dirs = sorted(a.runs_dir.glob(f"{prefix}_*_s*"))
+    if prefix != "check5":
+        dirs += sorted(a.runs_dir.glob("check5_fa_s*"))
+    for d in dirs:
         method, seed = d.name.split("_")[1], int(d.name.rsplit("_s", 1)[1])
         if (d / "metrics.csv").is_file():
             rec = _tail_alignment(d / "metrics.csv", a.long_steps + 1000)
@@ -142,7 +151,7 @@ def aggregate(a) -> dict:
            "autoencoder": {"runs": {}}}
     for d in sorted(a.runs_dir.glob("*_s*")):
         ep = d / "epochs.csv"
-        if d.name.startswith("check5_"):
+        if d.name.startswith("check5"):
             continue
         if not ep.is_file():
             continue
@@ -195,6 +204,9 @@ def aggregate(a) -> dict:
     check5 = _check5_paper_lr(a)
     if check5["runs"]:
         out["check5_paper_lr"] = check5
+    cycle = _check5_paper_lr(a, "check5-cycle")
+    if "np" in cycle["runs"]:
+        out["check5_paper_lr_perturb_cycle"] = cycle
     # autoencoder: runs may have been stopped at a time limit, so compare every method over the
     # epochs that all runs reached (the best test loss within them), and report each run's own best
     ae_runs = out["autoencoder"]["runs"]
@@ -228,6 +240,8 @@ def main():
     ap.add_argument("--seed", type=int, default=None, help="--part one / check5")
     ap.add_argument("--epochs", type=int, default=None, help="--part one")
     ap.add_argument("--lr", type=float, default=None, help="--part one (default: the model's)")
+    ap.add_argument("--perturb", choices=("all", "cycle"), default="all",
+                    help="--part check5: NP perturbs every site per step (the paper) or one in turn")
     ap.add_argument("--aggregate", action="store_true")
     ap.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS)
     ap.add_argument("--results", type=Path, default=RESULTS / "fashion_mnist.json")
