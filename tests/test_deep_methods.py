@@ -179,6 +179,26 @@ def test_np_noisy_pass_replays_dropout_masks():
         assert float((free - cm.module(x)).abs().max()) > 1e-2
 
 
+@pytest.mark.parametrize("pair", [("fa", "np"), ("dfa", "np-direct")])
+def test_np_noisy_pass_leaves_the_weight_update_alone(pair):
+    """With its feedback frozen (SGD at rate 0), an NP step updates W exactly as FA/DFA with the same B:
+    the noisy pass only feeds the feedback regression."""
+    from bci_credit.deep import FeedbackConfig
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(12, 2, 8, 8, dtype=torch.float64, generator=g)
+    lab = torch.arange(12) % 3
+    params = {}
+    for method in pair:
+        cfg = FeedbackConfig(b_solver="sgd", b_lr=0.0, noise_std=1e-2) if method.startswith("np") else None
+        cm = convert(tiny_cnn(dropout=0.0), method, seed=0, input_shape=(2, 8, 8), config=cfg)
+        opt = torch.optim.SGD(cm.parameters(), lr=0.1)
+        cm.step(x, lab, "ce", opt, reduction="mean")
+        params[method] = [p.detach().clone() for p in cm.parameters()]
+    for a, b in zip(*params.values()):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("method,solver", [("np", "ls"), ("np", "sgd"), ("np-direct", "ls"), ("np-direct", "sgd")])
 def test_np_steps_on_cnn_learn_every_site(method, solver):
     cnn = tiny_cnn(dropout=0.5)
