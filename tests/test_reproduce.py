@@ -124,6 +124,21 @@ def test_fig5size_quick_rdd_wins_when_correlated_od_when_not(quick_results):
     assert ratio_lo["mean"] < -2 * ratio_lo["se"]
 
 
+def test_fig5size_original_truth_mode(tmp_path):
+    """The faithful scoring against OD at c = 0.001 runs, reports every estimator and adds its A7 check;
+    the default columns are unchanged by it (same seeds)."""
+    from bci_credit.reproduce.scaling import fig5size
+
+    r = fig5size(tmp_path, quick=True, original_truth=True)
+    plain = fig5size(tmp_path / "plain", quick=True)
+    assert "A7_with_original_truth" in r["acceptance"]
+    for c, rows in r["results"]["table"].items():
+        for n, row in rows.items():
+            for name in ("rdd", "rdd_linear", "od"):
+                assert 0.0 <= row[name]["alignment_deg_vs_original_truth"] <= 90.0
+                assert row[name]["mse_all"] == plain["results"]["table"][c][n][name]["mse_all"]
+
+
 def test_fig5depth_quick_od_confounded_by_common_input(quick_results):
     r = quick_results[1]["fig5depth"]["results"]
     od0, od7 = np.array(r["c=0.0"]["od_mean"]), np.array(r["c=0.7"]["od_mean"])
