@@ -243,7 +243,14 @@ class FeedbackLayer:
         self._fb.xi = xi
         return x + st.noise_std * xi
 
-    def _fb_forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _adopt(self, module: nn.Module) -> "FeedbackLayer":
+        """Share ``module``'s parameters and training mode (the body of ``from_module``)."""
+        self.weight = module.weight
+        self.bias = module.bias
+        self.train(module.training)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         st = self._fb_state
         if st is None:
             return self._plain(x)
@@ -322,13 +329,7 @@ class FeedbackLinear(FeedbackLayer, nn.Linear):
     def from_module(cls, lin: nn.Linear) -> "FeedbackLinear":
         new = cls(lin.in_features, lin.out_features, bias=lin.bias is not None,
                   device=lin.weight.device, dtype=lin.weight.dtype)
-        new.weight = lin.weight
-        new.bias = lin.bias
-        new.train(lin.training)
-        return new
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._fb_forward(x)
+        return new._adopt(lin)
 
     def _function(self, x: torch.Tensor) -> torch.Tensor:
         p = self._parameters
@@ -408,13 +409,7 @@ class FeedbackConv2d(FeedbackLayer, nn.Conv2d):
                   padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
                   bias=conv.bias is not None, padding_mode=conv.padding_mode,
                   device=conv.weight.device, dtype=conv.weight.dtype)
-        new.weight = conv.weight
-        new.bias = conv.bias
-        new.train(conv.training)
-        return new
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._fb_forward(x)
+        return new._adopt(conv)
 
     def _function(self, x: torch.Tensor) -> torch.Tensor:
         p = self._parameters
