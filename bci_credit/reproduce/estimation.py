@@ -100,6 +100,17 @@ def _truths(per_c) -> dict:
     return out
 
 
+def _start_fig3a(name: str, description: str, *, quick: bool, seed: int, n_jobs, one_sided: bool):
+    """Run the Fig. 3A simulations (two- or one-sided estimators) and open the recipe's result with
+    its configuration, p grid and c values."""
+    res = start(name, description, seed=seed, quick=quick, n_jobs=n_jobs, config={})
+    config, per_c = _fig3a_run(quick, seed, n_jobs, one_sided=one_sided)
+    res["config"] = config
+    res["results"]["p_grid"] = round_floats(np.asarray(P_GRID))
+    res["results"]["c_values"] = np.asarray(config["c_values"])
+    return res, config, per_c
+
+
 def fig3a(out_dir, *, quick: bool = False, seed: int = DEFAULT_SEED, n_jobs: int | None = 1) -> dict:
     """Fig. 3A: estimate of beta_1 against the window half-width p for five noise correlations c.
 
@@ -108,15 +119,11 @@ def fig3a(out_dir, *, quick: bool = False, seed: int = DEFAULT_SEED, n_jobs: int
     Checks rdd_model.md §6 A3 (i)-(v) and compares the RDD estimate with the paired do() truth
     averaged over all windows and over near-threshold windows.
     """
-    res = start("fig3a", "beta_1 vs p for 5 values of c (constant/linear RDD, OD, ground truths)", seed=seed,
-                quick=quick, n_jobs=n_jobs, config={})
-    config, per_c = _fig3a_run(quick, seed, n_jobs, one_sided=False)
-    res["config"] = config
+    res, config, per_c = _start_fig3a("fig3a", "beta_1 vs p for 5 values of c (constant/linear RDD, OD, ground truths)",
+                                      quick=quick, seed=seed, n_jobs=n_jobs, one_sided=False)
     cv = np.asarray(config["c_values"])
     p = np.asarray(P_GRID)
     out = res["results"]
-    out["p_grid"] = round_floats(p)
-    out["c_values"] = cv
     for i, name in enumerate(("neuron1", "neuron2")):
         pick = {k: (v[..., i] if v.ndim >= 3 else v) for k, v in per_c.items() if k in ("rdd_constant", "rdd_linear", "od", "od_linear")}
         out[name] = {
@@ -223,15 +230,11 @@ def figs2(out_dir, *, quick: bool = False, seed: int = DEFAULT_SEED, n_jobs: int
     §6 A3b: the one-sided estimate at p = 0.05 is biased by correlation (5.11 / 4.75 / 4.00 at
     c = 0.01 / 0.5 / 0.99), unlike the two-sided one.
     """
-    res = start("figs2", "one-sided RDD window vs p for 5 values of c", seed=seed, quick=quick, n_jobs=n_jobs,
-                config={})
-    config, per_c = _fig3a_run(quick, seed, n_jobs, one_sided=True)
-    res["config"] = config
+    res, config, per_c = _start_fig3a("figs2", "one-sided RDD window vs p for 5 values of c",
+                                      quick=quick, seed=seed, n_jobs=n_jobs, one_sided=True)
     cv = np.asarray(config["c_values"])
     p = np.asarray(P_GRID)
     out = res["results"]
-    out["p_grid"] = round_floats(p)
-    out["c_values"] = cv
     for i, name in enumerate(("neuron1", "neuron2")):
         pick = {k: v[..., i] for k, v in per_c.items() if k in ("rdd_one_sided", "rdd_constant", "od")}
         out[name] = {"rdd_one_sided": _summ(pick, "rdd_one_sided"), "rdd_constant": _summ(pick, "rdd_constant"),
