@@ -146,6 +146,7 @@ def aggregate(a) -> dict:
 
     from bci_credit.outputs import write_json
 
+    ae_epochs = {}  # run name -> its epochs table (read once)
     out = {"dataset": "fashion-mnist (Debian dataset-fashion-mnist, 60k train / 10k test)",
            "mlp": {"epochs_compared": a.mlp_epochs, "lr": a.mlp_lr, "runs": {}},
            "autoencoder": {"runs": {}}}
@@ -168,6 +169,7 @@ def aggregate(a) -> dict:
             rec = {"best_test_loss_per_32": float(df["test_loss_per_32"].min()), "epochs_run": int(df["epoch"].max()),
                    "final_test_loss_per_32": float(df["test_loss_per_32"].iloc[-1])}
             out["autoencoder"]["runs"][f"{method}_s{seed}"] = rec
+            ae_epochs[f"{method}_s{seed}"] = df
     # MLP: mean test error per method over seeds at the compared epoch
     mean = {}
     for method in ("bp", "fa", "np"):
@@ -212,8 +214,7 @@ def aggregate(a) -> dict:
     ae_runs = out["autoencoder"]["runs"]
     common = min((r["epochs_run"] for r in ae_runs.values()), default=0)
     for k, r in ae_runs.items():
-        method, seed = k.rsplit("_s", 1)
-        df = pd.read_csv(a.runs_dir / f"autoencoder_{method}_s{seed}" / "epochs.csv")
+        df = ae_epochs[k]
         r["best_test_loss_per_32_within_common_epochs"] = float(df[df["epoch"] <= common]["test_loss_per_32"].min())
     out["autoencoder"]["epochs_compared"] = common
     ae = {}

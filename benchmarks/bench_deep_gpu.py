@@ -76,12 +76,10 @@ def _step_ms(method: str, torch, device: str, batch: int = 128, blocks: int = 5,
     return 1e3 * statistics.median(times)
 
 
-def _eval_s(result, folder: Path, device: str, torch) -> float:
+def _eval_s(result, data, device: str, torch) -> float:
     """Wall time of the end-of-epoch test-set evaluation (part of ``epoch_s``)."""
-    from bci_credit.deep.datasets import load_cifar
     from bci_credit.deep.train import evaluate
 
-    data = load_cifar(folder)
     x = torch.as_tensor(data.x_test, device=device)
     y = torch.as_tensor(data.y_test, device=device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -104,6 +102,7 @@ def run(quick: bool = True, *, device: str = "cuda", n_train: int | None = None,
 
     if device == "cuda" and not torch.cuda.is_available():
         return {"skipped": "no CUDA GPU on this machine"}
+    from bci_credit.deep.datasets import load_cifar
     from bci_credit.deep.train import TrainConfig, train
 
     n_train = n_train or (10_240 if quick else 50_000)
@@ -113,13 +112,14 @@ def run(quick: bool = True, *, device: str = "cuda", n_train: int | None = None,
            "n_train": n_train, "n_test": n_test, "batch_size": 128, "methods": {}}
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_cifar10_format(Path(tmp), n_train, n_test)
+        data = load_cifar(folder)  # read once through the CIFAR loader, shared by every run
         for method in METHODS:
             cfg = TrainConfig(model="cnn", method=method, dataset="cifar10", data_dir=str(folder), epochs=2,
                               device=device, log_every=10 ** 9, checkpoint_every=0, seed=0)
-            r = train(cfg, progress=False)
+            r = train(cfg, progress=False, dataset=data)
             walls = r.epochs.get("wall_s").tolist()
             epoch_s = walls[1] - walls[0]
-            eval_s = _eval_s(r, folder, device, torch)
+            eval_s = _eval_s(r, data, device, torch)
             res["methods"][method] = {"epoch_s": epoch_s, "epochs_per_s": 1.0 / epoch_s,
                                       "first_epoch_s": walls[0], "steps_per_epoch": n_train // 128,
                                       "final_test_loss": float(r.epochs["test_loss"].iloc[-1]),

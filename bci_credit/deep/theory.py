@@ -170,19 +170,20 @@ def linear_network_consistency(noise_std: float = 1e-2, *, n_batches: int = 3000
     return {"noise_std": noise_std, "perturb": perturb, "errors": rec}
 
 
-def _top_error_structure(site, cov: np.ndarray, li: int) -> dict:
+def _top_error_structure(site, eig: tuple, li: int) -> dict:
     """Where the top-layer ``B`` error lies relative to the output-error covariance ``cov``.
 
-    Returns the relative error without the least-excited direction of ``e`` (with one-hot targets
+    ``eig`` is ``np.linalg.eigh`` of the output-error covariance. Returns the relative error
+    without the least-excited direction of ``e`` (with one-hot targets
     and a random frozen ``W`` the sum of the errors barely varies, so ``B`` is nearly unidentified
     along it), the error weighted by ``E[e eᵀ]`` (the error of the feedback signal ``e B``
     actually delivered), and the share of the squared error in that one direction.
     """
     B = site.feedback_weight().detach().cpu().numpy()
     W = site.weight.detach().cpu().numpy()
-    if B.shape != W.shape or B.shape[0] != cov.shape[0]:
+    ev, U = eig
+    if B.shape != W.shape or B.shape[0] != len(ev):
         return {}
-    ev, U = np.linalg.eigh(cov)
     D = B - W
     P = U[:, 1:] @ U[:, 1:].T
     half = U @ np.diag(np.sqrt(np.clip(ev, 0, None))) @ U.T
@@ -232,7 +233,7 @@ def fixed_w_convergence(x: np.ndarray | torch.Tensor, labels: np.ndarray | torch
     # its eigen-directions show where B is poorly determined (see _top_error_structure)
     with torch.no_grad():
         e_ev = net(X[ev]) - torch.nn.functional.one_hot(Y[ev], n_classes).to(X.dtype)
-    cov = (e_ev.T @ e_ev / len(e_ev)).numpy()
+    eig = np.linalg.eigh((e_ev.T @ e_ev / len(e_ev)).numpy())
     for t in range(1, n_steps + 1):
         if pos + batch_size > len(order):
             order, pos = rng.permutation(len(X)), 0
@@ -248,6 +249,6 @@ def fixed_w_convergence(x: np.ndarray | torch.Tensor, labels: np.ndarray | torch
                     row[f"rel_error_{li}"] = l["rel_error"]
                     row[f"weight_angle_deg_{li}"] = l["weight_angle_deg"]
                     row[f"sign_congruence_{li}"] = l["sign_congruence"]
-            row.update(_top_error_structure(model.sites[-1], cov, len(align["layers"]) - 1))
+            row.update(_top_error_structure(model.sites[-1], eig, len(align["layers"]) - 1))
             rows.append(row)
     return {"noise_std": noise_std, "gamma": gamma, "perturb": perturb, "sites": sites, "blocks": rows}
