@@ -99,6 +99,46 @@ def test_fixed_w_convergence_on_fashion_mnist():
     assert b[-1]["rel_error_signal_weighted_2"] < 0.1, b[-1]
 
 
+def test_error_structure_separates_weak_directions():
+    """B wrong only along the least-excited direction of its regressor: excited part exact."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    U, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    cov = U @ np.diag([1e-4, 0.5, 1.0, 2.0]) @ U.T
+    W = rng.standard_normal((4, 6))
+    B = W + np.outer(U[:, 0], rng.standard_normal(6))
+    r = theory.error_structure(B, W, cov, 1)
+    assert r["rel_error_excited"] < 1e-12 and r["sign_congruence_excited"] == 1.0
+    assert abs(r["weak_share_of_error"] - 1.0) < 1e-12
+    assert r["rel_error_signal_weighted"] < 0.02  # weighted by a variance of 1e-4
+
+
+def test_lower_feedback_is_determined_only_where_the_error_varies():
+    """A linear 12-8-6-3 network, W frozen, exact LS: the lower B regresses on a 6-dim error that
+    the 3-dim output error drives, so at most 3 directions are excited; there B converges, while
+    the rest stays at the ridge prior (0) and carries nearly all of ‖B − W‖."""
+    from bci_credit.deep import convert
+    from bci_credit.deep.models import mlp
+
+    g = torch.Generator().manual_seed(0)
+    model = convert(mlp((12, 8, 6, 3), "linear", seed=1).double(), "np", seed=2, noise_std=1e-2, gamma=1e-3)
+    teacher = torch.randn(12, 3, generator=g, dtype=torch.float64)
+    x_ev = torch.randn(4000, 12, generator=g, dtype=torch.float64)
+    seen = []
+    for n_batches in (300, 900):  # 300, then 1200 batches in all
+        for _ in range(n_batches):
+            x = torch.randn(64, 12, generator=g, dtype=torch.float64)
+            model.update_feedback(x, x @ teacher, "mse")
+        seen.append(theory.feedback_identifiability(model, x_ev, x_ev @ teacher))
+    lower0, lower, top = seen[0][0], seen[1][0], seen[1][1]
+    assert lower["n_directions"] == 6 and lower["n_weak"] == 3, lower
+    # the excited part converges (~T^(-1/2): x0.5 for 4x the samples), the whole does not
+    assert lower["rel_error_excited"] < 0.8 * lower0["rel_error_excited"], (lower0, lower)
+    assert lower["rel_error"] > 0.5 and lower["weak_share_of_error"] > 0.95, lower
+    assert top["n_weak"] == 0 and top["rel_error"] < 0.1, top  # real-valued targets excite every direction
+
+
 @pytest.mark.slow
 def test_np_aligns_better_than_fa_during_training():
     """Check 5 (shortened to 1e4 steps): NP's updates are within half FA's angle to BP's."""

@@ -12,7 +12,7 @@ torch.set_num_threads(1)  # tiny tensors: extra threads only add contention on a
 
 from bci_credit.cli import main  # noqa: E402
 from bci_credit.deep import datasets as D  # noqa: E402
-from bci_credit.deep.train import TrainConfig, train  # noqa: E402
+from bci_credit.deep.train import TrainConfig, load_run, train  # noqa: E402
 
 
 def write_idx_set(folder, n_train=96, n_test=32, size=8, gz=True, seed=0):
@@ -144,6 +144,23 @@ def test_resume_after_interruption_is_exact(tmp_path):
             assert torch.equal(a, b), k
     with pytest.raises(ValueError, match="different configuration"):
         train(mlp_cfg(tmp_path, epochs=2, lr=0.1), tmp_path / "part")
+
+
+def test_load_run_restores_the_trained_model(tmp_path):
+    (tmp_path / "data").mkdir()
+    write_idx_set(tmp_path / "data")
+    res = train(mlp_cfg(tmp_path, epochs=2), tmp_path / "run")
+    model, cfg, progress = load_run(tmp_path / "run")
+    assert cfg.method == "np" and progress["epoch"] == 2 and not model.training
+    for (k, a), (_, b) in zip(res.model.state_dict().items(), model.state_dict().items()):
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a, b), k
+    with pytest.raises(FileNotFoundError, match="run.json is missing"):
+        load_run(tmp_path / "data")
+    (tmp_path / "norun").mkdir()
+    (tmp_path / "norun" / "run.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="checkpoint.pt is missing"):
+        load_run(tmp_path / "norun")
 
 
 def test_cnn_runs_end_to_end_on_cifar_format_data(tmp_path):

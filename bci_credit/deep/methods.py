@@ -480,8 +480,22 @@ class CreditModel(nn.Module):
         ``exact=True`` gives backprop's (autograd's) gradient, ``False`` what this method's
         feedback delivers. With ``reduction='sum'`` row ``s`` is ``∂L_s/∂h_s``.
         """
-        _, _, _, cap = self._capture_pass(x, y, get_loss(loss), reduction, force_bp=exact, mask_mode="free")
-        return {l.fb_index: cap[i][1] for i, l in enumerate(self._layers) if l.fb_site}
+        return self._site_captures(x, y, loss, reduction, force_bp=exact, part=1)
+
+    def site_errors(self, x: torch.Tensor, y: torch.Tensor, loss: str | Callable = "mse", *,
+                    reduction: str = "sum") -> dict:
+        """This method's error at the output of each feedback site's layer (the regressor of its ``B``).
+
+        Keyed like :meth:`site_gradients`; row ``s`` is the error the method computes for sample
+        ``s`` at the output of the site's layer, which ``B`` carries back to its input (for the
+        layered NP, what ``λ̂`` is regressed on).
+        """
+        return self._site_captures(x, y, loss, reduction, force_bp=False, part=0)
+
+    def _site_captures(self, x, y, loss, reduction: str, *, force_bp: bool, part: int) -> dict:
+        """One captured pass; per feedback site its layer's output error (part 0) or input signal (1)."""
+        _, _, _, cap = self._capture_pass(x, y, get_loss(loss), reduction, force_bp=force_bp, mask_mode="free")
+        return {l.fb_index: cap[i][part] for i, l in enumerate(self._layers) if l.fb_site}
 
     def _capture_pass(self, x, y, loss_fn, reduction, *, force_bp: bool, mask_mode: str):
         """Forward + autograd.grad of the weights with the layers' errors captured."""

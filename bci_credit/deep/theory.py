@@ -13,6 +13,8 @@ measured numbers; the tests assert on them and the scripts in ``analysis/`` repo
 * :func:`linear_network_consistency` — Theorem 2: in a linear network every layer's ``B``
   converges to its ``W``, the lower ones regressed on errors propagated by the learned ``B``.
 * :func:`fixed_w_convergence` — check 4: ``B`` of the paper's MLP on data, ``W`` frozen.
+* :func:`feedback_identifiability` — checks 4–5: which part of each ``B`` the errors it regresses
+  on can determine at all (:func:`error_structure`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .methods import CreditModel, convert
 from .models import mlp
 
 __all__ = ["lambda_hat_bias", "readout_consistency", "upstream_bias", "linear_network_consistency",
-           "fixed_w_convergence", "feedback_errors"]
+           "fixed_w_convergence", "feedback_errors", "feedback_identifiability", "error_structure"]
 
 
 def _torch_gen(seed: SeedLike) -> torch.Generator:
@@ -170,27 +172,77 @@ def linear_network_consistency(noise_std: float = 1e-2, *, n_batches: int = 3000
     return {"noise_std": noise_std, "perturb": perturb, "errors": rec}
 
 
-def _top_error_structure(site, eig: tuple, li: int) -> dict:
-    """Where the top-layer ``B`` error lies relative to the output-error covariance ``cov``.
+def error_structure(B: np.ndarray, W: np.ndarray, cov: np.ndarray, n_weak: int) -> dict:
+    """Where the error of a feedback matrix lies relative to the errors it carries.
 
-    ``eig`` is ``np.linalg.eigh`` of the output-error covariance. Returns the relative error
-    without the least-excited direction of ``e`` (with one-hot targets
-    and a random frozen ``W`` the sum of the errors barely varies, so ``B`` is nearly unidentified
-    along it), the error weighted by ``E[e eᵀ]`` (the error of the feedback signal ``e B``
-    actually delivered), and the share of the squared error in that one direction.
+    ``B`` and ``W`` have shape (out, in); the signal ``B`` delivers is ``δ B`` for a row ``δ`` of the
+    layer's output error, whose covariance is ``cov`` (out × out). A direction of ``δ`` that barely
+    varies is barely seen by the regression that learns ``B`` — and barely used by the signal.
+    With its ``n_weak`` least-excited directions left out, returns the relative error and sign
+    congruence of ``B`` vs ``W`` (``P B`` vs ``P W``, ``P`` the projection on the excited directions),
+    the share of ``‖B − W‖²`` in the weak directions, and the error weighted by ``cov`` (the
+    relative error of the delivered signal, ``E‖δ(B − W)‖² / E‖δ W‖²``, square-rooted).
     """
+    B, W = np.asarray(B, float), np.asarray(W, float)
+    ev, U = np.linalg.eigh(np.asarray(cov, float))
+    D = B - W
+    Uw, Ue = U[:, :n_weak], U[:, n_weak:]
+    P = Ue @ Ue.T
+    half = U @ np.diag(np.sqrt(np.clip(ev, 0, None))) @ U.T
+    return {"n_directions": int(len(ev)), "n_weak": int(n_weak),
+            "rel_error_excited": float(np.linalg.norm(P @ D) / np.linalg.norm(P @ W)),
+            "sign_congruence_excited": float(np.mean(np.sign(P @ B) == np.sign(P @ W))),
+            "weak_share_of_error": float(np.linalg.norm(Uw.T @ D) ** 2 / np.linalg.norm(D) ** 2),
+            "rel_error_signal_weighted": float(np.linalg.norm(half @ D) / np.linalg.norm(half @ W)),
+            "eigenvalues_rel_to_max": (ev / ev.max()).tolist()}
+
+
+def feedback_identifiability(model: CreditModel, x: torch.Tensor, y: torch.Tensor, loss: str = "mse", *,
+                             weak_below: float = 0.01) -> dict:
+    """How well each layered feedback matrix is determined by the errors it regresses on.
+
+    The covariance of the method's own error at each site's layer output (the regressor of the NP
+    regression, :meth:`CreditModel.site_errors`) is estimated on ``(x, y)``; its directions with
+    variance below ``weak_below`` times the largest are "weak". With one-hot targets over ``C``
+    classes the top layer's error has a barely varying direction (the sum over classes), and a
+    lower layer's error, driven by that ``C``-dimensional error, at most ``C − 1`` strong ones.
+
+    Returns
+    -------
+    dict
+        Per site (by its index in :attr:`CreditModel.sites`), the plain ``rel_error`` and
+        ``sign_congruence`` of ``B`` vs ``W`` and :func:`error_structure` with the weak directions
+        left out.
+    """
+    deltas = model.site_errors(x, y, loss)
+    out = {}
+    for k, site in enumerate(model.sites):
+        d = deltas.get(site.fb_index)
+        B, W = site.feedback_weight().detach(), site.weight.detach()
+        if d is None or d.dim() != 2 or B.shape != W.shape or d.shape[1] != W.shape[0]:
+            continue  # direct (DFA-style) or conv sites: B does not multiply this layer's error
+        d = d.detach().double().cpu().numpy()
+        cov = d.T @ d / len(d)
+        ev = np.linalg.eigvalsh(cov)
+        rec = {"rel_error": _m.relative_error(B, W), "sign_congruence": _m.sign_congruence(B, W)}
+        rec.update(error_structure(B.double().cpu().numpy(), W.double().cpu().numpy(), cov,
+                                   int(np.sum(ev < weak_below * ev.max()))))
+        out[k] = rec
+    return out
+
+
+def _top_error_structure(site, cov: np.ndarray, li: int) -> dict:
+    """Check 4's view of the top site: :func:`error_structure` without the one least-excited direction."""
     B = site.feedback_weight().detach().cpu().numpy()
     W = site.weight.detach().cpu().numpy()
-    ev, U = eig
-    if B.shape != W.shape or B.shape[0] != len(ev):
+    if B.shape != W.shape or B.shape[0] != len(cov):
         return {}
-    D = B - W
-    P = U[:, 1:] @ U[:, 1:].T
-    half = U @ np.diag(np.sqrt(np.clip(ev, 0, None))) @ U.T
-    return {f"rel_error_without_least_excited_{li}": float(np.linalg.norm(P @ D) / np.linalg.norm(P @ W)),
-            f"rel_error_signal_weighted_{li}": float(np.linalg.norm(half @ D) / np.linalg.norm(half @ W)),
-            f"least_excited_share_of_error_{li}": float(np.linalg.norm(U[:, :1].T @ D) ** 2 / np.linalg.norm(D) ** 2),
-            f"least_excited_eigenvalue_ratio_{li}": float(ev[0] / ev[1])}
+    r = error_structure(B, W, cov, 1)
+    ev = r["eigenvalues_rel_to_max"]
+    return {f"rel_error_without_least_excited_{li}": r["rel_error_excited"],
+            f"rel_error_signal_weighted_{li}": r["rel_error_signal_weighted"],
+            f"least_excited_share_of_error_{li}": r["weak_share_of_error"],
+            f"least_excited_eigenvalue_ratio_{li}": ev[0] / ev[1]}
 
 
 def fixed_w_convergence(x: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, *,
@@ -233,7 +285,7 @@ def fixed_w_convergence(x: np.ndarray | torch.Tensor, labels: np.ndarray | torch
     # its eigen-directions show where B is poorly determined (see _top_error_structure)
     with torch.no_grad():
         e_ev = net(X[ev]) - torch.nn.functional.one_hot(Y[ev], n_classes).to(X.dtype)
-    eig = np.linalg.eigh((e_ev.T @ e_ev / len(e_ev)).numpy())
+    cov = (e_ev.T @ e_ev / len(e_ev)).numpy()
     for t in range(1, n_steps + 1):
         if pos + batch_size > len(order):
             order, pos = rng.permutation(len(X)), 0
@@ -249,6 +301,6 @@ def fixed_w_convergence(x: np.ndarray | torch.Tensor, labels: np.ndarray | torch
                     row[f"rel_error_{li}"] = l["rel_error"]
                     row[f"weight_angle_deg_{li}"] = l["weight_angle_deg"]
                     row[f"sign_congruence_{li}"] = l["sign_congruence"]
-            row.update(_top_error_structure(model.sites[-1], eig, len(align["layers"]) - 1))
+            row.update(_top_error_structure(model.sites[-1], cov, len(align["layers"]) - 1))
             rows.append(row)
     return {"noise_std": noise_std, "gamma": gamma, "perturb": perturb, "sites": sites, "blocks": rows}

@@ -36,7 +36,7 @@ from .losses import accuracy, get_loss
 from .methods import CreditModel, FeedbackConfig, convert
 from .models import MODELS, build_model
 
-__all__ = ["TrainConfig", "TrainResult", "train", "default_hyperparameters", "evaluate", "plot_training"]
+__all__ = ["TrainConfig", "TrainResult", "train", "load_run", "default_hyperparameters", "evaluate", "plot_training"]
 
 logger = logging.getLogger("bci_credit")
 
@@ -201,6 +201,46 @@ def _same_config(a: dict, b: dict) -> list:
     return sorted(k for k in set(a) | set(b) if k not in _IGNORED_ON_RESUME and a.get(k) != b.get(k))
 
 
+def _build(cfg: TrainConfig, data: ImageDataset):
+    """The run's model (from its seed) and the seed of its data order."""
+    s_model, s_fb, s_data = seed_sequence(cfg.seed).spawn(3)
+    net = build_model(cfg.model, data.input_shape, data.n_classes, seed=s_model, **cfg.model_kwargs)
+    return convert(net, cfg.method, input_shape=data.input_shape, seed=s_fb, config=cfg.feedback_config()), s_data
+
+
+def load_run(out_dir: str | os.PathLike, *, dataset: Optional[ImageDataset] = None,
+             device: str = "cpu") -> tuple[CreditModel, TrainConfig, dict]:
+    """The model of a run folder written by :func:`train`, as of its last checkpoint.
+
+    Parameters
+    ----------
+    out_dir : path
+        A run folder holding ``run.json`` and ``checkpoint.pt``.
+    dataset : ImageDataset, optional
+        The run's data (only its shapes are used); loaded from the run's configuration otherwise.
+
+    Returns
+    -------
+    (model, config, progress)
+        The model in eval mode, the run's configuration and ``{"epoch", "step"}`` of the checkpoint.
+    """
+    import json
+
+    out = Path(out_dir)
+    run, ckpt = out / "run.json", out / "checkpoint.pt"
+    for f in (run, ckpt):
+        if not f.is_file():
+            raise FileNotFoundError(f"{out} is not a resumable run folder: {f.name} is missing")
+    cfg = TrainConfig(**json.loads(run.read_text())["config"]).resolved()
+    data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, download=False, seed=cfg.seed)
+    model, _ = _build(cfg, data)
+    dev = _device(device)
+    ck = torch.load(ckpt, map_location=dev, weights_only=False)
+    model.load_state_dict(ck["model"])
+    model.to(dev).eval()
+    return model, cfg, {"epoch": int(ck["epoch"]), "step": int(ck["step"])}
+
+
 def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, progress: bool = False,
           resume: bool = True, dataset: Optional[ImageDataset] = None, argv: Optional[list] = None) -> TrainResult:
     """Train a model by a method and write the run's folder.
@@ -232,10 +272,7 @@ def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, p
     if cfg.model == "cnn" and len(data.input_shape) != 3:
         raise ValueError(f"the CNN needs image data; {data.name} has sample shape {data.input_shape}")
 
-    ss = seed_sequence(cfg.seed)
-    s_model, s_fb, s_data = ss.spawn(3)
-    net = build_model(cfg.model, data.input_shape, data.n_classes, seed=s_model, **cfg.model_kwargs)
-    model = convert(net, cfg.method, input_shape=data.input_shape, seed=s_fb, config=cfg.feedback_config())
+    model, s_data = _build(cfg, data)
     model.to(device)
     model.train()
     opt = _optimizer(cfg, model)
