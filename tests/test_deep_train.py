@@ -161,6 +161,9 @@ def test_load_run_restores_the_trained_model(tmp_path):
     (tmp_path / "norun" / "run.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="checkpoint.pt is missing"):
         load_run(tmp_path / "norun")
+    (tmp_path / "run" / "run.json").write_text('{"config": {"nonsense": 1}}')
+    with pytest.raises(ValueError, match="not the run.json of a bci-credit training run"):
+        load_run(tmp_path / "run")
 
 
 def test_cnn_runs_end_to_end_on_cifar_format_data(tmp_path):

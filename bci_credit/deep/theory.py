@@ -172,19 +172,23 @@ def linear_network_consistency(noise_std: float = 1e-2, *, n_batches: int = 3000
     return {"noise_std": noise_std, "perturb": perturb, "errors": rec}
 
 
-def error_structure(B: np.ndarray, W: np.ndarray, cov: np.ndarray, n_weak: int) -> dict:
+def error_structure(B: np.ndarray, W: np.ndarray, cov: np.ndarray, n_weak: Optional[int] = None, *,
+                    weak_below: float = 0.01) -> dict:
     """Where the error of a feedback matrix lies relative to the errors it carries.
 
     ``B`` and ``W`` have shape (out, in); the signal ``B`` delivers is ``δ B`` for a row ``δ`` of the
     layer's output error, whose covariance is ``cov`` (out × out). A direction of ``δ`` that barely
     varies is barely seen by the regression that learns ``B`` — and barely used by the signal.
-    With its ``n_weak`` least-excited directions left out, returns the relative error and sign
+    With its ``n_weak`` least-excited directions left out (by default those with a variance below
+    ``weak_below`` times the largest), returns the relative error and sign
     congruence of ``B`` vs ``W`` (``P B`` vs ``P W``, ``P`` the projection on the excited directions),
     the share of ``‖B − W‖²`` in the weak directions, and the error weighted by ``cov`` (the
     relative error of the delivered signal, ``E‖δ(B − W)‖² / E‖δ W‖²``, square-rooted).
     """
     B, W = np.asarray(B, float), np.asarray(W, float)
     ev, U = np.linalg.eigh(np.asarray(cov, float))
+    if n_weak is None:
+        n_weak = int(np.sum(ev < weak_below * ev.max()))
     D = B - W
     Uw, Ue = U[:, :n_weak], U[:, n_weak:]
     P = Ue @ Ue.T
@@ -222,11 +226,9 @@ def feedback_identifiability(model: CreditModel, x: torch.Tensor, y: torch.Tenso
         if d is None or d.dim() != 2 or B.shape != W.shape or d.shape[1] != W.shape[0]:
             continue  # direct (DFA-style) or conv sites: B does not multiply this layer's error
         d = d.detach().double().cpu().numpy()
-        cov = d.T @ d / len(d)
-        ev = np.linalg.eigvalsh(cov)
         rec = {"rel_error": _m.relative_error(B, W), "sign_congruence": _m.sign_congruence(B, W)}
-        rec.update(error_structure(B.double().cpu().numpy(), W.double().cpu().numpy(), cov,
-                                   int(np.sum(ev < weak_below * ev.max()))))
+        rec.update(error_structure(B.double().cpu().numpy(), W.double().cpu().numpy(), d.T @ d / len(d),
+                                   weak_below=weak_below))
         out[k] = rec
     return out
 

@@ -231,7 +231,10 @@ def load_run(out_dir: str | os.PathLike, *, dataset: Optional[ImageDataset] = No
     for f in (run, ckpt):
         if not f.is_file():
             raise FileNotFoundError(f"{out} is not a resumable run folder: {f.name} is missing")
-    cfg = TrainConfig(**json.loads(run.read_text())["config"]).resolved()
+    try:
+        cfg = TrainConfig(**json.loads(run.read_text())["config"]).resolved()
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{run} is not the run.json of a bci-credit training run ({err!r})") from None
     data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, download=False, seed=cfg.seed)
     model, _ = _build(cfg, data)
     dev = _device(device)
