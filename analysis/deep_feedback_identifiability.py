@@ -33,7 +33,11 @@ KEYS = ("sign_congruence", "sign_congruence_excited", "rel_error", "rel_error_ex
         "rel_error_signal_weighted", "n_weak", "n_directions")
 
 
+LOGGED = ("train_loss", "signal_angle_deg_L", "update_angle_deg_L", "weight_angle_deg_L", "sign_congruence_L")
+
+
 def main():
+    import pandas as pd
     import torch
 
     from bci_credit.deep.datasets import load_dataset
@@ -57,9 +61,12 @@ def main():
             continue
         model, cfg, progress = load_run(d, dataset=ds)
         r = feedback_identifiability(model, x, y, cfg.loss)
+        last = pd.read_csv(d / "metrics.csv").iloc[-1]
         runs[d.name] = {"method": cfg.method, "seed": cfg.seed, "perturb": cfg.feedback.get("perturb", "all"),
                         "lr": cfg.lr, "step": progress["step"],
-                        "sites": {f"L{k + 1}": {key: v[key] for key in KEYS} for k, v in r.items()}}
+                        "sites": {f"L{k + 1}": {key: v[key] for key in KEYS} for k, v in r.items()},
+                        "last_logged": {c: float(last[c]) for c in last.index
+                                        if c.startswith(LOGGED) and last[c] == last[c]}}
         print(d.name, {s: (round(v["sign_congruence"], 3), round(v["sign_congruence_excited"], 3))
                        for s, v in runs[d.name]["sites"].items()}, flush=True)
     groups: dict = {}

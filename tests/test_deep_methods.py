@@ -255,6 +255,33 @@ def test_np_direct_learned_feedback_beats_dfa_signal_angle():
         assert ln["signal_angle_deg"] < ld["signal_angle_deg"] - 10, (ld, ln)
 
 
+def test_np_least_squares_statistics_are_float64_for_a_float32_model():
+    """V and S sum ~1e5 batches of outer products; float32 rounding makes V indefinite (seen after
+    ~7e4 steps of the paper's MLP: B exploded along the least-excited direction), so they are float64."""
+    from bci_credit.deep.node_perturbation import ridge_accumulate_, ridge_solve
+
+    for method in ("np", "np-direct"):
+        model = convert(mlp((6, 5, 4, 3), seed=0), method, seed=1, b_solver="ls")  # float32 weights
+        bufs = {n: b for n, b in model.named_buffers() if n.endswith(("np_S", "np_V"))}
+        assert bufs and all(b.dtype == torch.float64 for b in bufs.values()), method
+        x = torch.randn(16, 6)
+        model.step(x, torch.randn(16, 3), "mse", torch.optim.SGD(model.parameters(), lr=0.01))
+        assert all(l.feedback_weight().dtype == torch.float32 for l in model.sites)
+    # float32 errors with one barely excited direction into float64 statistics: V stays positive
+    # definite and B = V⁻¹S recovers the regression along the excited directions
+    g = torch.Generator().manual_seed(0)
+    U, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
+    scale = torch.tensor([1e-3, 1, 1, 1, 1, 1], dtype=torch.float64) * 10
+    B_true = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    V, S = torch.eye(6, dtype=torch.float64) * 0.1, torch.zeros(6, 2, dtype=torch.float64)
+    for _ in range(2000):
+        e = ((torch.randn(32, 6, generator=g, dtype=torch.float64) * scale) @ U.T).float()
+        ridge_accumulate_(V, e, [(S, e @ B_true.float())], gamma=0.1)
+    assert float(torch.linalg.eigvalsh(V)[0]) > 0
+    P = U[:, 1:] @ U[:, 1:].T
+    assert float((P @ (ridge_solve(V, S) - B_true)).norm() / (P @ B_true).norm()) < 1e-5
+
+
 def test_state_dict_round_trip_resumes_exactly():
     net = tiny_mlp((6, 5, 4, 3))
     x, y = data(32)

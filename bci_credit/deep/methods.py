@@ -279,12 +279,13 @@ def _init_feedback(layer: FeedbackLayer, method: str, config: FeedbackConfig, n_
         if method == "np" and isinstance(layer, FeedbackConv2d):
             raise ValueError("exact least squares for a layered conv feedback kernel is too costly; "
                              "use b_solver='sgd' or method='np-direct'")
+        # the sufficient statistics sum millions of outer products: in float32 their rounding
+        # errors make V indefinite after ~1e5 steps and B = V⁻¹S explodes, so they are float64
         B = layer.feedback
-        S = torch.zeros_like(B)
-        layer.register_buffer("np_S", S)
+        layer.register_buffer("np_S", torch.zeros(B.shape, dtype=torch.float64, device=B.device))
         if method == "np":
             k = B.shape[0]
-            layer.register_buffer("np_V", torch.eye(k, dtype=B.dtype, device=B.device) * config.gamma)
+            layer.register_buffer("np_V", torch.eye(k, dtype=torch.float64, device=B.device) * config.gamma)
 
 
 class CreditModel(nn.Module):
@@ -310,7 +311,7 @@ class CreditModel(nn.Module):
         V = None
         if method == "np-direct" and config.b_solver == "ls":
             p = next(module.parameters())
-            V = torch.eye(n_out, dtype=p.dtype, device=p.device) * config.gamma
+            V = torch.eye(n_out, dtype=torch.float64, device=p.device) * config.gamma  # see _init_feedback
         self.register_buffer("np_V", V)
 
     # -- structure ---------------------------------------------------------------------------------

@@ -52,7 +52,9 @@ def ridge_accumulate_(V: torch.Tensor, e: torch.Tensor, pairs, *, gamma: float =
     ``V ← f (V − γI) + γI + eᵀe`` and, for every ``(S, λ̂)`` in ``pairs``, ``S ← f S + eᵀλ̂``
     (``f`` the forgetting factor; ``f = 1`` gives the paper's unbounded memory, ``V`` starting at
     ``γI`` and ``S`` at 0). Several targets may share one regressor (the direct variant: every
-    site regresses on the same output error).
+    site regresses on the same output error). ``e`` and ``λ̂`` are cast to the statistics' dtype
+    (float64 in :func:`~bci_credit.deep.convert`: in float32 the rounding errors of ~1e5 steps
+    make ``V`` indefinite).
 
     Parameters
     ----------
@@ -65,11 +67,12 @@ def ridge_accumulate_(V: torch.Tensor, e: torch.Tensor, pairs, *, gamma: float =
     if forget != 1.0:
         eye = torch.eye(V.shape[0], dtype=V.dtype, device=V.device)
         V.sub_(eye, alpha=gamma).mul_(forget).add_(eye, alpha=gamma)
+    e = e.to(V.dtype)
     V.addmm_(e.t(), e)
     for S, lam in pairs:
         if forget != 1.0:
             S.mul_(forget)
-        S.addmm_(e.t(), lam)
+        S.addmm_(e.t(), lam.to(S.dtype))
 
 
 def ridge_solve(V: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
