@@ -245,8 +245,9 @@ def aggregate(a) -> dict:
 def _ae_long(runs_dir: Path, short: dict) -> dict:
     """Check 7 at the paper's length: BP-SGD and FA autoencoders trained for 1M steps (534 epochs).
 
-    Each run's best test loss over its whole length; NP's is taken from the shorter runs of the
-    main table (``short``): a longer NP run can only lower its best, so ``np <= fa`` stays valid.
+    Each run's best test loss over its whole length; NP's (and FA's, when the folder has no FA
+    runs) is taken from the shorter runs of the main table (``short``): a longer run can only lower
+    its best, so NP's is conservative and FA's an upper bound.
     """
     import pandas as pd
 
@@ -266,9 +267,16 @@ def _ae_long(runs_dir: Path, short: dict) -> dict:
                                "sd": float(np.std(v, ddof=1)) if len(v) > 1 else None,
                                "min_steps": min(r["steps"] for k, r in runs.items() if k.startswith(method + "_"))}
     out = {"runs_dir": str(runs_dir), "runs": runs, "summary": summary}
-    if "bp" in summary and "fa" in summary:
-        b, f = summary["bp"]["mean_best_test_loss_per_32"], summary["fa"]["mean_best_test_loss_per_32"]
-        out["checks"] = {"fa clearly worse than bp (>5%)": bool(f > 1.05 * b), "fa_over_bp": f / b}
+    if "bp" in summary and ("fa" in summary or "fa" in short):
+        b = summary["bp"]["mean_best_test_loss_per_32"]
+        if "fa" in summary:
+            f, f_src = summary["fa"]["mean_best_test_loss_per_32"], "1M-step runs"
+        else:
+            # FA's best over its shorter runs bounds its 1M-step best from above: if even the bound
+            # is within 5 % of BP's, FA cannot be clearly worse at 1M steps either
+            f, f_src = short["fa"]["mean_best_over_whole_run"], "shorter runs (an upper bound of FA's 1M-step best)"
+        out["checks"] = {"fa clearly worse than bp (>5%)": bool(f > 1.05 * b), "fa_over_bp": f / b, "fa_best": f,
+                         "fa_from": f_src, "decided": bool("fa" in summary or f <= 1.05 * b)}
         if "np" in short:
             n = short["np"]["mean_best_over_whole_run"]
             out["checks"].update({"np <= fa": bool(n <= f), "np_best_from_shorter_runs": n})
