@@ -31,8 +31,6 @@ OUT = ROOT / "analysis" / "results" / "deep" / "feedback_identifiability.json"
 RUNS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bci_credit" / "deep_runs_local"
 KEYS = ("sign_congruence", "sign_congruence_excited", "rel_error", "rel_error_excited", "weak_share_of_error",
         "rel_error_signal_weighted", "n_weak", "n_directions")
-
-
 LOGGED = ("train_loss", "signal_angle_deg_L", "update_angle_deg_L", "weight_angle_deg_L", "sign_congruence_L")
 
 
