@@ -173,9 +173,7 @@ def aggregate(a) -> dict:
                    "final_test_error": float(df["test_error"].iloc[-1]), "steps": int(df["step"].iloc[-1])}
             out["mlp"]["runs"][f"{method}_s{seed}"] = rec
         else:
-            rec = {"best_test_loss_per_32": float(df["test_loss_per_32"].min()), "epochs_run": int(df["epoch"].max()),
-                   "final_test_loss_per_32": float(df["test_loss_per_32"].iloc[-1])}
-            out["autoencoder"]["runs"][f"{method}_s{seed}"] = rec
+            out["autoencoder"]["runs"][f"{method}_s{seed}"] = _ae_record(df)
             ae_epochs[f"{method}_s{seed}"] = df
     # MLP: mean test error per method over seeds at the compared epoch
     mean = {}
@@ -242,6 +240,12 @@ def aggregate(a) -> dict:
     return out
 
 
+def _ae_record(df) -> dict:
+    """An autoencoder run's best and final test loss per 32 images, from its epochs table."""
+    return {"best_test_loss_per_32": float(df["test_loss_per_32"].min()), "epochs_run": int(df["epoch"].max()),
+            "final_test_loss_per_32": float(df["test_loss_per_32"].iloc[-1])}
+
+
 def _ae_long(runs_dir: Path, short: dict) -> dict:
     """Check 7 at the paper's length: BP-SGD and FA autoencoders trained for 1M steps (534 epochs).
 
@@ -255,10 +259,9 @@ def _ae_long(runs_dir: Path, short: dict) -> dict:
     for d in sorted(runs_dir.glob("autoencoder_*_s*")):
         if (d / "epochs.csv").is_file():
             df = pd.read_csv(d / "epochs.csv")
-            runs[d.name.split("_", 1)[1]] = {"best_test_loss_per_32": float(df["test_loss_per_32"].min()),
-                                              "epoch_of_best": int(df.loc[df["test_loss_per_32"].idxmin(), "epoch"]),
-                                              "epochs_run": int(df["epoch"].max()), "steps": int(df["step"].iloc[-1]),
-                                              "final_test_loss_per_32": float(df["test_loss_per_32"].iloc[-1])}
+            rec = _ae_record(df)
+            rec.update(epoch_of_best=int(df.loc[df["test_loss_per_32"].idxmin(), "epoch"]), steps=int(df["step"].iloc[-1]))
+            runs[d.name.split("_", 1)[1]] = rec
     summary = {}
     for method in ("bp", "fa"):
         v = [r["best_test_loss_per_32"] for k, r in runs.items() if k.startswith(method + "_")]

@@ -45,6 +45,12 @@ def linear_readout_paired_do(s_end, s_window, a, target: float, *, window_steps:
 # ------------------------------------------------------------------------------------------ network size
 
 
+def _folded_angle(est: np.ndarray, truth: np.ndarray) -> float:
+    """Angle between an estimated and a true effect vector, folded to <= 90 degrees (as the paper)."""
+    ang = float(angle_deg(np.nan_to_num(est), truth))
+    return min(ang, 180.0 - ang)
+
+
 def _size_task(task: dict) -> dict:
     params = LIFParams(**task["params"])
     n = int(task["n"])
@@ -70,8 +76,7 @@ def _size_task(task: dict) -> dict:
         for name, est in ests.items():
             e = est - truth
             out[f"mse_{name}"].append(np.nanmean(e**2))
-            ang = float(angle_deg(np.nan_to_num(est), truth))
-            out[f"angle_{name}"].append(min(ang, 180.0 - ang))  # folded to <= 90 degrees
+            out[f"angle_{name}"].append(_folded_angle(est, truth))
             if name in ("rdd", "od"):
                 out[f"bias_{name}"].append(np.nanmean(e / np.where(truth == 0, np.nan, truth)))
         for name in ("rdd", "rdd_linear", "od"):
@@ -88,10 +93,21 @@ def _size_task(task: dict) -> dict:
             t0 = observed_dependence(d0["drive"][k], cost(d0["s_end"][k]))
             for name in ("rdd", "rdd_linear", "od"):
                 est = out_est[name][k]
-                ang = float(angle_deg(np.nan_to_num(est), t0))
-                out.setdefault(f"angle_{name}_odtruth", []).append(min(ang, 180.0 - ang))
+                out.setdefault(f"angle_{name}_odtruth", []).append(_folded_angle(est, t0))
                 out.setdefault(f"mse_{name}_odtruth", []).append(np.nanmean((est - t0) ** 2))
     return {k: np.asarray(v, float) for k, v in out.items()}
+
+
+def _a7_cells(table: dict, cv, ns) -> dict:
+    """The rows of the fig5size table that check A7 covers (c >= 0.5, n >= 46)."""
+    return {f"c={c},n={n}": table[f"c={c}"][f"n={n}"] for c in cv if c >= 0.5 for n in ns if n >= 46}
+
+
+def _a7_verdict(row: dict, mse_key: str, angle_key: str) -> dict:
+    """A7 for one row: OD/RDD MSE ratio >= 5 and RDD alignment >= 15 degrees better."""
+    ratio = row["od"][mse_key] / row["rdd"][mse_key]
+    gain = row["od"][angle_key] - row["rdd"][angle_key]
+    return {"passed": bool(ratio >= 5 and gain >= 15), "mse_ratio_all": ratio, "alignment_gain_deg": gain}
 
 
 def fig5size(out_dir, *, quick: bool = False, seed: int = DEFAULT_SEED, n_jobs: int | None = 1,
@@ -163,24 +179,14 @@ def fig5size(out_dir, *, quick: bool = False, seed: int = DEFAULT_SEED, n_jobs: 
         table[f"c={c}"] = rows
     out["table"] = table
     acc = res["acceptance"]
-    meas, ok = {}, True
-    for c in cv:
-        if c < 0.5:
-            continue
-        for n in ns:
-            if n < 46:
-                continue
-            row = table[f"c={c}"][f"n={n}"]
-            ratio = row["od"]["mse_all"] / row["rdd"]["mse_all"]
-            dang = row["od"]["alignment_deg"] - row["rdd"]["alignment_deg"]
-            passed = ratio >= 5 and dang >= 15
-            meas[f"c={c},n={n}"] = {
-                "passed": passed, "mse_ratio_all": ratio,
-                "mse_ratio_neuron1": row["od"]["mse_neuron1"] / row["rdd"]["mse_neuron1"],
-                "alignment_gain_deg": dang,
-                "alignment_gain_se": float(np.hypot(row["od"]["alignment_deg_se"], row["rdd"]["alignment_deg_se"])),
-                "mse_ratio_od_over_rdd_linear": row["od"]["mse_all"] / row["rdd_linear"]["mse_all"]}
-            ok &= passed
+    meas = {}
+    for key, row in _a7_cells(table, cv, ns).items():
+        meas[key] = _a7_verdict(row, "mse_all", "alignment_deg")
+        meas[key].update(
+            mse_ratio_neuron1=row["od"]["mse_neuron1"] / row["rdd"]["mse_neuron1"],
+            alignment_gain_se=float(np.hypot(row["od"]["alignment_deg_se"], row["rdd"]["alignment_deg_se"])),
+            mse_ratio_od_over_rdd_linear=row["od"]["mse_all"] / row["rdd_linear"]["mse_all"])
+    ok = all(v["passed"] for v in meas.values())
     acc["A7_rdd_beats_od_when_correlated"] = check(
         bool(ok) and bool(meas), meas,
         "for c >= 0.5 and n >= 46: OD MSE >= 5x RDD MSE (all neurons) and RDD alignment >= 15 degrees better",
@@ -189,16 +195,8 @@ def fig5size(out_dir, *, quick: bool = False, seed: int = DEFAULT_SEED, n_jobs: 
               "c = 0.99 the constant RDD at p = 0.1 is itself biased (the other, nearly synchronous neurons' effects "
               "enter the band) and the local-linear RDD is far better (mse_ratio_od_over_rdd_linear)"))
     if original_truth:
-        meas = {}
-        for c in cv:
-            for n in ns:
-                if c < 0.5 or n < 46:
-                    continue
-                row = table[f"c={c}"][f"n={n}"]
-                ratio = row["od"]["mse_all_vs_original_truth"] / row["rdd"]["mse_all_vs_original_truth"]
-                dang = row["od"]["alignment_deg_vs_original_truth"] - row["rdd"]["alignment_deg_vs_original_truth"]
-                meas[f"c={c},n={n}"] = {"passed": bool(ratio >= 5 and dang >= 15), "mse_ratio_all": ratio,
-                                        "alignment_gain_deg": dang}
+        meas = {key: _a7_verdict(row, "mse_all_vs_original_truth", "alignment_deg_vs_original_truth")
+                for key, row in _a7_cells(table, cv, ns).items()}
         acc["A7_with_original_truth"] = check(
             all(v["passed"] for v in meas.values()) and bool(meas), meas,
             "A7 scored against the original notebook's truth (OD at c = 0.001, same network)")
