@@ -347,3 +347,20 @@ def test_convert_rejects_bad_input():
         convert(cm.module, "fa")
     with pytest.raises(ValueError, match="noise_std"):
         convert(net, "np", noise_std=0.0)
+
+
+def test_numpy_batches_are_accepted_and_mismatched_ones_rejected():
+    net = tiny_mlp()
+    x, y = data(16)
+    ref = convert(net, "fa", seed=0)
+    got = convert(net, "fa", seed=0)
+    # float32 / float64 arrays and integer labels work as tensors do, in the model's dtype
+    a = ref.alignment(x, y)
+    b = got.alignment(x.numpy().astype(np.float32), y.numpy())
+    assert b["layers"][0]["update_angle_deg"] == pytest.approx(a["layers"][0]["update_angle_deg"], abs=1e-3)
+    e = got.site_errors(x.numpy(), y.numpy())
+    assert all(v.dtype == torch.float64 for v in e.values())
+    labels = np.arange(16) % 3
+    assert got.step(x.numpy(), labels).loss == pytest.approx(ref.step(x, torch.as_tensor(labels)).loss)
+    with pytest.raises(ValueError, match="same number of samples"):
+        got.alignment(x.numpy(), y.numpy()[:5])

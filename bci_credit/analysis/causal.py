@@ -600,6 +600,10 @@ class RewardThreshold:
         Run the density test of the running variable.
     sharp_tol : float
         Largest fraction of epochs where events and ``x >= 0`` may disagree for a sharp fit.
+    n_jobs : int
+        Threads for the vectorised RD fits.
+    **rd_options
+        Passed to the RD fits (``p``, ``kernel``, ``bwselect``, ``vce``, ``h``, ``level`` ...).
     """
 
     design = "reward-threshold"

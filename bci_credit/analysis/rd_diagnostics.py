@@ -40,11 +40,15 @@ def placebo_cutoffs(y, x, cutoffs: Sequence[float] | None = None, *, true_cutoff
     ----------
     y, x : array-like or column names (with ``data``)
     cutoffs : sequence of float, optional
-        Placebo cutoffs; by default ``n_placebo`` quantiles of x (deciles 10..90 % on each side
-        of the true cutoff, excluding it).
+        Placebo cutoffs; by default ``n_placebo`` quantiles of x, half on each side of the true
+        cutoff (20..80 % of the points on that side).
     true_cutoff : float
         The real cutoff: a placebo below it uses the points with ``x < true_cutoff``, one above
         uses ``x >= true_cutoff``, so the real jump never enters a placebo fit.
+    n_placebo : int
+        Number of default placebo cutoffs (when ``cutoffs`` is None).
+    data : DataFrame, optional
+        Holds the columns named by ``y`` and ``x``.
     rd_kwargs
         Options of :class:`~bci_credit.analysis.rd.RD` (kernel, p, bwselect, vce, ...).
 
@@ -89,10 +93,17 @@ def bandwidth_sensitivity(y, x, cutoff: float = 0.0, *, h_grid: Sequence[float] 
 
     Parameters
     ----------
+    y, x : array-like or column names (with ``data``)
+    cutoff : float
+        The RD cutoff.
     h_grid : sequence of float, optional
         Bandwidths to use; by default ``factors`` times the data-driven (``bwselect``) bandwidth.
     factors : sequence of float
         Multiples of the data-driven h used when ``h_grid`` is None.
+    data : DataFrame, optional
+        Holds the columns named by ``y`` and ``x``.
+    rd_kwargs
+        Options of :class:`~bci_credit.analysis.rd.RD` (``rho`` fixes h/b for the whole grid).
 
     Returns
     -------

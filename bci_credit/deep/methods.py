@@ -346,6 +346,18 @@ class CreditModel(nn.Module):
         self._state.n_steps = int(extra["n_steps"])
         self._state.set_generator_states(extra.get("generators", {}))
 
+    def _batch(self, x, y) -> tuple:
+        """``(x, y)`` as tensors on the model's device (arrays accepted; ``x`` in the model's dtype)."""
+        p = self._layers[0].weight
+        x = torch.as_tensor(x, device=p.device, dtype=p.dtype)
+        y = torch.as_tensor(y, device=p.device)
+        if y.is_floating_point():
+            y = y.to(p.dtype)
+        if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0]:
+            raise ValueError(f"x ({tuple(x.shape)}) and y ({tuple(y.shape)}) must hold the same number of samples "
+                             "along their first axis; pass one target per sample")
+        return x, y
+
     # -- one training step -----------------------------------------------------------------------
     def step(self, x: torch.Tensor, y: torch.Tensor, loss: str | Callable = "mse",
              optimizer: Optional[torch.optim.Optimizer] = None, *, reduction: str = "sum",
@@ -359,8 +371,9 @@ class CreditModel(nn.Module):
 
         Parameters
         ----------
-        x, y : Tensor
-            Minibatch inputs and targets (class labels or real targets).
+        x, y : Tensor or array
+            Minibatch inputs and targets (class labels or real targets); arrays are converted to
+            tensors on the model's device, inputs and real targets in the model's dtype.
         loss : str or callable
             ``'mse'`` (½‖ŷ − y‖² per sample), ``'ce'``, or a function returning per-sample losses.
         optimizer : torch.optim.Optimizer, optional
@@ -372,6 +385,7 @@ class CreditModel(nn.Module):
         update_feedback : bool
             False skips the feedback learning of WM/KP/NP for this step.
         """
+        x, y = self._batch(x, y)
         st = self._state
         loss_fn = get_loss(loss)
         cfg = self.config
@@ -457,6 +471,7 @@ class CreditModel(nn.Module):
         Nothing is learned. Average over repeated calls (or a repeated batch) to see that λ̂ is
         unbiased.
         """
+        x, y = self._batch(x, y)
         st = self._state
         loss_fn = get_loss(loss)
         if loss_fn is squared_error and y.dim() == 1 and not y.is_floating_point():
@@ -495,6 +510,7 @@ class CreditModel(nn.Module):
 
     def _site_captures(self, x, y, loss, reduction: str, *, force_bp: bool, part: int) -> dict:
         """One captured pass; per feedback site its layer's output error (part 0) or input signal (1)."""
+        x, y = self._batch(x, y)
         _, _, _, cap = self._capture_pass(x, y, get_loss(loss), reduction, force_bp=force_bp, mask_mode="free")
         return {l.fb_index: cap[i][part] for i, l in enumerate(self._layers) if l.fb_site}
 
@@ -622,6 +638,7 @@ class CreditModel(nn.Module):
             ``weight_angle_deg`` (B vs W), ``norm_ratio`` (‖B‖/‖W‖), ``rel_error``
             (‖B − W‖/‖W‖) and ``sign_congruence``. Entries that do not apply are NaN.
         """
+        x, y = self._batch(x, y)
         loss_fn = get_loss(loss)
         results = []
         try:

@@ -211,6 +211,17 @@ def feedback_identifiability(model: CreditModel, x: torch.Tensor, y: torch.Tenso
     classes the top layer's error has a barely varying direction (the sum over classes), and a
     lower layer's error, driven by that ``C``-dimensional error, at most ``C − 1`` strong ones.
 
+    Parameters
+    ----------
+    model : CreditModel
+        A layered model (``fa``, ``np``, ...); direct (DFA-style) and conv sites are skipped.
+    x, y : Tensor or array
+        Inputs and targets (class labels or one-hot / real targets) to estimate the covariances on.
+    loss : str
+        The training loss (``'mse'`` for the paper's MLP).
+    weak_below : float
+        Directions whose error variance is below this fraction of the largest are "weak".
+
     Returns
     -------
     dict
@@ -258,8 +269,20 @@ def fixed_w_convergence(x: np.ndarray | torch.Tensor, labels: np.ndarray | torch
     ----------
     x, labels : arrays
         Training inputs (flattened per sample, scaled to [0, 1]) and integer labels.
+    noise_std, gamma : float
+        NP perturbation sd σ and the ridge γ of the exact least squares.
+    n_samples, batch_size : int
+        Training samples seen in all (``n_samples // batch_size`` steps) and the batch size.
+    n_blocks : int
+        Number of evaluation points (one per block of steps).
+    hidden : sequence of int
+        Hidden-layer sizes of the sigmoid MLP (the paper's 50, 20).
     perturb, sites
         As in :class:`~bci_credit.deep.FeedbackConfig` (the paper: every site at once).
+    seed : int or SeedSequence
+        Seeds the weights, the data order and the NP noise (independent streams).
+    eval_size : int
+        Size of the fixed evaluation batch for the angles and the error covariance.
 
     Returns
     -------

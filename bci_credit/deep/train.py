@@ -72,7 +72,8 @@ class TrainConfig:
 
     ``feedback`` holds extra :class:`~bci_credit.deep.FeedbackConfig` fields (e.g.
     ``{"mirror_rate": 0.05}``); ``model_kwargs`` extra model-builder arguments (e.g. smaller CNN
-    ``channels`` for tests).
+    ``channels`` for tests). ``device`` is ``'cpu'`` by default here (reproducible); the CLI's
+    ``--device`` defaults to ``'auto'``, which takes a CUDA GPU when there is one.
     """
 
     model: str = "mlp"
@@ -121,6 +122,7 @@ class TrainConfig:
         return cfg
 
     def feedback_config(self) -> FeedbackConfig:
+        """The :class:`~bci_credit.deep.FeedbackConfig` of this run (its NP options and ``feedback``)."""
         opts = {k: getattr(self, k) for k in ("noise_std", "b_solver", "b_lr", "gamma") if getattr(self, k) is not None}
         opts.update(self.feedback)
         return FeedbackConfig(**opts)
@@ -218,6 +220,8 @@ def load_run(out_dir: str | os.PathLike, *, dataset: Optional[ImageDataset] = No
         A run folder holding ``run.json`` and ``checkpoint.pt``.
     dataset : ImageDataset, optional
         The run's data (only its shapes are used); loaded from the run's configuration otherwise.
+    device : str
+        ``'cpu'``, ``'cuda'`` or ``'auto'`` (CUDA when available): where the model is loaded.
 
     Returns
     -------
@@ -260,6 +264,8 @@ def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, p
         ``epochs``, ``device``, ``threads`` and ``checkpoint_every``); ``False`` starts afresh.
     dataset : ImageDataset, optional
         Use these data instead of loading ``config.dataset``.
+    argv : list of str, optional
+        The command line that started the run, recorded in ``run.json`` (the CLI passes it).
     """
     import pandas as pd
     from tqdm.auto import tqdm

@@ -45,6 +45,8 @@ class NodePerturbationRule(LearningRule):
         Time constant (windows) of the running baseline.
     w_min, w_max : float or None
         Weight bounds.
+    record_every : int
+        Record ``history_`` every this many windows.
     """
 
     def __init__(self, sigma_pert: float = 20.0, epsilon: float = 0.1, baseline: str = "running",
@@ -104,6 +106,8 @@ class ReinforceRule(LearningRule):
     gain : see :mod:`bci_credit.learning.gain`
     w_min, w_max : float or None
         Weight bounds.
+    record_every : int
+        Record ``history_`` every this many windows.
     """
 
     def __init__(self, epsilon: float = 1e5, tau_baseline: float = 50.0, gain="lookup",

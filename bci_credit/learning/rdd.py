@@ -54,6 +54,8 @@ class RDDRule(LearningRule):
         ``gamma`` starts at the first in-band reward (constant step), so beta does not absorb the mean reward
         while gamma catches up (with a constant step that transient alone can push every weight
         to its bound before any causal information arrives).
+    record_every : int
+        Record ``history_`` every this many windows.
     """
 
     def __init__(self, p: float = 0.1, eta: float = 0.1, epsilon: float = 1e5, step: str = "constant",
