@@ -106,6 +106,16 @@ def test_dataset_search_and_errors(tmp_path, monkeypatch):
         D.load_dataset("imagenet")
     digits = D.load_dataset("digits")
     assert digits.input_shape == (1, 8, 8) and len(digits.x_train) + len(digits.x_test) == 1797
+    # a file where a folder is expected, a file that is no CIFAR archive, bad subset sizes
+    (tmp_path / "notes.txt").write_text("not data")
+    with pytest.raises(ValueError, match="is a file; fashion-mnist is read from the folder"):
+        D.load_dataset("fashion-mnist", tmp_path / "notes.txt")
+    with pytest.raises(ValueError, match="not a tar file"):
+        D.load_dataset("cifar10", tmp_path / "notes.txt")
+    for kw in ({"n_train": -3}, {"n_test": 0}, {"n_train": 2.5}):
+        with pytest.raises(ValueError, match="positive number of samples"):
+            digits.subset(**kw)
+    assert len(digits.subset(n_train=10.0).x_train) == 10
 
 
 def mlp_cfg(tmp_path, method="np", **kw):

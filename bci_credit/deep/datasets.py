@@ -87,6 +87,11 @@ class ImageDataset:
 
     def subset(self, n_train: Optional[int] = None, n_test: Optional[int] = None) -> "ImageDataset":
         """The first ``n_train``/``n_test`` samples (``None``: all)."""
+        for name, v in (("n_train", n_train), ("n_test", n_test)):
+            if v is not None and (isinstance(v, bool) or not float(v).is_integer() or v < 1):
+                raise ValueError(f"{name} must be a positive number of samples (or None for all), got {v!r}")
+        n_train = None if n_train is None else int(n_train)
+        n_test = None if n_test is None else int(n_test)
         return ImageDataset(self.name, self.x_train[:n_train], self.y_train[:n_train], self.x_test[:n_test],
                             self.y_test[:n_test], self.n_classes, self.source, dict(self.meta))
 
@@ -239,6 +244,9 @@ def load_cifar(path: str | os.PathLike, n_classes: int = 10) -> ImageDataset:
     else:
         raise FileNotFoundError(f"{path} does not exist; give the CIFAR-{n_classes} folder or archive")
     if archive.is_file():
+        if not tarfile.is_tarfile(archive):
+            raise ValueError(f"{archive} is not a CIFAR-{n_classes} python archive (not a tar file); give the "
+                             f"{arch_name} archive or the folder holding {sub}/")
         with tarfile.open(archive, "r:*") as tar:
             def read_member(n):
                 m = tar.extractfile(f"{sub}/{n}")
@@ -394,6 +402,8 @@ def load_dataset(name: str, data_dir: Optional[str | os.PathLike] = None, *, dow
     tried = []
     for folder in search_paths(key, data_dir, cache):
         tried.append(str(folder))
+        if folder.is_file() and key not in ("cifar10", "cifar100"):
+            raise ValueError(f"{folder} is a file; {key} is read from the folder holding its IDX files")
         if folder.is_dir() or folder.is_file():
             ds = _load_from(key, folder) if folder.is_dir() else load_cifar(folder, 10 if key == "cifar10" else 100)
             if ds is not None:
