@@ -14,6 +14,7 @@ Presets live in ``data/presets/*.toml``; :func:`load_preset` finds them by name.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -68,8 +69,13 @@ class PopulationConfig:
             w = w * int(self.n_neurons)
         if len(w) != int(self.n_neurons):
             raise ConfigError(f"population.w has {len(w)} values for {self.n_neurons} neurons; give one value or one per neuron")
+        bad = [v for v in w if not math.isfinite(v)]
+        if bad:
+            raise ConfigError(f"population.w must be finite numbers, got {bad[0]}; give finite input gains")
         object.__setattr__(self, "w", w)
         object.__setattr__(self, "n_neurons", int(self.n_neurons))
+        if not math.isfinite(float(self.x)):
+            raise ConfigError(f"population.x (stimulus) must be a finite number, got {self.x}")
         if not 0.0 <= float(self.c) <= 1.0:
             raise ConfigError(f"population.c (noise correlation) must lie in [0, 1], got {self.c}")
         if self.control_unit is not None and not 0 <= int(self.control_unit) < self.n_neurons:
@@ -111,6 +117,12 @@ class RunConfig:
     def __post_init__(self):
         if not float(self.duration_s) > 0:
             raise ConfigError(f"run.duration_s must be positive, got {self.duration_s}")
+        if not math.isfinite(float(self.duration_s)):
+            raise ConfigError(f"run.duration_s must be a finite number of seconds, got {self.duration_s}")
+        every = float(self.record_weights_every_s)
+        if not (math.isfinite(every) and every >= 0):
+            raise ConfigError(f"run.record_weights_every_s must be a finite number of seconds >= 0 "
+                              f"(0 = every window), got {self.record_weights_every_s}")
         if self.seed is not None and (not isinstance(self.seed, (int, np.integer)) or self.seed < 0):
             raise ConfigError(f"run.seed must be a non-negative integer, got {self.seed!r}")
 
@@ -127,6 +139,9 @@ class SimulationConfig:
     name: str = "custom"
 
     def __post_init__(self):
+        if int(math.floor(float(self.run.duration_s) / self.model.window_s + 1e-9)) < 1:  # as experiment.run counts
+            raise ConfigError(f"run.duration_s={self.run.duration_s} s is shorter than one window "
+                              f"(model.window_s={self.model.window_s} s); give run.duration_s >= window_s")
         cost = self.task.build()
         need = getattr(cost, "n_neurons", None)
         if need is not None and need != self.population.n_neurons:

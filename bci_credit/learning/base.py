@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,10 @@ class LearningRule:
     sigma_pert: float = 0.0
     #: Whether the rule needs an unperturbed re-run of every window (paired baseline).
     needs_unperturbed: bool = False
+    #: Hyper-parameters checked by :meth:`initialize` (step sizes, rates, time constants):
+    #: name -> smallest allowed value and whether it is itself allowed, e.g. ``{"epsilon": (0.0, True)}``
+    #: means "a finite number >= 0", ``{"eta": (0.0, False)}`` "a finite number > 0".
+    _checked_params: dict = {}
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -99,8 +104,24 @@ class LearningRule:
         return f"{type(self).__name__}({args})"
 
     # -- the online interface ------------------------------------------------------------
+    def _check_params(self) -> None:
+        """Raise a ValueError naming any hyper-parameter of ``_checked_params`` out of its range."""
+        for name, (low, inclusive) in self._checked_params.items():
+            value = getattr(self, name)
+            try:
+                if isinstance(value, (str, bytes)):
+                    raise TypeError
+                a = np.asarray(value, dtype=float)
+                ok = bool(np.isfinite(a).all()) and bool((a >= low).all() if inclusive else (a > low).all())
+            except (TypeError, ValueError, OverflowError):
+                ok = False
+            if not ok:
+                bound = f">= {low:g}" if inclusive else f"> {low:g}"
+                raise ValueError(f"{type(self).__name__}: {name} must be a finite number {bound}, got {value!r}")
+
     def initialize(self, w0: np.ndarray, context: WindowContext) -> None:
-        """Start learning from weights ``w0`` (replicates, neurons)."""
+        """Start learning from weights ``w0`` (replicates, neurons); checks the hyper-parameters first."""
+        self._check_params()
         self.weights_ = np.array(w0, dtype=float, copy=True)
         self.context_ = context
         self.n_windows_ = 0
@@ -120,9 +141,18 @@ class LearningRule:
     def fit(self, config, *, progress: bool = False):
         """Run the configured simulation with this rule (see :func:`bci_credit.experiment.run`).
 
-        The resulting Recording is kept as ``recording_``; returns ``self``.
+        ``config`` is a :class:`~bci_credit.config.SimulationConfig`, or a preset name / TOML path
+        (loaded with :func:`~bci_credit.config.load_preset`). The resulting Recording is kept as
+        ``recording_``; returns ``self``.
         """
+        from ..config import SimulationConfig, load_preset
         from ..experiment import run
+
+        if isinstance(config, (str, os.PathLike)):
+            config = load_preset(os.fspath(config))
+        elif not isinstance(config, SimulationConfig):
+            raise TypeError(f"{type(self).__name__}.fit needs a SimulationConfig or a preset name, got "
+                            f"{type(config).__name__}; e.g. fit(load_preset('paper_2neuron_banana'))")
 
         self.recording_ = run(config, rule=self, progress=progress)
         return self

@@ -48,6 +48,8 @@ class OracleRule(LearningRule):
         Record the history every this many windows.
     """
 
+    _checked_params = {"epsilon": (0.0, True)}
+
     def __init__(self, epsilon: float = 1e5, tau_windows: float = 20.0, cost=None, beta=None, gain="lookup",
                  w_min: float | None = 2.0, w_max: float | None = 20.0, record_every: int = 1):
         self.epsilon = epsilon

@@ -49,6 +49,8 @@ class NodePerturbationRule(LearningRule):
         Record ``history_`` every this many windows.
     """
 
+    _checked_params = {"sigma_pert": (0.0, True), "epsilon": (0.0, True), "tau_baseline": (1.0, True)}
+
     def __init__(self, sigma_pert: float = 20.0, epsilon: float = 0.1, baseline: str = "running",
                  tau_baseline: float = 20.0, w_min: float | None = 2.0, w_max: float | None = 20.0,
                  record_every: int = 1):
@@ -109,6 +111,8 @@ class ReinforceRule(LearningRule):
     record_every : int
         Record ``history_`` every this many windows.
     """
+
+    _checked_params = {"epsilon": (0.0, True), "tau_baseline": (1.0, True)}
 
     def __init__(self, epsilon: float = 1e5, tau_baseline: float = 50.0, gain="lookup",
                  w_min: float | None = 2.0, w_max: float | None = 20.0, record_every: int = 1):

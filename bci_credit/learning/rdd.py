@@ -58,6 +58,8 @@ class RDDRule(LearningRule):
         Record ``history_`` every this many windows.
     """
 
+    _checked_params = {"eta": (0.0, False), "epsilon": (0.0, True)}
+
     def __init__(self, p: float = 0.1, eta: float = 0.1, epsilon: float = 1e5, step: str = "constant",
                  linear: bool = True, gain="lookup", w_min: float | None = 2.0, w_max: float | None = 20.0,
                  beta0: float = 0.0, warmup: int = 10, record_every: int = 1):
@@ -140,6 +142,8 @@ class RepoRDDRule(LearningRule):
     this; :class:`ObservedDependenceRule` learns the true observed dependence.
     """
 
+    _checked_params = {"eta": (0.0, False), "epsilon": (0.0, True)}
+
     def __init__(self, p: float = 0.1, eta: float = 0.1, epsilon: float = 2e5, decay_step: bool = False,
                  linear_correction: bool = False, gain="lookup", w_min: float | None = 2.0,
                  w_max: float | None = 20.0, record_every: int = 1):
@@ -155,6 +159,8 @@ class RepoRDDRule(LearningRule):
 
     def initialize(self, w0, context) -> None:
         super().initialize(w0, context)
+        if not self.p > 0:
+            raise ValueError(f"p must be positive, got {self.p}")
         shape = self.weights_.shape
         self.V_ = np.zeros(shape + (3,))
         self._dV = np.zeros(shape + (3,))

@@ -62,6 +62,8 @@ class RewardModulatedSTDPRule(LearningRule):
         Record the history every this many windows.
     """
 
+    _checked_params = {"epsilon": (0.0, True)}
+
     def __init__(self, epsilon: float = 1.0, tau_eligibility_s: float = 0.5, a_plus: float = 1.0,
                  a_minus: float = 1.0, baseline: str = "running", tau_baseline: float = 50.0,
                  w_min: float | None = 2.0, w_max: float | None = 20.0, record_every: int = 1):

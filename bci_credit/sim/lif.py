@@ -47,6 +47,9 @@ __all__ = ["LIFParams", "LIFPopulation", "WindowBlock", "simulate", "run_windows
 _CHUNK_TARGET = 2_000_000  # neuron-steps per compiled call (bounds the spike-event buffer)
 
 
+_LIF_NUMBER_FIELDS = ("dt_s", "tau_m_s", "threshold", "v_reset", "refractory_s", "sigma", "tau_s", "window_s")
+
+
 @dataclass(frozen=True)
 class LIFParams:
     """Parameters of the LIF population (defaults: the paper's ``ParamsLIF`` with sigma = 10).
@@ -87,6 +90,14 @@ class LIFParams:
     window_s: float = 0.02
 
     def __post_init__(self) -> None:
+        for name in _LIF_NUMBER_FIELDS:
+            value = getattr(self, name)
+            try:
+                finite = not isinstance(value, (str, bytes)) and math.isfinite(value)
+            except (TypeError, ValueError, OverflowError):
+                finite = False
+            if not finite:
+                raise ValueError(f"LIFParams.{name} must be a finite number, got {value!r}")
         for name in ("dt_s", "tau_m_s", "tau_s", "window_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"LIFParams.{name} must be positive, got {getattr(self, name)}")
@@ -167,8 +178,18 @@ class WindowBlock:
         return self.drive.shape[1]
 
 
+def _require_finite(arr: np.ndarray, name: str) -> None:
+    """Raise a ValueError naming ``name`` when ``arr`` holds NaN or +-inf (cheap for finite input)."""
+    if not math.isfinite(arr.sum()) and not np.isfinite(arr).all():
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        where = f" at index {idx}" if idx else ""
+        raise ValueError(f"{name} must be finite, got {arr[idx] if idx else arr.item()}{where}; "
+                         f"pass finite numbers (shape {arr.shape})")
+
+
 def _as_rn(value, R: int, N: int, name: str) -> np.ndarray:
     arr = np.asarray(value, dtype=float)
+    _require_finite(arr, name)
     try:
         if arr.ndim == 1 and arr.size == R and R != N:
             arr = arr[:, None]
@@ -224,6 +245,7 @@ class LIFPopulation:
             w = np.broadcast_to(w, (n_replicates or 1, w.size))
         elif w.ndim != 2:
             raise ValueError(f"w must be 1-D (neurons) or 2-D (replicates, neurons), got shape {w.shape}")
+        _require_finite(w, "w (input gains)")
         self.n_replicates, self.n_neurons = w.shape
         R, N = w.shape
         if R < 1 or N < 1:
@@ -233,8 +255,12 @@ class LIFPopulation:
         if np.any((c_arr < 0) | (c_arr > 1)) or not np.all(np.isfinite(c_arr)):
             raise ValueError(f"noise correlation c must lie in [0, 1], got {c}")
         self.c = c_arr
-        self.x = _as_rn(x, R, N, "x")
+        self.x = _as_rn(x, R, N, "x (stimulus)")
         sig = _as_r(self.params.sigma if sigma is None else sigma, R, "sigma")
+        if not (np.isfinite(sig).all() and (sig >= 0).all()):
+            raise ValueError(f"sigma (noise scale) must be finite and >= 0, got {sigma}")
+        if not (math.isfinite(float(sigma_pert)) and float(sigma_pert) >= 0):
+            raise ValueError(f"sigma_pert must be finite and >= 0, got {sigma_pert}")
         sde = 1.0 / math.sqrt(self.params.dt_s) if self.params.noise == "sde" else 1.0
         self.noise_scale = sig / math.sqrt(self.params.tau_m_s) * sde
         self.sigma = sig
@@ -291,14 +317,18 @@ class LIFPopulation:
         p = self.params
         R, N = self.n_replicates, self.n_neurons
         ws = p.window_steps
-        n_windows = int(n_windows)
+        try:
+            n_windows = int(n_windows)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"n_windows must be a whole number of windows >= 0, got {n_windows!r}") from None
         if n_windows < 0:
-            raise ValueError("n_windows must be >= 0")
+            raise ValueError(f"n_windows must be >= 0, got {n_windows}")
         if w is not None:
-            self.w = _as_rn(w, R, N, "w")
+            self.w = _as_rn(w, R, N, "w (input gains)")
         total = n_windows * ws
         if x_t is not None:
             x_t = np.asarray(x_t, dtype=float)
+            _require_finite(x_t, "x_t (time-varying input)")
             if x_t.ndim == 2:
                 x_t = x_t[:, None, :]
             if x_t.shape[0] != total or x_t.shape[2] != N or x_t.shape[1] not in (1, R):
@@ -412,8 +442,9 @@ def simulate(w, duration_s: float, *, c=0.99, x=0.0, params: LIFParams | None = 
     """Simulate a batch of populations for ``duration_s`` seconds with fixed weights.
 
     Returns the per-window outputs (a :class:`WindowBlock`) and the population (final state,
-    parameters, seeds). ``duration_s`` is rounded down to whole windows. A sweep over many weight
-    settings is one call: pass ``w`` shaped (replicates, neurons).
+    parameters, seeds). ``duration_s`` (finite, > 0) is rounded down to whole windows and must
+    hold at least one window of ``params.window_s``. ``w``, ``x`` must be finite. A sweep over many
+    weight settings is one call: pass ``w`` shaped (replicates, neurons).
 
     Examples
     --------
@@ -421,9 +452,18 @@ def simulate(w, duration_s: float, *, c=0.99, x=0.0, params: LIFParams | None = 
     >>> block.drive.shape
     (1, 500, 2)
     """
+    try:
+        dur = float(duration_s)
+    except (TypeError, ValueError):
+        raise ValueError(f"duration_s must be a number of seconds, got {duration_s!r}") from None
+    if not (math.isfinite(dur) and dur > 0):
+        raise ValueError(f"duration_s must be a finite number of seconds > 0, got {duration_s!r}")
     pop = LIFPopulation(w, c=c, x=x, params=params, seed=seed, n_replicates=n_replicates, sigma=sigma,
                         record_spikes=record_spikes)
     n_windows = int(math.floor(duration_s / pop.params.window_s + 1e-9))
+    if n_windows < 1:
+        raise ValueError(f"duration_s={duration_s} s is shorter than one window (params.window_s="
+                         f"{pop.params.window_s} s): pass duration_s >= window_s")
     bar = None
     if progress:
         from tqdm.auto import tqdm
