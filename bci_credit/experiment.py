@@ -12,6 +12,7 @@ import dataclasses
 import datetime as _dt
 import logging
 import math
+import os
 from typing import Callable
 
 import numpy as np
@@ -119,14 +120,22 @@ def run(config: SimulationConfig, *, progress: bool = False, rule=None) -> Recor
 
     Parameters
     ----------
-    config : SimulationConfig
-        Population, model, task, learning rule and run settings (see :mod:`bci_credit.config`).
+    config : SimulationConfig or str or path
+        Population, model, task, learning rule and run settings (see :mod:`bci_credit.config`),
+        or a preset name / TOML path (loaded with :func:`~bci_credit.config.load_preset`).
     progress : bool
         Show a progress bar (updated per chunk of windows).
     rule : learning rule, optional
         A rule object overriding ``config.learning`` (see :mod:`bci_credit.learning`).
     """
+    from .config import load_preset
     from .outputs import versions
+
+    if isinstance(config, (str, os.PathLike)):
+        config = load_preset(os.fspath(config))
+    elif not isinstance(config, SimulationConfig):
+        raise TypeError(f"a simulation needs a SimulationConfig or a preset name, got {type(config).__name__}; "
+                        "e.g. load_preset('paper_2neuron_banana')")
 
     pc, p = config.population, config.model
     cost = config.task.build()

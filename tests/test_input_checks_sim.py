@@ -231,7 +231,7 @@ def test_fit_loads_a_preset_name_or_path(short_banana):
 def test_fit_rejects_unknown_presets_and_non_configs(short_banana):
     with pytest.raises(ConfigError, match="no preset named 'nosuch_preset'"):
         RDDRule().fit("nosuch_preset")
-    with pytest.raises(TypeError, match=r"RDDRule.fit needs a SimulationConfig or a preset name, got dict"):
+    with pytest.raises(TypeError, match=r"needs a SimulationConfig or a preset name, got dict"):
         RDDRule().fit({"run": {"duration_s": 1.0}})
     with pytest.raises(ValueError, match="RDDRule: eta must be a finite number > 0, got nan"):
         RDDRule(eta=np.nan).fit(str(short_banana))

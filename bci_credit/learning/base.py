@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,14 +144,7 @@ class LearningRule:
         (loaded with :func:`~bci_credit.config.load_preset`). The resulting Recording is kept as
         ``recording_``; returns ``self``.
         """
-        from ..config import SimulationConfig, load_preset
         from ..experiment import run
-
-        if isinstance(config, (str, os.PathLike)):
-            config = load_preset(os.fspath(config))
-        elif not isinstance(config, SimulationConfig):
-            raise TypeError(f"{type(self).__name__}.fit needs a SimulationConfig or a preset name, got "
-                            f"{type(config).__name__}; e.g. fit(load_preset('paper_2neuron_banana'))")
 
         self.recording_ = run(config, rule=self, progress=progress)
         return self
