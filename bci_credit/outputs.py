@@ -18,7 +18,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["versions", "atomic_path", "write_json", "write_csv", "save_figure", "write_run_json", "to_jsonable"]
+__all__ = ["versions", "atomic_path", "write_json", "write_csv", "save_figure", "write_run_json", "to_jsonable",
+           "ensure_dir", "OutputPathError"]
 
 _TRACKED = ("numpy", "scipy", "pandas", "statsmodels", "sklearn", "matplotlib", "pynwb", "hdmf", "h5py", "numba", "torch")
 
@@ -36,12 +37,55 @@ def versions() -> dict[str, str]:
     return out
 
 
+class OutputPathError(ValueError):
+    """An output folder or file that cannot be used (a file where a folder is needed, a folder where
+    a file is needed, or a folder that cannot be created); the message says which and why."""
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or str(err) or type(err).__name__
+
+
+def ensure_dir(path: str | os.PathLike, *, option: str | None = None) -> Path:
+    """Create the folder ``path`` (and its parents) if needed and return it.
+
+    Raises :class:`OutputPathError` with one clear line when ``path`` (or a folder above it) is an
+    existing file, or the folder cannot be created (permissions, read-only or virtual file system).
+    ``option`` (e.g. ``"--out"``) names the command-line option in the message.
+    """
+    path = Path(path)
+    name = f"{option} {path}" if option else str(path)
+    where = f"{option}: " if option else ""
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise OutputPathError(f"{name} exists and is a file; give a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputPathError(f"{where}cannot create folder {path}: {parent} is a file, not a folder")
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputPathError(f"{where}cannot create folder {path}: {_reason(err)}") from None
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
+
+    Raises :class:`OutputPathError` when ``path`` is an existing folder or its folder cannot be created.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    if path.is_dir():
+        raise OutputPathError(f"{path} is a folder; give a file path to write to")
+    ensure_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    except OSError as err:
+        raise OutputPathError(f"cannot write {path.name} in folder {path.parent}: {_reason(err)}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)

@@ -151,6 +151,19 @@ class Recording:
             if missing:
                 raise ValueError(f"Recording.windows lacks column(s) {missing}")
             nw = len(self.windows)
+            try:
+                start = self.windows["start_s"].to_numpy(dtype=float)
+                stop = self.windows["stop_s"].to_numpy(dtype=float)
+            except (TypeError, ValueError):
+                raise ValueError("Recording.windows start_s/stop_s must be numbers (seconds)") from None
+            reversed_rows = np.flatnonzero(stop < start)  # NaN bounds (open intervals) are allowed
+            if reversed_rows.size:
+                rows = reversed_rows[:10].tolist()
+                raise ValueError(
+                    f"Recording.windows has {reversed_rows.size} window(s) with stop_s < start_s (rows {rows}"
+                    f"{' ...' if reversed_rows.size > 10 else ''}; e.g. row {rows[0]}: start_s="
+                    f"{start[rows[0]]:g}, stop_s={stop[rows[0]]:g}); every window needs start_s <= stop_s"
+                )
             for name in ("drive", "spiked"):
                 arr = getattr(self, name)
                 if arr is not None and arr.shape != (nw, n):

@@ -34,6 +34,10 @@ EDGE_TOL_S = 1e-9
 #: Names tried, in order, for the decoder output series.
 DECODER_NAMES = ("decoder_output", "decoder", "control_signal", "bci_output")
 
+#: Keys of ``meta['decoder']`` (in NWB ``processing/misc/bci_decoder``) tried, in order, for the reward
+#: threshold; ``theta_hz`` is what :mod:`bci_credit.tasks.bci` (and so ``bci-credit predict``) writes.
+DECODER_THRESHOLD_KEYS = ("threshold", "reward_threshold", "theta", "theta_hz")
+
 
 class DesignUnavailable(ValueError):
     """The recording lacks what a design needs.
@@ -208,7 +212,12 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
                 return series_per_window(ts, start_s, stop_s), f"trials[{name!r}] (reward events counted per window)"
         raise ValueError(f"reward={reward!r} is not in this recording; candidates: {reward_candidates(rec) or 'none'}")
     if use_windows and rec.windows is not None and "reward" in rec.windows.columns:
-        return pd.to_numeric(rec.windows["reward"], errors="coerce").to_numpy(float), "windows['reward']"
+        y = pd.to_numeric(rec.windows["reward"], errors="coerce").to_numpy(float)
+        if y.size and not np.isfinite(y).any():
+            return None, ("the windows table's 'reward' column is missing or has no finite value; name the "
+                          "outcome with reward=NAME (--reward NAME on the command line); candidates: "
+                          f"{[c for c in reward_candidates(rec) if c != 'windows:reward'] or 'none'}")
+        return y, "windows['reward']"
     if "reward" in rec.series:
         ts = rec.series["reward"]
         how = "events, summed per window" if ts.kind == "events" else "last sample in each window"
@@ -277,12 +286,20 @@ def find_decoder(rec: Recording, name: str | None = None) -> str | None:
 
 
 def decoder_threshold(rec: Recording, threshold: float | None = None) -> float | None:
-    """The reward threshold of the decoder: the argument, else ``meta['decoder']['threshold']``."""
+    """The reward threshold of the decoder: the argument, else the first finite value of
+    ``meta['decoder'][key]`` for key in :data:`DECODER_THRESHOLD_KEYS` (``theta_hz`` is the key this
+    package's BCI task writes)."""
     if threshold is not None:
-        return float(threshold)
+        try:
+            value = float(threshold)
+        except (TypeError, ValueError):
+            value = np.nan
+        if not np.isfinite(value):
+            raise ValueError(f"threshold must be a finite number (the decoder's reward threshold), got {threshold!r}")
+        return value
     dec = rec.meta.get("decoder") if isinstance(rec.meta, Mapping) else None
     if isinstance(dec, Mapping):
-        for key in ("threshold", "reward_threshold", "theta"):
+        for key in DECODER_THRESHOLD_KEYS:
             v = dec.get(key)
             if v is not None:
                 try:
@@ -312,7 +329,10 @@ def design_requirements(rec: Recording, *, reward: str | None = None, decoder: s
     no_reward = None if y is not None else f"a reward signal ({why})"
     out: dict[str, str | None] = {}
     # spike-discontinuity RD
-    if rec.drive is None or not has_windows:
+    if rec.n_units == 0:
+        out["spike"] = ("units (the recording has 0 units: no Units table and no binned spike counts, e.g. "
+                        "no /units in the NWB file)")
+    elif rec.drive is None or not has_windows:
         out["spike"] = ("the per-window drive Z of each unit (Recording.drive; in NWB the 'drive' column of "
                         "/intervals/windows, stored by simulations and intracellular recordings)")
     else:
@@ -323,8 +343,9 @@ def design_requirements(rec: Recording, *, reward: str | None = None, decoder: s
         where = f"a series named {decoder!r}" if decoder else f"a continuous series named one of {list(DECODER_NAMES)}"
         out["reward-threshold"] = f"the decoder output ({where}; in NWB processing/behavior/BehavioralTimeSeries)"
     elif decoder_threshold(rec, threshold) is None:
-        out["reward-threshold"] = ("the decoder's reward threshold (meta['decoder']['threshold'], in NWB "
-                                   "processing/misc/bci_decoder; or pass threshold=)")
+        out["reward-threshold"] = ("the decoder's reward threshold (meta['decoder'] key "
+                                   f"{' / '.join(DECODER_THRESHOLD_KEYS)}, in NWB processing/misc/bci_decoder; "
+                                   "or give it: --threshold VALUE on the command line, threshold= in Python)")
     elif not spikes:
         out["reward-threshold"] = "spike times (the outcome is each unit's change in firing)"
     else:

@@ -583,7 +583,8 @@ class RewardThreshold:
     decoder : str, optional
         Series name (default: the first of ``decoder_output``, ``decoder``, ``control_signal``, ``bci_output``).
     threshold : float, optional
-        Reward threshold (default ``recording.meta['decoder']['threshold']``).
+        Reward threshold (default ``recording.meta['decoder']`` key ``threshold``, ``reward_threshold``,
+        ``theta`` or ``theta_hz``, the key this package's BCI simulations write).
     reward : str, optional
         Reward events (series or trials column); default series ``reward`` / trials ``reward_time_s``;
         ``"none"`` ignores recorded events (sharp design on ``x >= 0``).

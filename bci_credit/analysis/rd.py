@@ -148,6 +148,25 @@ def _bandwidth_pair(v, name) -> np.ndarray | None:
     return np.array([arr[0], arr[-1]])
 
 
+def check_level(level, *, name: str = "level", stacklevel: int = 2) -> float:
+    """Validate a confidence level given in percent; return it as a float.
+
+    Raises ``ValueError`` outside (0, 100) (NaN included). A level in (0, 1) is almost always a
+    fraction meant as a percentage (0.95 for 95 %): it is accepted as given, with a ``UserWarning``.
+    """
+    try:
+        value = float(level) if np.isscalar(level) else np.nan
+    except (TypeError, ValueError):
+        value = np.nan
+    if not 0 < value < 100:
+        raise ValueError(f"{name} must be a number in (0, 100), got {level!r}")
+    if value < 1:
+        warnings.warn(f"{name}={value:g} is a percentage: {value:g} gives a {value:g} % confidence interval; "
+                      f"for a {100 * value:g} % interval use {name}={100 * value:g}", UserWarning,
+                      stacklevel=stacklevel)
+    return value
+
+
 def _check_options(p, q, deriv, kernel, bwselect, vce, nnmatch, level, masspoints, bwcheck, rho, has_cluster):
     if deriv is None:
         deriv = 0
@@ -186,8 +205,7 @@ def _check_options(p, q, deriv, kernel, bwselect, vce, nnmatch, level, masspoint
             raise ValueError(f"vce={v!r} needs cluster=... and is not implemented; use hc2/hc3 or cr1")
     if not (isinstance(nnmatch, (int, np.integer)) and nnmatch >= 1):
         raise ValueError(f"nnmatch must be a positive integer, got {nnmatch!r}")
-    if not (np.isscalar(level) and 0 < float(level) < 100):
-        raise ValueError(f"level must be a number in (0, 100), got {level!r}")
+    check_level(level, stacklevel=4)
     mp = "off" if masspoints in (None, False) else str(masspoints).strip().lower()
     if mp not in ("adjust", "check", "off"):
         raise ValueError(f"masspoints must be 'adjust', 'check' or 'off', got {masspoints!r}")

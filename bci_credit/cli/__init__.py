@@ -13,11 +13,24 @@ import logging
 import pkgutil
 import sys
 
-__all__ = ["main", "build_parser", "CLIError"]
+__all__ = ["main", "build_parser", "CLIError", "out_dir"]
 
 
 class CLIError(Exception):
     """An error with a one-line message for the user (no traceback)."""
+
+
+def out_dir(path, option: str = "--out"):
+    """Create the output folder of a command up front (before any long computation).
+
+    A ``--out`` that is an existing file or cannot be created gives a one-line :class:`CLIError`.
+    """
+    from ..outputs import OutputPathError, ensure_dir
+
+    try:
+        return ensure_dir(path, option=option)
+    except OutputPathError as err:
+        raise CLIError(str(err)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CLIError as err:
+        print(f"bci-credit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:  # an output folder or file that cannot be used: one line, no traceback
+        from ..outputs import OutputPathError
+
+        if not isinstance(err, OutputPathError):
+            raise
         print(f"bci-credit {args.command}: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. `head`

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from . import CLIError
+from . import CLIError, out_dir
 
 EPILOG = """\
 Estimates each unit's causal effect with a regression-discontinuity design and writes, into the
@@ -109,10 +109,48 @@ def analyze_into(path: str, *, out_root: str, subdirs: dict, plots: bool, max_pl
     return analyze_file(path, out_dir=Path(out_root) / subdirs[path], plots=plots, max_plots=max_plots, **kwargs)
 
 
+def _check_options(args) -> list[str]:
+    """Reject bad numeric options before any file is read; return warnings to print."""
+    import math
+    import warnings
+
+    from ..analysis.rd import check_level
+    from ..random import seed_sequence
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            check_level(args.level, name="--level")  # the check of RD(level=) and `bci-credit rd`
+        except ValueError as err:
+            raise CLIError(f"{err} (a percentage, e.g. 95)") from None
+    if args.max_plots < 0:
+        raise CLIError(f"--max-plots must be >= 0 (0 = no plots), got {args.max_plots}")
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise CLIError(f"--threshold must be a finite number, got {args.threshold}")
+    try:
+        seed_sequence(args.seed)  # the check of simulate/train: a non-negative integer
+    except (TypeError, ValueError) as err:
+        raise CLIError(f"--{err}") from None
+    return [str(w.message) for w in caught]
+
+
 def run(args: argparse.Namespace) -> int:
+    import sys
+    import warnings
+
+    notes = _check_options(args)
+    for note in notes:
+        print(f"bci-credit analyze: warning: {note}", file=sys.stderr)
+    with warnings.catch_warnings():
+        if notes:  # said once above; not again from every fit
+            warnings.filterwarnings("ignore", message=r"level=.* is a percentage", category=UserWarning)
+        return _analyze(args)
+
+
+def _analyze(args: argparse.Namespace) -> int:
     from ..analysis.causal import DesignUnavailable, analyze_file
     from ..io.nwb import NWBFormatError
-    from ..outputs import write_csv, write_run_json
+    from ..outputs import OutputPathError, write_csv, write_run_json
     from ..parallel import effective_n_jobs, expand_inputs, map_files
 
     try:
@@ -123,15 +161,15 @@ def run(args: argparse.Namespace) -> int:
         n_jobs = effective_n_jobs(args.n_jobs)
     except ValueError as err:
         raise CLIError(str(err)) from None
-    out = Path(args.out)
     kw = _kwargs(args)
+    out = out_dir(args.out)
     config = {k: v for k, v in kw.items()}
     config.update(inputs=files, out=str(out), plots=not args.no_plots)
     if len(files) == 1:
         try:
             res = analyze_file(files[0], out_dir=out, plots=not args.no_plots, max_plots=args.max_plots,
                                n_jobs=n_jobs, **kw)
-        except DesignUnavailable as err:
+        except (DesignUnavailable, OutputPathError) as err:
             raise CLIError(str(err)) from None
         except (FileNotFoundError, NWBFormatError, KeyError, ValueError) as err:
             msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)

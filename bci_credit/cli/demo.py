@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import CLIError, out_dir
+
 EXAMPLE = """\
 Simulate a default single-unit BCI session with RDD learning, write it as NWB, read the file back
 as if it were a recording, estimate every unit's causal effect on reward with regression
@@ -33,6 +35,9 @@ def run(args) -> int:
 
     from ..pipeline import run_demo
 
+    if args.seed < 0:
+        raise CLIError(f"--seed must be a non-negative integer, got {args.seed}")
+    out_dir(args.out)  # a bad --out fails now, not after the simulation
     t0 = time.time()
     summary = run_demo(args.out, seed=args.seed, duration_s=args.duration, quick=args.quick,
                        progress=sys.stderr.isatty())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import CLIError
+from . import CLIError, out_dir
 
 EXAMPLE = """\
 Run an experimental prediction of the simulated single-unit BCI (bci_nwb.md A.8, rdd_model.md 4.8)
@@ -38,8 +38,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     from ..predict import PREDICTIONS, list_predictions
 
     if args.list:
@@ -55,7 +53,7 @@ def run(args) -> int:
     from ..outputs import write_run_json
     from ..predict import run_prediction, write_prediction
 
-    out = Path(args.out or f"out/predict/{args.name}")
+    out = out_dir(args.out or f"out/predict/{args.name}")  # a bad --out fails now, not after the run
     res = run_prediction(args.name, quick=args.quick, seed=args.seed,
                          progress=not args.no_progress and sys.stderr.isatty())
     files = write_prediction(res, out, nwb=args.nwb, figures=not args.no_figures)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import CLIError
+from . import CLIError, out_dir
 
 EXAMPLE = """\
 Reproduce a figure of Lansdell & Kording (spiking RDD) or the RDD / OD / node-perturbation
@@ -38,7 +38,6 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     import time
-    from pathlib import Path
 
     from ..outputs import write_run_json
     from ..reproduce import DEFAULT_SEED, RECIPES, list_recipes, run_recipe
@@ -58,7 +57,7 @@ def run(args) -> int:
     seed = DEFAULT_SEED if args.seed is None else args.seed
     if seed < 0:
         raise CLIError(f"--seed must be a non-negative integer, got {seed}")
-    out = Path(args.out)
+    out = out_dir(args.out)  # a bad --out fails now, not after the recipes
     summary = {}
     for name in names:
         t0 = time.perf_counter()

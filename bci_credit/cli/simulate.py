@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import CLIError
+from . import CLIError, out_dir
 
 EXAMPLE = """\
 Simulate a population of LIF neurons with correlated noise from a preset or a TOML config, and
@@ -69,8 +69,6 @@ def load_with_overrides(name: str, overrides: list[str], duration: float | None,
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     from ..config import list_presets, preset_dir
 
     if args.list:
@@ -85,7 +83,7 @@ def run(args) -> int:
     from ..outputs import write_run_json
     from ..report import write_session_outputs
 
-    out = Path(args.out)
+    out = out_dir(args.out)  # a bad --out fails now, not after the simulation
     rec = run_experiment(cfg, progress=not args.no_progress and sys.stderr.isatty())
     files = write_session_outputs(rec, out, nwb=not args.no_nwb)
     write_run_json(out, command="simulate", config=cfg.to_dict(), seed=cfg.run.seed,

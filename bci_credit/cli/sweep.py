@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import CLIError
+from . import CLIError, out_dir
 
 EPILOG = """\
 Runs every grid point x replicate as one task (each with its own seed spawned from one root seed,
@@ -79,8 +79,6 @@ def _load_metrics(spec: str):
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     from ..config import ConfigError
     from .simulate import load_with_overrides
 
@@ -90,7 +88,7 @@ def run(args) -> int:
     metrics = _load_metrics(args.metrics) if args.metrics else None
     from ..sweep import run_sweep
 
-    out = Path(args.out)
+    out = out_dir(args.out)  # a bad --out fails now, not after the tasks
     try:
         res = run_sweep(cfg, args.grid, replicates=args.replicates, out=out, seed=args.seed, metrics=metrics,
                         n_jobs=args.n_jobs, scheduler=args.scheduler,

@@ -323,11 +323,12 @@ def spike_index(g, where: str, notes: Notes | None = None) -> np.ndarray | None:
 
 @dataclass
 class FlatStats:
-    """Summary of a flat spike-time array: range, NaNs and which units are unsorted."""
+    """Summary of a flat spike-time array: range (finite values), NaNs, infinities, unsorted units."""
 
     t_min: float = np.inf
     t_max: float = -np.inf
     n_nan: int = 0
+    n_inf: int = 0
     unsorted_units: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
@@ -342,14 +343,17 @@ def flat_stats(data, ends: np.ndarray) -> FlatStats:
         chunk = np.asarray(data[a: min(a + _CHUNK, total)], dtype=float)
         nan = np.isnan(chunk)
         st.n_nan += int(nan.sum())
-        if (~nan).any():
-            st.t_min = min(st.t_min, float(np.nanmin(chunk)))
-            st.t_max = max(st.t_max, float(np.nanmax(chunk)))
-        ext = chunk if prev is None else np.concatenate([[prev], chunk])
+        finite = np.isfinite(chunk)
+        st.n_inf += int(chunk.size - finite.sum()) - int(nan.sum())
+        if finite.any():
+            st.t_min = min(st.t_min, float(chunk[finite].min()))
+            st.t_max = max(st.t_max, float(chunk[finite].max()))
+        ordered = np.where(finite, chunk, np.nan)  # a non-finite time (dropped by read) is no disorder
+        ext = ordered if prev is None else np.concatenate([[prev], ordered])
         pos = np.flatnonzero(np.diff(ext) < 0) + (a if prev is None else a - 1) + 1
         if pos.size:
             bad_pos.append(pos)
-        prev = chunk[-1] if chunk.size else prev
+        prev = ordered[-1] if ordered.size else prev
     if bad_pos:
         pos = np.concatenate(bad_pos)
         pos = pos[~np.isin(pos, starts)]  # a drop at a unit boundary is not disorder

@@ -53,7 +53,10 @@ def summarize(f, label: str, *, units_path: str | None = None, notes: Notes) -> 
             spike_range = (stats.t_min, stats.t_max)
             if stats.n_nan:
                 notes.warn(f"{source.path}: {stats.n_nan} spike time(s) are NaN (read() drops them)")
-                counts = counts - _nan_per_unit(g["spike_times"], ends)
+            if stats.n_inf:
+                notes.warn(f"{source.path}: {stats.n_inf} spike time(s) are infinite (read() drops them)")
+            if stats.n_nan or stats.n_inf:
+                counts = counts - _nonfinite_per_unit(g["spike_times"], ends)
             if stats.unsorted_units.size:
                 notes.warn(f"{source.path}: spike times of {stats.unsorted_units.size} unit(s) are not sorted "
                            f"(ids {ids[stats.unsorted_units][:10].tolist()}); read() sorts them")
@@ -109,6 +112,7 @@ def summarize(f, label: str, *, units_path: str | None = None, notes: Notes) -> 
                     and f"{c}_index" not in g:
                 raw[c] = g[c][()]
         H.check_interval_columns(path, raw, notes)
+        _check_reversed(path, raw, notes)
         if path == "/intervals/trials" or (not n_trials and path.rsplit("/", 1)[-1] == "trials"):
             n_trials, trials_cols = rows, cols
     out.update(n_trials=n_trials, trial_columns=trials_cols, intervals=intervals)
@@ -138,11 +142,30 @@ def summarize(f, label: str, *, units_path: str | None = None, notes: Notes) -> 
     return out
 
 
-def _nan_per_unit(ds, ends: np.ndarray) -> np.ndarray:
-    nan = np.isnan(np.asarray(ds[()], dtype=float))
-    csum = np.concatenate([[0], np.cumsum(nan)])
+def _check_reversed(path: str, raw: dict, notes: Notes) -> None:
+    """Warn about rows whose stop_time is before their start_time (read() rejects such windows)."""
+    start, stop = raw.get("start_time"), raw.get("stop_time")
+    if start is None or stop is None or np.shape(start) != np.shape(stop):
+        return
+    try:
+        bad = np.flatnonzero(np.asarray(stop, dtype=float) < np.asarray(start, dtype=float))
+    except (TypeError, ValueError):
+        return
+    if bad.size:
+        notes.warn(f"{path}: {bad.size} row(s) have stop_time < start_time (rows {bad[:10].tolist()}"
+                   f"{' ...' if bad.size > 10 else ''})")
+
+
+def _nonfinite_per_unit(ds, ends: np.ndarray) -> np.ndarray:
+    bad = ~np.isfinite(np.asarray(ds[: int(ends[-1]) if ends.size else 0], dtype=float))
+    csum = np.concatenate([[0], np.cumsum(bad)])
     starts = np.concatenate([[0], ends[:-1]])
     return csum[ends] - csum[starts]
+
+
+def _num(v: Any) -> str:
+    """A number for the text summary; ``?`` when unknown (None, as a JSON summary stores NaN/inf)."""
+    return "?" if v is None else f"{v:.6g}"
 
 
 def format_summary(s: dict[str, Any], max_units: int = 20) -> str:
@@ -156,10 +179,13 @@ def format_summary(s: dict[str, Any], max_units: int = 20) -> str:
     if subj:
         lines.append("  subject: " + ", ".join(f"{k}={v}" for k, v in subj.items() if k != "description"))
     src = {"table": f"from {s['units_path']}", "binned": f"from binned counts in {s['units_path']} "
-           f"(approximate spike times, bin {s.get('bin_width_s', float('nan')):.4g} s)", "none": "(none found)"}[
+           f"(approximate spike times, bin {s.get('bin_width_s') or float('nan'):.4g} s)", "none": "(none found)"}[
         s["units_source"]]
-    lines.append(f"units: {s['n_units']} {src}; spikes: {s['n_spikes']}; duration: {s['duration_s']:.6g} s"
-                 + (f" [{s['t_start_s']:.6g}, {s['t_stop_s']:.6g}]" if s.get("t_start_s") is not None else ""))
+    duration = s.get("duration_s")
+    lines.append(f"units: {s['n_units']} {src}; spikes: {s['n_spikes']}; duration: "
+                 + (f"{duration:.6g} s" if duration is not None else "unknown")
+                 + (f" [{_num(s.get('t_start_s'))}, {_num(s.get('t_stop_s'))}]"
+                    if s.get("t_start_s") is not None or s.get("t_stop_s") is not None else ""))
     if s["units"]:
         extra = [k for k in s["units"][0] if k not in ("id", "n_spikes", "rate_hz")]
         lines.append("  " + f"{'id':>8} {'n_spikes':>10} {'rate_hz':>10}" + "".join(f" {k:>10}" for k in extra))

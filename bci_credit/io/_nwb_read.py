@@ -108,9 +108,11 @@ def read_spike_trains(g, where: str, notes: Notes) -> tuple[list, H.FlatStats]:
     flat = np.asarray(g["spike_times"][()], dtype=np.float64)  # read 2
     stats = H.flat_stats(flat, ends)
     trains = H.split_ragged(flat, ends, f"{where}/spike_times_index")
-    if stats.n_nan:
-        notes.warn(f"{where}: dropped {stats.n_nan} NaN spike time(s)")
-        trains = [s[~np.isnan(s)] for s in trains]
+    if stats.n_nan or stats.n_inf:
+        what = " and ".join(t for t in (f"{stats.n_nan} NaN" if stats.n_nan else "",
+                                        f"{stats.n_inf} infinite" if stats.n_inf else "") if t)
+        notes.warn(f"{where}: dropped {what} spike time(s)")
+        trains = [s[np.isfinite(s)] for s in trains]
         stats.unsorted_units = np.asarray([i for i in stats.unsorted_units if np.any(np.diff(trains[i]) < 0)],
                                           dtype=np.int64)
     if stats.unsorted_units.size:
@@ -345,6 +347,10 @@ def read_recording(f, label: str, *, units_path: str | None = None, series: bool
     if wpath in f and (own and wentry is not None or not own):
         skip = (L.DRIVE_COLUMN, L.SPIKED_COLUMN)
         windows, _ = intervals_frame(f, wpath, wentry, notes, skip=skip)
+        if own and "reward" not in windows.columns:
+            notes.warn(f"{wpath} has no 'reward' column; reward set to NaN (name the outcome with "
+                       "reward=NAME, or --reward NAME on the command line)")
+            windows["reward"] = np.nan
         if own or "reward" in windows.columns:
             g = f[wpath]
             arrs = {}
@@ -407,8 +413,20 @@ def read_recording(f, label: str, *, units_path: str | None = None, series: bool
         lo, hi = file_time_span(f, scan, spike_range)
         meta["duration_s"] = float(hi - lo) if np.isfinite(hi - lo) else 0.0
     meta["warnings"] = list(notes.messages)
-    return Recording(units=units, spike_times=trains, windows=windows, drive=drive, spiked=spiked,
-                     trials=trials, series=series_out, weights=weights, meta=meta)
+    _check_unit_ids(units, source.path or "units")
+    try:
+        return Recording(units=units, spike_times=trains, windows=windows, drive=drive, spiked=spiked,
+                         trials=trials, series=series_out, weights=weights, meta=meta)
+    except ValueError as err:  # the HDF5 read fine: the content is inconsistent, not the file damaged
+        raise NWBFormatError(f"{label}: the file's content is inconsistent: {err}") from err
+
+
+def _check_unit_ids(units: pd.DataFrame, where: str) -> None:
+    """Unit ids must be unique: say which ids repeat (the file is readable, its units table is not)."""
+    dup = units.index[units.index.duplicated()].unique()
+    if len(dup):
+        raise NWBFormatError(f"{where}: unit ids are not unique (repeated: {dup[:10].tolist()}"
+                             f"{' ...' if len(dup) > 10 else ''}); each row of the units table needs its own id")
 
 
 def general_meta(f) -> dict:

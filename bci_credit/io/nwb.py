@@ -52,9 +52,10 @@ open files read-only. Real-world cases handled (each with a warning in ``meta['w
   times are *approximate*: the ``c`` spikes of a bin starting at ``t`` with width ``w`` are placed at
   ``t + (j + 0.5) w / c`` (``meta['spike_times_approximate'] = True``, ``meta['bin_width_s']``); without
   either, a Recording with 0 units;
-* unsorted spike times are sorted, NaN spike times dropped; units with 0 or 1 spikes are kept;
+* unsorted spike times are sorted, NaN and infinite spike times dropped; units with 0 or 1 spikes are kept;
 * NaN ``start_time``/``stop_time`` are kept as NaN; event columns that look relative to the trial start
-  are reported; ``X_time`` columns become ``X_time_s``;
+  are reported; ``X_time`` columns become ``X_time_s``; analysis windows with ``stop_time < start_time``
+  are refused (:class:`NWBFormatError` naming the rows), as are repeated unit ids;
 * missing ``resolution`` (``meta['resolution_s'] = None``) or ``obs_intervals`` is fine;
 * timezone-less or anonymised (1900) session dates are kept and reported;
 * TimeSeries stored (channels, time) are transposed; mismatched timestamps are cut to the data;
@@ -120,11 +121,25 @@ def _run(source: Any, fn, **kwargs):
             raise NWBFormatError(f"{label}: {err}") from err
         except FileNotFoundError:
             raise
-        except Exception as err:  # h5py errors deep inside a damaged file
-            raise NWBFormatError(
-                f"{label}: reading failed ({type(err).__name__}: {_short(err)}); the file may be truncated "
-                "or corrupt"
-            ) from err
+        except Exception as err:
+            if isinstance(err, OSError) or _raised_in_h5py(err):  # h5py errors deep inside a damaged file
+                hint = "the file may be truncated or corrupt"
+            else:  # the HDF5 objects read fine; their content is not what the NWB layout should hold
+                hint = "the file is readable HDF5 but its NWB content is not laid out as expected"
+            raise NWBFormatError(f"{label}: reading failed ({type(err).__name__}: {_short(err)}); {hint}") from err
+
+
+def _raised_in_h5py(err: BaseException) -> bool:
+    """True when ``err`` was raised inside h5py (a low-level read failure, not a content problem)."""
+    tb = err.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    if last is None:
+        return False
+    name = last.tb_frame.f_globals.get("__name__", "")
+    return name == "h5py" or name.startswith("h5py.")
 
 
 def read(source: str | os.PathLike | Any, *, units_path: str | None = None,
