@@ -254,3 +254,16 @@ def test_cli_out_that_is_a_file_or_cannot_be_created(base, tmp_path, capsys, com
     rc, _, err = cli(capsys, *command, "--out", a_file / "sub")
     assert rc == 2 and "cannot create folder" in err and "Traceback" not in err
     assert a_file.read_text() == "keep me" and sha(base) == before
+
+
+def test_cli_out_holding_another_commands_results_is_refused(base, tmp_path, capsys):
+    sim = tmp_path / "sim"
+    rc, _, _ = cli(capsys, "simulate", "paper_2neuron_estimation", "--duration", "1", "--no-progress", "--out", sim)
+    assert rc == 0
+    before = (sim / "run.json").read_text()
+    rc, _, err = cli(capsys, "analyze", base, "--no-plots", "--out", sim)
+    assert rc == 2 and "holds the results of a 'simulate' run" in err and "another folder" in err
+    assert (sim / "run.json").read_text() == before and not (sim / "effects.csv").exists()
+    # the same command may write into its own folder again
+    rc, _, _ = cli(capsys, "simulate", "paper_2neuron_estimation", "--duration", "1", "--no-progress", "--out", sim)
+    assert rc == 0

@@ -643,8 +643,8 @@ _REASON = {
                           "(all points on one side)"),
     5: lambda m, q: f"too few distinct values of the running variable below the cutoff ({m} < q+1 = {q + 1})",
     6: lambda m, q: f"too few distinct values of the running variable above the cutoff ({m} < q+1 = {q + 1})",
-    7: ("bandwidth selection failed: not enough variability in the running variable near the cutoff "
-        "(mass points? too few distinct values?)"),
+    7: ("bandwidth selection failed: the data near the cutoff do not determine a bandwidth (an outcome "
+        "that does not vary, mass points or too few distinct values of the running variable?)"),
     8: ("too few distinct values of the running variable with positive kernel weight to fit the "
         "polynomials on each side (increase h or b)"),
     9: "singular local design matrix",

@@ -20,13 +20,27 @@ class CLIError(Exception):
     """An error with a one-line message for the user (no traceback)."""
 
 
-def out_dir(path, option: str = "--out"):
-    """Create the output folder of a command up front (before any long computation).
+def out_dir(path, command: str, option: str = "--out"):
+    """Create the output folder of ``command`` up front (before any long computation).
 
-    A ``--out`` that is an existing file or cannot be created gives a one-line :class:`CLIError`.
+    A ``--out`` that is an existing file or cannot be created, or a folder holding the results of
+    another command (its ``run.json`` names a different command, which this run would overwrite),
+    gives a one-line :class:`CLIError`.
     """
+    import json
+    from pathlib import Path
+
     from ..outputs import OutputPathError, ensure_dir
 
+    run = Path(path) / "run.json"
+    if run.is_file():
+        try:
+            other = json.loads(run.read_text()).get("command")
+        except (OSError, ValueError, AttributeError):
+            other = None
+        if other and other != command:
+            raise CLIError(f"{option} {path} holds the results of a '{other}' run (its run.json); write the "
+                           f"{command} results to another folder so that they do not overwrite them")
     try:
         return ensure_dir(path, option=option)
     except OutputPathError as err:

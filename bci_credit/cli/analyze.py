@@ -162,7 +162,7 @@ def _analyze(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise CLIError(str(err)) from None
     kw = _kwargs(args)
-    out = out_dir(args.out)
+    out = out_dir(args.out, "analyze")
     config = {k: v for k, v in kw.items()}
     config.update(inputs=files, out=str(out), plots=not args.no_plots)
     if len(files) == 1:

@@ -37,7 +37,7 @@ def run(args) -> int:
 
     if args.seed < 0:
         raise CLIError(f"--seed must be a non-negative integer, got {args.seed}")
-    out_dir(args.out)  # a bad --out fails now, not after the simulation
+    out_dir(args.out, "demo")  # a bad --out fails now, not after the simulation
     t0 = time.time()
     summary = run_demo(args.out, seed=args.seed, duration_s=args.duration, quick=args.quick,
                        progress=sys.stderr.isatty())

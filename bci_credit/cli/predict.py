@@ -53,7 +53,7 @@ def run(args) -> int:
     from ..outputs import write_run_json
     from ..predict import run_prediction, write_prediction
 
-    out = out_dir(args.out or f"out/predict/{args.name}")  # a bad --out fails now, not after the run
+    out = out_dir(args.out or f"out/predict/{args.name}", "predict")  # a bad --out fails now, not after the run
     res = run_prediction(args.name, quick=args.quick, seed=args.seed,
                          progress=not args.no_progress and sys.stderr.isatty())
     files = write_prediction(res, out, nwb=args.nwb, figures=not args.no_figures)

@@ -57,7 +57,7 @@ def run(args) -> int:
     seed = DEFAULT_SEED if args.seed is None else args.seed
     if seed < 0:
         raise CLIError(f"--seed must be a non-negative integer, got {seed}")
-    out = out_dir(args.out)  # a bad --out fails now, not after the recipes
+    out = out_dir(args.out, "reproduce")  # a bad --out fails now, not after the recipes
     summary = {}
     for name in names:
         t0 = time.perf_counter()

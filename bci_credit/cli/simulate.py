@@ -83,7 +83,7 @@ def run(args) -> int:
     from ..outputs import write_run_json
     from ..report import write_session_outputs
 
-    out = out_dir(args.out)  # a bad --out fails now, not after the simulation
+    out = out_dir(args.out, "simulate")  # a bad --out fails now, not after the simulation
     rec = run_experiment(cfg, progress=not args.no_progress and sys.stderr.isatty())
     files = write_session_outputs(rec, out, nwb=not args.no_nwb)
     write_run_json(out, command="simulate", config=cfg.to_dict(), seed=cfg.run.seed,

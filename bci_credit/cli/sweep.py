@@ -88,7 +88,7 @@ def run(args) -> int:
     metrics = _load_metrics(args.metrics) if args.metrics else None
     from ..sweep import run_sweep
 
-    out = out_dir(args.out)  # a bad --out fails now, not after the tasks
+    out = out_dir(args.out, "sweep")  # a bad --out fails now, not after the tasks
     try:
         res = run_sweep(cfg, args.grid, replicates=args.replicates, out=out, seed=args.seed, metrics=metrics,
                         n_jobs=args.n_jobs, scheduler=args.scheduler,

@@ -75,7 +75,7 @@ def run(args) -> int:
                       b_lr=args.b_lr, gamma=args.gamma, warmup_steps=args.warmup_steps, n_train=args.n_train,
                       n_test=args.n_test, seed=args.seed, device=args.device, threads=args.threads,
                       log_every=args.log_every, checkpoint_every=args.checkpoint_every)
-    out_dir(args.out)  # a bad --out fails now, not after loading the data
+    out_dir(args.out, "deep.train")  # a bad --out fails now, not after loading the data
     try:
         result = train(cfg, args.out, progress=not args.no_progress and sys.stderr.isatty(),
                        resume=not args.overwrite, argv=sys.argv)
