@@ -111,7 +111,18 @@ def theorem2(seeds):
     return th2
 
 
-def check4(n_samples):
+def _block_means(values, n_groups: int) -> list:
+    """Means of ``values`` over ``n_groups`` consecutive, equal blocks (check 4's "averaged over blocks")."""
+    v = np.asarray(values, float)
+    return [float(g.mean()) for g in np.array_split(v, n_groups)]
+
+
+def check4(n_samples, seeds=(0,), n_evals: int = 40, n_groups: int = 10):
+    """Check 4 per seed: B of the paper's MLP with W frozen, evaluated ``n_evals`` times.
+
+    Monotonicity is judged as the criterion states it, on the means over ``n_groups`` consecutive
+    blocks of evaluations (single evaluations fluctuate by ~0.01 once B has converged).
+    """
     from bci_credit.deep import theory
     from bci_credit.deep.datasets import load_dataset
 
@@ -119,17 +130,32 @@ def check4(n_samples):
         ds = load_dataset("fashion-mnist")
     except FileNotFoundError as err:
         return {"skipped": str(err)}
-    r = theory.fixed_w_convergence(ds.x_train.reshape(len(ds.x_train), -1), ds.y_train,
-                                   n_samples=n_samples, n_blocks=20, noise_std=1e-2, gamma=0.1, seed=0)
-    blocks = r["blocks"]
-    return {"blocks": blocks,
-            "top_rel_error_monotone": bool(np.all(np.diff([b["rel_error_2"] for b in blocks]) < 0)),
-            "top_rel_error_at_1e5": next((b["rel_error_2"] for b in blocks if b["samples"] >= 95_000), None),
+    x = ds.x_train.reshape(len(ds.x_train), -1)
+    runs = {}
+    for seed in seeds:
+        r = theory.fixed_w_convergence(x, ds.y_train, n_samples=n_samples, n_blocks=n_evals, noise_std=1e-2,
+                                       gamma=0.1, seed=seed)
+        blocks = r["blocks"]
+        at_1e5 = next((b for b in blocks if b["samples"] >= 95_000), {})
+        means = {k: _block_means([b[k] for b in blocks], n_groups)
+                 for k in ("rel_error_2", "weight_angle_deg_2", "rel_error_1", "weight_angle_deg_1")}
+        runs[str(seed)] = {
+            "blocks": blocks,
+            "block_means": means,
+            "monotone_over_block_means": {k: bool(np.all(np.diff(v) < 0)) for k, v in means.items()},
+            "top_rel_error_monotone_per_evaluation": bool(np.all(np.diff([b["rel_error_2"] for b in blocks]) < 0)),
+            "top_rel_error_at_1e5": at_1e5.get("rel_error_2"),
             "samples_to_top_below_0.1": next((b["samples"] for b in blocks if b["rel_error_2"] < 0.1), None),
-            "top_at_1e5_error_structure": next(({k: v for k, v in b.items() if k.endswith("_2") and "excited" in k
-                                                 or k.startswith("rel_error_signal_weighted")}
-                                                for b in blocks if b["samples"] >= 95_000), None),
+            "top_at_1e5_error_structure": {k: v for k, v in at_1e5.items()
+                                           if k.endswith("_2") and "excited" in k or k.startswith("rel_error_signal_weighted")},
+            "update_angles_at_1e5_deg": [at_1e5.get("update_angle_deg_0"), at_1e5.get("update_angle_deg_1")],
             "final": blocks[-1]}
+    vals = lambda key: [r[key] for r in runs.values()]  # noqa: E731
+    return {"seeds": list(seeds), "n_samples": n_samples, "evaluations": n_evals, "block_groups": n_groups,
+            "summary": {"top_rel_error_at_1e5": vals("top_rel_error_at_1e5"),
+                        "samples_to_top_below_0.1": vals("samples_to_top_below_0.1"),
+                        "monotone_over_block_means": vals("monotone_over_block_means")},
+            "runs": runs}
 
 
 def main():
@@ -156,7 +182,7 @@ def main():
             "check2": ("check2_readout", lambda: check2(a.seeds)),
             "check3": ("check3_bias", lambda: check3(a.seeds)),
             "theorem2": ("theorem2_linear_network_rel_error", lambda: theorem2(a.seeds)),
-            "check4": ("check4_fixed_w_fashion_mnist", lambda: check4(a.fixed_w_samples)),
+            "check4": ("check4_fixed_w_fashion_mnist", lambda: check4(a.fixed_w_samples, a.seeds)),
             "check8": ("check8_direct_np_cnn", lambda: check8_cnn(a.seeds, epochs=a.cnn_epochs, b_solver="ls")),
             "check8sgd": ("check8_direct_np_cnn_sgd_feedback",
                           lambda: check8_cnn(a.seeds, epochs=a.cnn_epochs, b_solver="sgd"))}
