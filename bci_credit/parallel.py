@@ -10,7 +10,11 @@ tasks through :func:`imap_unordered`:
   ``dask.distributed.Client``): the same tasks run on an existing Dask cluster instead, with no
   code change (``n_jobs`` is then ignored: the cluster decides). Dask is the optional
   ``distributed`` extra (``pip install 'bci_credit[distributed]'``) and is imported only here,
-  only when a scheduler is given.
+  only when a scheduler is given. The address is checked before connecting (``SCHEME://HOST:PORT``
+  with tcp, tls, ws, wss or ucx; ``HOST:PORT``; the ``inproc://`` address of a cluster in this
+  process); anything else, e.g. ``"dask"``, is a ``ValueError``, and a scheduler that does not
+  answer within :data:`DASK_CONNECT_TIMEOUT_S` a ``ConnectionError``. ``"local"`` (or no
+  scheduler) runs on this machine.
 
 Rules every task follows, whatever runs it:
 
@@ -85,8 +89,9 @@ ENV_SCHEDULER = "BCI_CREDIT_SCHEDULER"
 #: Environment variable giving the default ``n_jobs``.
 ENV_N_JOBS = "BCI_CREDIT_N_JOBS"
 
-#: Seconds to wait for a Dask scheduler to answer before giving up.
-DASK_CONNECT_TIMEOUT_S = 15.0
+#: Seconds to wait for a Dask scheduler to answer before giving up (a reachable scheduler answers in
+#: well under a second; raise it for a slow link).
+DASK_CONNECT_TIMEOUT_S = 5.0
 
 _OPTIONS: dict[str, Any] = {"n_jobs": None, "scheduler": None, "threads_per_worker": None}
 
@@ -374,33 +379,93 @@ def imap_unordered(fn: Callable, items: Iterable, *, n_jobs: int | None = None, 
         gen.close()  # cancels the tasks not yet started when the caller stops early
 
 
+#: Address schemes of Dask's comm backends (``tcp://host:port`` is the usual one; ``inproc://`` is a
+#: threaded cluster inside this very process, e.g. ``LocalCluster(processes=False).scheduler_address``).
+_DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+
+
+def _bad_address(scheduler: str, why: str) -> ValueError:
+    return ValueError(
+        f"scheduler {scheduler!r} is not a Dask scheduler address ({why}); give the address the scheduler "
+        f"prints, e.g. tcp://10.0.0.5:8786 ('dask scheduler' + 'dask worker ADDRESS' start one), or 'local' "
+        f"(or no --scheduler / ${ENV_SCHEDULER}) to run on this machine with --n-jobs"
+    )
+
+
+def _check_scheduler_address(scheduler: str) -> str:
+    """Check the form of a Dask scheduler address before connecting; return it stripped.
+
+    Accepted: ``SCHEME://HOST:PORT`` with SCHEME one of tcp, tls, ws, wss, ucx; ``HOST:PORT`` (tcp, as
+    Dask reads it); ``inproc://...`` of a cluster running in this process. Anything else (``"dask"``,
+    ``"tcp://host"`` without a port, ``"inproc://"``) raises a ``ValueError`` saying what to give.
+    """
+    text = scheduler.strip()
+    scheme, sep, loc = text.partition("://")
+    if not sep:
+        scheme, loc = "tcp", text
+    scheme = scheme.lower()
+    if scheme not in _DASK_SCHEMES:
+        raise _bad_address(scheduler, f"unknown scheme {scheme + '://'!r}; Dask knows "
+                                      + ", ".join(f"{s}://" for s in _DASK_SCHEMES))
+    if scheme == "inproc":
+        parts = loc.split("/")
+        if not loc or len(parts) != 3 or not all(parts):
+            raise _bad_address(scheduler, "an inproc address looks like inproc://IP/PID/N, as given by "
+                                          "LocalCluster(processes=False).scheduler_address")
+        if parts[1].isdigit() and int(parts[1]) != os.getpid():
+            raise _bad_address(scheduler, f"an inproc:// cluster lives in process {parts[1]}, not in this one "
+                                          f"({os.getpid()}); connect to a tcp:// address from another process")
+        return text
+    host, colon, port = loc.rpartition(":")
+    if not colon or not host.strip("[]"):
+        raise _bad_address(scheduler, "missing port number" if not colon else "missing host")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise _bad_address(scheduler, f"port {port!r} is not a number from 1 to 65535")
+    return text
+
+
 def _dask_client(scheduler: Any):
-    """``(client, owned)`` for a scheduler address or an existing Client."""
+    """``(client, owned)`` for a scheduler address or an existing Client.
+
+    The address form is checked before connecting (:func:`_check_scheduler_address`); the connection
+    attempt lasts at most :data:`DASK_CONNECT_TIMEOUT_S`, and a Client left half-made by a failed
+    attempt is closed here (else its ``__del__`` prints a traceback at exit, after a 30 s wait).
+    """
+    if isinstance(scheduler, str):
+        scheduler = _check_scheduler_address(scheduler)
     try:
         from dask.distributed import Client
-    except ImportError:  # pragma: no cover - depends on the environment
+    except ImportError:  # depends on the environment
         raise ImportError(
             "running on a Dask scheduler needs the 'distributed' extra: pip install 'bci_credit[distributed]' "
-            f"(or unset ${ENV_SCHEDULER} to run locally)"
+            f"(or unset ${ENV_SCHEDULER} / drop --scheduler to run locally)"
         ) from None
     if isinstance(scheduler, Client):
         return scheduler, False
     if not isinstance(scheduler, str):
         raise TypeError(f"scheduler must be an address string or a dask.distributed.Client, got {type(scheduler).__name__}")
+    client = Client.__new__(Client)  # kept, so that a half-made client can be closed below
     try:
-        client = Client(scheduler, timeout=f"{DASK_CONNECT_TIMEOUT_S}s", set_as_default=False)
-    except (OSError, TimeoutError) as err:
+        client.__init__(scheduler, timeout=f"{DASK_CONNECT_TIMEOUT_S}s", set_as_default=False)
+    except Exception as err:
+        with contextlib.suppress(Exception):
+            client.close(timeout=2)
+        if isinstance(err, (OSError, TimeoutError)):
+            why = _one_line(err)
+        else:  # e.g. a MemoryError from reading garbage: something else listens there
+            why = f"{_one_line(err)}; is a Dask scheduler listening at that address?"
         raise ConnectionError(
-            f"cannot connect to the Dask scheduler at {scheduler!r} ({_one_line(err)}); start one (e.g. "
-            f"'dask scheduler' + 'dask worker ADDRESS'), or drop --scheduler / ${ENV_SCHEDULER} to run locally"
+            f"cannot connect to the Dask scheduler at {scheduler!r} within {DASK_CONNECT_TIMEOUT_S:g} s ({why}); "
+            f"start one (e.g. 'dask scheduler' + 'dask worker ADDRESS'), or drop --scheduler / ${ENV_SCHEDULER} "
+            "to run locally"
         ) from None
     return client, True
 
 
 def _imap_dask(fn, items, scheduler, kwargs, threads) -> Iterator[TaskOutcome]:
+    client, owned = _dask_client(scheduler)  # first: its ImportError names the extra to install
     from dask.distributed import as_completed
 
-    client, owned = _dask_client(scheduler)
     futures = []
     try:
         log.info("running %d tasks on the Dask cluster at %s", len(items), client.scheduler.address)

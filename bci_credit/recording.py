@@ -89,23 +89,26 @@ class Recording:
     Parameters
     ----------
     units : DataFrame
-        One row per unit, indexed by unit id. Always has ``is_control`` (bool) and ``threshold``
-        (float, NaN if unknown); simulations add ``true_direct_effect`` / ``true_total_effect``.
-        Other columns from a source file are kept.
-    spike_times : list of ndarray
-        Sorted spike times in seconds, one float array per unit, in the order of ``units``.
+        One row per unit, indexed by unit id (unique). Always has ``is_control`` (bool; given as
+        True/False or 0/1, anything else is refused) and ``threshold`` (float, NaN if unknown);
+        simulations add ``true_direct_effect`` / ``true_total_effect``. Other columns from a source
+        file are kept.
+    spike_times : list of ndarray, or dict of unit id to ndarray
+        Sorted, finite spike times in seconds, one float array per unit, in the order of ``units``
+        (a dict keyed by unit id, with one entry per unit, is put in that order). NaN and infinite
+        times are refused: drop them first (``t[np.isfinite(t)]``).
     windows : DataFrame, optional
         One row per analysis window: ``start_s``, ``stop_s``, ``reward`` (+ any extra columns).
     drive : ndarray, shape (n_windows, n_units), optional
-        Running variable Z: the maximum input drive of each unit in each window.
+        Running variable Z (numbers): the maximum input drive of each unit in each window.
     spiked : ndarray of bool, shape (n_windows, n_units), optional
-        Treatment H: whether each unit spiked in each window.
+        Treatment H: whether each unit spiked in each window (bool, or 0/1 numbers).
     trials : DataFrame, optional
         ``start_s``, ``stop_s`` and task columns (``block``, ``success``, ``reward_time_s``, ...).
     series : dict of str to TimeSeries
         Named signals: ``decoder_output``, ``cursor``, ``reward`` (events), ...
     weights : WeightTrace, optional
-        Weight trace of a simulation with learning.
+        Weight trace of a simulation with learning, shape (n_times, n_units).
     meta : dict
         Provenance: ``source`` (``"simulation"`` or a file path), ``config``, ``seed``,
         ``versions``, ``session_start_time``, ``warnings`` ...
@@ -122,14 +125,77 @@ class Recording:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.units, pd.DataFrame):
+            raise TypeError(
+                f"Recording.units must be a pandas DataFrame, one row per unit indexed by unit id, got "
+                f"{type(self.units).__name__}; build one with bci_credit.recording.make_units_table(n_units)"
+            )
         self.units = self.units.copy()
         for col, default in (("is_control", False), ("threshold", np.nan)):
             if col not in self.units.columns:
                 self.units[col] = default
-        self.units["is_control"] = self.units["is_control"].astype(bool)
-        self.units["threshold"] = self.units["threshold"].astype(float)
-        self.spike_times = [np.asarray(s, dtype=float) for s in self.spike_times]
+        self.units["is_control"] = _bool_flags(self.units["is_control"], "Recording.units['is_control']",
+                                               self.units.index)
+        try:
+            self.units["threshold"] = self.units["threshold"].astype(float)
+        except (TypeError, ValueError):
+            bad = _non_numbers(self.units["threshold"], self.units.index, "unit")
+            raise ValueError(
+                f"Recording.units['threshold'] must be numbers (NaN if unknown); not numbers: {bad}"
+            ) from None
+        self.spike_times = self._spike_trains(self.spike_times)
+        for name in ("windows", "trials"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, pd.DataFrame):
+                raise TypeError(f"Recording.{name} must be a pandas DataFrame or None, got {type(value).__name__}")
+        for name in ("drive", "spiked"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, np.ndarray):
+                if isinstance(value, (str, bytes, Mapping)):
+                    raise TypeError(f"Recording.{name} must be an array of shape (n_windows, n_units), got "
+                                    f"{type(value).__name__}")
+                setattr(self, name, np.asarray(value))
+        if self.series is None:
+            self.series = {}
+        if not isinstance(self.series, Mapping):
+            raise TypeError(f"Recording.series must be a dict of name -> TimeSeries, got {type(self.series).__name__}")
+        if self.weights is not None and not isinstance(self.weights, WeightTrace):
+            raise TypeError(f"Recording.weights must be a WeightTrace or None, got {type(self.weights).__name__}")
+        if self.meta is None:
+            self.meta = {}
+        if not isinstance(self.meta, dict):
+            raise TypeError(f"Recording.meta must be a dict (source, seed, config, ...), got "
+                            f"{type(self.meta).__name__}")
         self.validate()
+
+    def _spike_trains(self, spike_times: Any) -> list:
+        """``spike_times`` as a list of float arrays in the order of ``units`` (a dict is keyed by unit id)."""
+        if isinstance(spike_times, (str, bytes)) or not hasattr(spike_times, "__iter__"):
+            raise TypeError(f"Recording.spike_times must be a list of spike-time arrays, one per unit, got "
+                            f"{type(spike_times).__name__}")
+        if isinstance(spike_times, Mapping):  # keyed by unit id: put in the order of units
+            ids = list(self.units.index)
+            known = set(ids)
+            missing = [u for u in ids if u not in spike_times]
+            extra = [k for k in spike_times if k not in known] if not missing else []
+            if missing or extra:
+                what = (f"no spike times for unit(s) {missing[:10]}" if missing
+                        else f"key(s) {extra[:10]} are not unit ids")
+                raise ValueError(f"Recording.spike_times is a dict keyed by unit id but {what} (unit ids: "
+                                 f"{ids[:10]}{' ...' if len(ids) > 10 else ''}); give one entry per unit")
+            spike_times = [spike_times[u] for u in ids]
+        trains = list(spike_times)
+        out = []
+        ids = self.units.index
+        for k, s in enumerate(trains):
+            uid = ids[k] if k < len(ids) else k
+            if isinstance(s, (str, bytes)):
+                raise TypeError(f"spike times of unit {uid!r} must be numbers (seconds), got text {s!r}")
+            try:
+                out.append(np.asarray(s, dtype=float))
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"spike times of unit {uid!r} must be numbers (seconds): {err}") from None
+        return out
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
@@ -140,10 +206,21 @@ class Recording:
                 f"Recording has {n} units but {len(self.spike_times)} spike trains; give one per unit"
             )
         if not self.units.index.is_unique:
-            raise ValueError("Recording.units index (unit ids) must be unique")
+            dup = self.units.index[self.units.index.duplicated()].unique()
+            raise ValueError(f"Recording.units index (unit ids) must be unique; repeated: {dup[:10].tolist()}")
         for uid, st in zip(self.units.index, self.spike_times):
             if st.ndim != 1:
                 raise ValueError(f"spike times of unit {uid} must be 1-D")
+            finite = np.isfinite(st)
+            if not finite.all():
+                n_nan = int(np.isnan(st).sum())
+                n_inf = int(st.size - finite.sum()) - n_nan
+                what = " and ".join(t for t in (f"{n_nan} NaN" if n_nan else "",
+                                                f"{n_inf} infinite" if n_inf else "") if t)
+                raise ValueError(
+                    f"spike times of unit {uid!r} include {what} value(s); every spike time must be a finite "
+                    f"number of seconds: drop them first, e.g. t = t[np.isfinite(t)]"
+                )
             if st.size > 1 and np.any(np.diff(st) < 0):
                 raise ValueError(f"spike times of unit {uid} are not sorted; sort them first")
         if self.windows is not None:
@@ -156,6 +233,12 @@ class Recording:
                 stop = self.windows["stop_s"].to_numpy(dtype=float)
             except (TypeError, ValueError):
                 raise ValueError("Recording.windows start_s/stop_s must be numbers (seconds)") from None
+            try:
+                self.windows["reward"].to_numpy(dtype=float, na_value=np.nan)
+            except (TypeError, ValueError):
+                bad = _non_numbers(self.windows["reward"], self.windows.index, "row")
+                raise ValueError(f"Recording.windows['reward'] must be numbers (NaN if none); not numbers: "
+                                 f"{bad}") from None
             reversed_rows = np.flatnonzero(stop < start)  # NaN bounds (open intervals) are allowed
             if reversed_rows.size:
                 rows = reversed_rows[:10].tolist()
@@ -166,10 +249,26 @@ class Recording:
                 )
             for name in ("drive", "spiked"):
                 arr = getattr(self, name)
-                if arr is not None and arr.shape != (nw, n):
+                if arr is None:
+                    continue
+                arr = np.asarray(arr)
+                if arr.shape != (nw, n):
                     raise ValueError(
                         f"Recording.{name} must have shape (n_windows, n_units) = {(nw, n)}, got {arr.shape}"
                     )
+                if name == "drive" and arr.dtype.kind not in "biuf":
+                    raise ValueError(f"Recording.drive must hold numbers (the running variable Z), got dtype "
+                                     f"{arr.dtype}; convert it, e.g. drive.astype(float)")
+                if name == "spiked":
+                    if arr.dtype.kind not in "biuf":
+                        raise ValueError(f"Recording.spiked must hold True/False (or 0/1), got dtype {arr.dtype}")
+                    if arr.dtype.kind != "b" and not np.isin(arr, (0, 1)).all():
+                        bad = arr[~np.isin(arr, (0, 1))]
+                        raise ValueError(
+                            f"Recording.spiked must hold True/False (or 0/1): whether each unit spiked in each "
+                            f"window; {bad.size} value(s) are neither (e.g. {bad.ravel()[0].item()!r}); give e.g. "
+                            "counts > 0"
+                        )
         elif self.drive is not None or self.spiked is not None:
             raise ValueError("Recording.drive/spiked need a windows table")
         if self.trials is not None:
@@ -179,6 +278,13 @@ class Recording:
         for name, ts in self.series.items():
             if not isinstance(ts, TimeSeries):
                 raise TypeError(f"Recording.series[{name!r}] must be a TimeSeries")
+        if self.weights is not None:
+            shape = self.weights.values.shape
+            if shape[1] != n:
+                raise ValueError(
+                    f"Recording.weights has {shape[1]} column(s) but the recording has {n} unit(s); the weight "
+                    f"trace must have shape (n_times, n_units), column i for unit i"
+                )
 
     # ------------------------------------------------------------------ views
     @property
@@ -243,8 +349,18 @@ class Recording:
             raise KeyError(f"unit {unit_id!r} is not in this recording (ids: {ids}{' ...' if self.n_units > 10 else ''})") from None
 
     def select_units(self, ids) -> "Recording":
-        """A new Recording restricted to the units ``ids`` (windows columns sliced to match)."""
+        """A new Recording restricted to the units ``ids`` (windows columns sliced to match).
+
+        ``ids`` is a list (or array) of unit ids, or a single unit id.
+        """
+        if not pd.api.types.is_list_like(ids) or isinstance(ids, tuple) and ids in self.units.index:
+            ids = [ids]  # one id (a tuple only when it is itself an id of a MultiIndex)
+        ids = list(ids)
         pos = [self.unit_position(i) for i in ids]
+        if len(set(pos)) != len(pos):
+            seen: set = set()
+            dup = [i for i, p in zip(ids, pos) if p in seen or seen.add(p)]
+            raise ValueError(f"select_units got unit(s) {dup[:10]} more than once; give each unit id once")
         return dataclasses.replace(
             self,
             units=self.units.iloc[pos],
@@ -324,6 +440,45 @@ class Recording:
         if check_meta and self.meta != other.meta:
             out.append("meta differs")
         return out
+
+
+def _is_flag(x: Any) -> bool:
+    """True for True/False and the numbers 0 and 1 (not NaN, not text)."""
+    if isinstance(x, (bool, np.bool_)):
+        return True
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        return x == 0 or x == 1
+    return False
+
+
+def _bool_flags(col: pd.Series, where: str, index: pd.Index) -> pd.Series:
+    """``col`` as bool; only True/False and 0/1 are accepted (``astype(bool)`` would make 'no' True)."""
+    if col.dtype == bool:
+        return col
+    values = col.to_numpy(dtype=object)
+    ok = np.fromiter((_is_flag(x) for x in values), dtype=bool, count=values.size)
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        shown = ", ".join(f"unit {index[i]!r}: {values[i]!r}" for i in bad[:5])
+        raise ValueError(
+            f"{where} must be True/False (or 0/1); {bad.size} value(s) are not ({shown}"
+            f"{' ...' if bad.size > 5 else ''}); convert them first, e.g. units['is_control'] == 'yes'"
+        )
+    return col.astype(bool)
+
+
+def _non_numbers(col: pd.Series, index: pd.Index, what: str, limit: int = 5) -> str:
+    """A few ``row: value`` pairs of ``col`` that are not numbers, for an error message."""
+    out = []
+    for key, x in zip(index, col.to_numpy(dtype=object)):
+        try:
+            float(x)
+        except (TypeError, ValueError):
+            out.append(f"{what} {key!r}: {x!r}")
+            if len(out) >= limit:
+                out.append("...")
+                break
+    return ", ".join(out) or "(values of a non-numeric type)"
 
 
 def _series_equal(a: pd.Series, b: pd.Series) -> bool:

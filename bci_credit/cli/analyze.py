@@ -171,7 +171,9 @@ def _analyze(args: argparse.Namespace) -> int:
                                n_jobs=n_jobs, **kw)
         except (DesignUnavailable, OutputPathError) as err:
             raise CLIError(str(err)) from None
-        except (FileNotFoundError, NWBFormatError, KeyError, ValueError) as err:
+        except (OSError, ImportError, NWBFormatError, KeyError, ValueError) as err:
+            # OSError covers a missing file and the remote errors of a URL (ConnectionError: no network or
+            # server, OSError: no range requests); ImportError: the 'remote' extra is not installed
             msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
             raise CLIError(f"{files[0]}: {msg}" if files[0] not in str(msg) else str(msg)) from None
         write_run_json(out, command="analyze", config=config, seed=args.seed,

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with open_nwb_source(args.file) as src:
             summary = nwb.inspect(src, units_path=args.units_path)
-    except (OSError, ImportError) as err:
+    except (OSError, ImportError, ValueError) as err:  # ValueError: a malformed dandi:// or s3:// address
         raise CLIError(str(err)) from None
     except nwb.NWBFormatError as err:
         raise CLIError(str(err)) from None

@@ -48,7 +48,7 @@ def run(args) -> int:
         return 0
     if not args.names:
         raise CLIError("give a recipe name or 'all' (see --list)")
-    names = list(RECIPES) if args.names == ["all"] else args.names
+    names = list(RECIPES) if args.names == ["all"] else list(dict.fromkeys(args.names))  # each recipe once
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         raise CLIError(f"unknown recipe(s) {', '.join(unknown)}; choose from {', '.join(RECIPES)} or 'all'")

@@ -98,6 +98,7 @@ def _build(rec: Recording):
     from pynwb import NWBFile
     from pynwb.file import Subject
 
+    _check_meta_keys(rec.meta)  # non-text keys are written as text (meta[5] -> meta['5']); clashes refused
     meta = dict(rec.meta)
     simulated = str(meta.get("source", "")) == "simulation"
     subject = dict(SIM_SUBJECT) if simulated else {"subject_id": "unknown", "species": "unknown", "sex": "U"}
@@ -290,6 +291,8 @@ def _add_units(nwbfile, rec: Recording, meta: dict) -> dict:
 
     df = rec.units
     ids, labels = _table_ids(df)
+    if labels is not None:
+        _check_unique_labels(df.index, labels)
     flat = np.concatenate(rec.spike_times) if rec.n_units else np.zeros(0)
     ends = np.cumsum([s.size for s in rec.spike_times]).astype(np.uint64)
     cols = _vector_columns("units", "spike_times", flat.astype(np.float64), ends,
@@ -313,6 +316,44 @@ def _add_units(nwbfile, rec: Recording, meta: dict) -> dict:
         "label_column": L.UNIT_LABEL_COLUMN if labels is not None else None,
         "columns": entries,
     }
+
+
+def _check_unique_labels(index: pd.Index, labels: np.ndarray) -> None:
+    """Non-integer unit ids are stored as text: two ids with the same text (``"1"`` and ``1``) would
+    come back as one repeated id, and the file could not be read. Refuse them here."""
+    seen: dict[str, Any] = {}
+    clashes = []
+    for uid, text in zip(index, labels):
+        if text in seen:
+            clashes.append(f"{seen[text]!r} and {uid!r}")
+        else:
+            seen[text] = uid
+    if clashes:
+        raise ValueError(
+            f"unit ids {', '.join(clashes[:5])}{' ...' if len(clashes) > 5 else ''} are the same as text, and NWB "
+            "stores non-integer unit ids as text, so the file could not be read back; give every unit an id that "
+            "differs as text (rename one of each pair)"
+        )
+
+
+def _check_meta_keys(obj: Any, where: str = "meta") -> None:
+    """meta goes through JSON, whose keys are text: ``meta[5]`` is stored as ``meta['5']``. Two keys with
+    the same text (``5`` and ``'5'``) would silently lose one value: refuse them."""
+    if isinstance(obj, dict):
+        seen: dict[str, Any] = {}
+        for key, value in obj.items():
+            text = str(key)
+            if text in seen:
+                other = key if not isinstance(key, str) else seen[text]
+                raise ValueError(
+                    f"{where} has the keys {seen[text]!r} and {key!r}, which are the same as text; NWB stores "
+                    f"meta as JSON, whose keys are text ({other!r} is stored as {text!r}): rename one of them"
+                )
+            seen[text] = key
+            _check_meta_keys(value, f"{where}[{text!r}]")
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            _check_meta_keys(value, f"{where}[{i}]")
 
 
 def _resolution(meta: dict) -> float | None:

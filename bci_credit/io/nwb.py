@@ -34,7 +34,10 @@ Layout written by :func:`write`
 ================================================  ==========================================================
 
 ``Recording.meta`` goes through JSON: tuples and arrays come back as lists, NaN/inf as None, other
-objects as their ``str``. Text cells that were missing (None/NaN) are written as empty strings.
+objects as their ``str``; keys become text (``meta[5]`` comes back as ``meta['5']``), and two keys
+with the same text (``5`` and ``'5'``) are refused by :func:`write`. Non-integer unit ids are kept
+as text, so ids with the same text (``'1'`` and ``1``) are refused by :func:`write` too. Text cells
+that were missing (None/NaN) are written as empty strings.
 
 A series with more channels than samples (which NWB tools flag as wrongly oriented) is stored as a
 table ``/processing/misc/series_<name>`` (columns ``timestamp``, ``data``) instead; the weight trace in
@@ -96,6 +99,15 @@ def write(recording: Recording, path: str | os.PathLike, *, overwrite: bool = Tr
     -------
     Path
         ``path``.
+
+    Raises
+    ------
+    ValueError
+        The recording is inconsistent (:meth:`Recording.validate`), two unit ids are the same as
+        text (``'1'`` and ``1``), or two keys of ``meta`` are (``5`` and ``'5'``): the file would
+        not read back as written. Nothing is written then.
+    FileExistsError
+        ``path`` exists and ``overwrite`` is False.
 
     Examples
     --------
