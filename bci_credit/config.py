@@ -14,16 +14,19 @@ Presets live in ``data/presets/*.toml``; :func:`load_preset` finds them by name.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from .sim.lif import LIFParams
+from .sim.lif import LIFParams, check_flag, check_number
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,6 +51,18 @@ class ConfigError(ValueError):
     """A configuration value is missing or wrong; the message names the field and what to do."""
 
 
+def _elements(value) -> list:
+    """The scalars of a number or (nested) list/array of numbers, unconverted (for type checks)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return list(np.ravel(np.asarray(value, dtype=object)))
+    return [value]
+
+
+def _number(value, name: str, **kw):
+    """The shared field check (:func:`bci_credit.sim.lif.check_number`), raising ConfigError."""
+    return check_number(value, name, error=ConfigError, **kw)
+
+
 @dataclass(frozen=True)
 class PopulationConfig:
     """The LIF population: size, input gains ``w``, noise correlation ``c``, stimulus ``x``, control unit.
@@ -62,24 +77,28 @@ class PopulationConfig:
     control_unit: int | None = None
 
     def __post_init__(self):
-        if int(self.n_neurons) < 1:
+        n = _number(self.n_neurons, "population.n_neurons", integer=True)
+        if n < 1:
             raise ConfigError(f"population.n_neurons must be >= 1, got {self.n_neurons}")
-        w = tuple(float(v) for v in np.ravel(self.w))
+        w = tuple(float(_number(v, "population.w", finite=False)) for v in _elements(self.w))
         if len(w) == 1:
-            w = w * int(self.n_neurons)
-        if len(w) != int(self.n_neurons):
-            raise ConfigError(f"population.w has {len(w)} values for {self.n_neurons} neurons; give one value or one per neuron")
+            w = w * n
+        if len(w) != n:
+            raise ConfigError(f"population.w has {len(w)} values for {n} neurons; give one value or one per neuron")
         bad = [v for v in w if not math.isfinite(v)]
         if bad:
             raise ConfigError(f"population.w must be finite numbers, got {bad[0]}; give finite input gains")
         object.__setattr__(self, "w", w)
-        object.__setattr__(self, "n_neurons", int(self.n_neurons))
-        if not math.isfinite(float(self.x)):
-            raise ConfigError(f"population.x (stimulus) must be a finite number, got {self.x}")
+        object.__setattr__(self, "n_neurons", n)
+        _number(self.x, "population.x (stimulus)")
+        _number(self.c, "population.c (noise correlation)", finite=False)
         if not 0.0 <= float(self.c) <= 1.0:
             raise ConfigError(f"population.c (noise correlation) must lie in [0, 1], got {self.c}")
-        if self.control_unit is not None and not 0 <= int(self.control_unit) < self.n_neurons:
-            raise ConfigError(f"population.control_unit={self.control_unit} is not a neuron index (0..{self.n_neurons - 1})")
+        if self.control_unit is not None:
+            unit = _number(self.control_unit, "population.control_unit", integer=True)
+            if not 0 <= unit < n:
+                raise ConfigError(f"population.control_unit={self.control_unit} is not a neuron index (0..{n - 1})")
+            object.__setattr__(self, "control_unit", unit)
 
 
 @dataclass(frozen=True)
@@ -92,18 +111,112 @@ class TaskConfig:
         """The cost callable."""
         from .tasks.costs import make_cost
 
+        if isinstance(self.cost, Mapping):
+            self._check_cost_params()
         try:
             return make_cost(dict(self.cost) if isinstance(self.cost, Mapping) else self.cost)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"task.cost: {err}") from None
 
+    def _check_cost_params(self) -> None:
+        """Names and number types of a ``{name = ..., params...}`` cost table (values: ``make_cost``)."""
+        from .tasks.costs import COSTS
+
+        name = self.cost.get("name")
+        if "name" in self.cost and not isinstance(name, str):
+            raise ConfigError(f"task.cost.name must be a cost name in quotes, got {name!r}; choose one of {sorted(COSTS)}")
+        typ = COSTS.get(name)
+        if typ is None or not dataclasses.is_dataclass(typ):
+            return  # make_cost names the problem
+        fields = {f.name: f for f in dataclasses.fields(typ)}
+        for key, value in self.cost.items():
+            if key == "name":
+                continue
+            if key not in fields:
+                raise ConfigError(f"task.cost: cost {self.cost['name']!r} has no parameter {key!r}; "
+                                  f"valid parameters: {sorted(k for k in fields if k != 'name')}")
+            default = fields[key].default
+            label = f"task.cost.{key}"
+            if isinstance(default, bool) or isinstance(default, str) or default is dataclasses.MISSING:
+                continue
+            if isinstance(default, (int, float)):
+                _number(value, label, integer=isinstance(default, int))
+            elif isinstance(default, tuple):
+                for v in _elements(value):
+                    _number(v, label)
+
+
+@lru_cache(maxsize=None)
+def _init_parameters(cls) -> dict:
+    """``name -> inspect.Parameter`` of ``cls.__init__`` (a rule's hyper-parameters)."""
+    sig = inspect.signature(cls.__init__).parameters
+    return {k: p for k, p in sig.items() if k != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+
+
+#: Hyper-parameters allowed with ``rule = "none"``: ``p`` is the RD window of the sweep metrics.
+_NO_RULE_PARAMS = ("p",)
+
 
 @dataclass(frozen=True)
 class LearningConfig:
-    """The learning rule (``"none"`` keeps the weights fixed) and its hyper-parameters."""
+    """The learning rule (``"none"`` keeps the weights fixed) and its hyper-parameters.
+
+    Checked at load time: the rule name, the hyper-parameter names (those of the rule's
+    ``__init__``), their types (a number where the rule's default is a number, true/false where it
+    is a boolean), the step sizes the rule itself checks, and ``p > 0``. With ``rule = "none"``
+    the names must belong to some rule (they are kept for a rule switched on later, e.g. by a grid
+    over ``learning.rule``); ``p`` is also the RD window of :func:`bci_credit.sweep.default_metrics`.
+    """
 
     rule: str = "none"
     params: Mapping = field(default_factory=dict)
+
+    def __post_init__(self):
+        from .learning import RULES, make_rule  # here: bci_credit.learning imports the simulator
+
+        choices = f"'none' or one of {sorted(RULES)}"
+        if not isinstance(self.rule, str):
+            raise ConfigError(f"learning.rule must be a rule name in quotes, got {self.rule!r}; choose {choices}")
+        if not isinstance(self.params, Mapping):
+            raise ConfigError(f"learning.params must be a table of hyper-parameters (e.g. {{p = 0.1, eta = 0.1}}), "
+                              f"got {self.params!r}")
+        params = dict(self.params)
+        if self.rule == "none":  # settings kept for a rule switched on later (e.g. a grid over the rule)
+            known = set(_NO_RULE_PARAMS).union(*(_init_parameters(r) for r in RULES.values()))
+            extra = sorted(set(params) - known)
+            if extra:
+                raise ConfigError(f"learning.params {extra} are not hyper-parameters of any learning rule "
+                                  f"({sorted(RULES)}); check the names")
+        elif self.rule not in RULES:
+            raise ConfigError(f"learning.rule {self.rule!r} is not a learning rule; choose {choices}")
+        else:
+            sig = _init_parameters(RULES[self.rule])
+            extra = sorted(set(params) - set(sig))
+            if extra:
+                raise ConfigError(f"learning rule {self.rule!r} has no hyper-parameter(s) {extra}; "
+                                  f"valid: {sorted(sig)}")
+            for key, value in params.items():
+                default, optional = sig[key].default, "None" in str(sig[key].annotation)
+                label = f"learning.{key}"
+                if value is None and (optional or default is None):
+                    continue
+                if isinstance(default, bool):
+                    params[key] = check_flag(value, label, error=ConfigError)
+                elif isinstance(default, int):
+                    params[key] = _number(value, label, integer=True)
+                elif isinstance(default, float):
+                    for v in _elements(value):  # a number, or one per neuron
+                        _number(v, label, finite=False)
+        if "p" in params:
+            p = _number(params["p"], "learning.p (RD window half-width)")
+            if not p > 0:
+                raise ConfigError(f"learning.p (RD window half-width) must be > 0, got {p!r}")
+        if self.rule != "none":
+            try:
+                make_rule(self.rule, **params)._check_params()
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"learning: {err}") from None
+        object.__setattr__(self, "params", params)  # a plain dict; whole numbers as int, flags as bool
 
 
 @dataclass(frozen=True)
@@ -115,6 +228,8 @@ class RunConfig:
     record_weights_every_s: float = 1.0
 
     def __post_init__(self):
+        _number(self.duration_s, "run.duration_s", finite=False)
+        _number(self.record_weights_every_s, "run.record_weights_every_s", finite=False)
         if not float(self.duration_s) > 0:
             raise ConfigError(f"run.duration_s must be positive, got {self.duration_s}")
         if not math.isfinite(float(self.duration_s)):
@@ -123,7 +238,8 @@ class RunConfig:
         if not (math.isfinite(every) and every >= 0):
             raise ConfigError(f"run.record_weights_every_s must be a finite number of seconds >= 0 "
                               f"(0 = every window), got {self.record_weights_every_s}")
-        if self.seed is not None and (not isinstance(self.seed, (int, np.integer)) or self.seed < 0):
+        if self.seed is not None and (isinstance(self.seed, (bool, np.bool_)) or not isinstance(self.seed, (int, np.integer))
+                                      or self.seed < 0):
             raise ConfigError(f"run.seed must be a non-negative integer, got {self.seed!r}")
 
 
@@ -160,6 +276,8 @@ class SimulationConfig:
     @classmethod
     def from_dict(cls, d: Mapping) -> "SimulationConfig":
         """Build and validate a config from nested dicts; unknown keys are an error."""
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"a config is a table of tables ([population], [model], ...), got {type(d).__name__}")
         known = {"population", "model", "task", "learning", "run", "name"}
         extra = set(d) - known
         if extra:
@@ -167,10 +285,18 @@ class SimulationConfig:
         parts = {}
         for key, typ in (("population", PopulationConfig), ("model", LIFParams), ("task", TaskConfig),
                          ("learning", LearningConfig), ("run", RunConfig)):
-            sub = dict(d.get(key, {}))
+            sub = d.get(key, {})
+            if not isinstance(sub, Mapping):
+                raise ConfigError(f"[{key}] must be a table of settings (e.g. [{key}] followed by key = value lines), "
+                                  f"got {sub!r}")
+            sub = dict(sub)
             if key == "learning":
                 rule = sub.pop("rule", "none")
-                params = dict(sub.pop("params", {}))
+                params = sub.pop("params", {})
+                if not isinstance(params, Mapping):
+                    raise ConfigError(f"learning.params must be a table of hyper-parameters (e.g. params = {{p = 0.1}}), "
+                                      f"got {params!r}")
+                params = dict(params)
                 params.update(sub)  # hyper-parameters may sit directly in [learning]
                 sub = {"rule": rule, "params": params}
             names = {f.name for f in dataclasses.fields(typ)}
@@ -187,15 +313,20 @@ class SimulationConfig:
 
     def with_overrides(self, **dotted) -> "SimulationConfig":
         """A copy with ``table.key=value`` overrides, e.g. ``with_overrides(**{"population.c": 0.9})``."""
-        d = self.to_dict()
-        for key, value in dotted.items():
-            if "." not in key:
-                raise ConfigError(f"override {key!r} must be written table.key (e.g. population.c)")
-            table, name = key.split(".", 1)
-            if table not in d or not isinstance(d[table], dict):
-                raise ConfigError(f"override {key!r}: no table [{table}]")
-            d[table][name] = value
-        return SimulationConfig.from_dict(d)
+        return SimulationConfig.from_dict(_apply_overrides(self.to_dict(), dotted))
+
+
+def _apply_overrides(d: Mapping, dotted: Mapping) -> dict:
+    """A copy of the config dict ``d`` (tables copied one level deep) with ``table.key`` overrides set."""
+    d = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+    for key, value in dotted.items():
+        if "." not in key:
+            raise ConfigError(f"override {key!r} must be written table.key (e.g. population.c)")
+        table, name = key.split(".", 1)
+        if table not in d or not isinstance(d[table], dict):
+            raise ConfigError(f"override {key!r}: no table [{table}]")
+        d[table][name] = value
+    return d
 
 
 def preset_dir() -> Path:

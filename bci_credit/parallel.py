@@ -163,7 +163,8 @@ def resolve_scheduler(scheduler: Any = None) -> Any:
     """The Dask scheduler to use: the argument, else the default, else ``$BCI_CREDIT_SCHEDULER``.
 
     Returns None (run locally), an address string, or a ``dask.distributed.Client``. The
-    strings ``""``, ``"local"`` and ``"none"`` mean local.
+    strings ``""``, ``"local"`` and ``"none"`` mean local; another string must have the form of a
+    scheduler address (:func:`_check_scheduler_address`), checked here, before any work starts.
     """
     if scheduler is None:
         scheduler = _OPTIONS["scheduler"]
@@ -173,6 +174,7 @@ def resolve_scheduler(scheduler: Any = None) -> Any:
         scheduler = scheduler.strip()
         if scheduler.lower() in ("", "local", "none"):
             return None
+        return _check_scheduler_address(scheduler)
     return scheduler
 
 

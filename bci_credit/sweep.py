@@ -66,8 +66,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, SimulationConfig, load_preset
-from .parallel import child_seed, imap_unordered, progress_bar
+from .config import ConfigError, SimulationConfig, _apply_overrides, load_preset
+from .parallel import child_seed, imap_unordered, progress_bar, resolve_scheduler
 
 __all__ = [
     "DEFAULT_P",
@@ -107,6 +107,11 @@ KEY_ALIASES = {
 _TABLES = ("population", "model", "task", "learning", "run")
 _FORBIDDEN = {"run.seed": "per-task seeds come from the root seed; use --replicates and --seed instead",
               "name": "the config name is not a parameter"}
+
+#: Most values one ``START:STOP:NUM`` range may give.
+MAX_RANGE_VALUES = 10_000
+#: Most tasks (grid points x replicates) one sweep may have; raise it from Python for a bigger sweep.
+MAX_TASKS = 100_000
 
 JOURNAL = "tasks.jsonl"
 SPEC = "sweep.json"
@@ -185,6 +190,9 @@ def parse_grid_item(text: str) -> tuple[str, list]:
             raise ConfigError(f"--grid {text!r}: a range is START:STOP:NUM, e.g. c=0:1:5") from None
         if num < 1:
             raise ConfigError(f"--grid {text!r}: a range needs NUM >= 1")
+        if num > MAX_RANGE_VALUES:
+            raise ConfigError(f"--grid {text!r}: a range gives at most {MAX_RANGE_VALUES:,} values, got NUM = {num:,}; "
+                              "use a smaller NUM")
         return key, [float(v) for v in np.linspace(lo, hi, num)]
     try:
         values = tomllib.loads(f"v = [{rhs}]")["v"]
@@ -222,8 +230,58 @@ def normalize_grid(config: SimulationConfig, grid: Mapping[str, Sequence] | Iter
         values = [_plain(v) for v in values]
         if not values:
             raise ConfigError(f"grid key {key!r} has no values")
+        seen: dict[str, Any] = {}
+        for v in values:
+            k = _value_key(v)
+            if k in seen:
+                same = f" (as {seen[k]!r} and {v!r})" if repr(seen[k]) != repr(v) else ""
+                raise ConfigError(f"grid key {key!r} ({full}) lists the value {v!r} twice{same}; give each value once "
+                                  "(use --replicates for repeated runs)")
+            seen[k] = v
         out[full] = values
+    _check_size(out, 1)
     return out
+
+
+def _value_key(v: Any) -> str:
+    """A key under which equal grid values (``0`` and ``0.0``, equal lists) collide."""
+    def norm(x):
+        if isinstance(x, bool) or x is None or isinstance(x, str):
+            return x
+        if isinstance(x, (int, float)):
+            return float(x)
+        if isinstance(x, (list, tuple)):
+            return [norm(y) for y in x]
+        if isinstance(x, Mapping):
+            return {str(k): norm(y) for k, y in x.items()}
+        return repr(x)
+
+    return json.dumps(norm(v), sort_keys=True)
+
+
+def _check_size(grid: Mapping[str, Sequence], replicates: int) -> int:
+    """The number of tasks; a ConfigError when it exceeds :data:`MAX_TASKS`."""
+    n_points = math.prod(len(v) for v in grid.values())
+    n_tasks = n_points * replicates
+    if n_tasks > MAX_TASKS:
+        sizes = " x ".join(str(len(v)) for v in grid.values()) or "1"
+        reps = f" x {replicates} replicates" if replicates > 1 else ""
+        raise ConfigError(
+            f"the sweep has {n_tasks:,} tasks ({sizes} grid values{reps}), more than the limit of {MAX_TASKS:,}; "
+            "use fewer grid values or replicates, or split it into several sweeps (from Python, set "
+            "bci_credit.sweep.MAX_TASKS to allow more)"
+        )
+    return n_tasks
+
+
+def _replicates(replicates: Any) -> int:
+    """``replicates`` as an int >= 1, or a ConfigError (``2.5`` and ``True`` are not counts)."""
+    from .sim.lif import check_number
+
+    n = check_number(replicates, "replicates", integer=True, error=ConfigError)
+    if n < 1:
+        raise ConfigError(f"replicates must be >= 1, got {replicates}")
+    return n
 
 
 def _plain(v: Any) -> Any:
@@ -263,14 +321,16 @@ def _points(grid: Mapping[str, list]) -> list[dict]:
 def make_tasks(config: SimulationConfig, grid: Mapping[str, list], replicates: int, root_seed: int,
                *, validate: bool = True) -> list[SweepTask]:
     """Every grid point x replicate (last grid key varies fastest, replicates innermost)."""
-    if int(replicates) < 1:
-        raise ConfigError(f"replicates must be >= 1, got {replicates}")
+    replicates = _replicates(replicates)
+    if validate:  # a new sweep (not an existing folder being read back)
+        _check_size(grid, replicates)
     points = _points(grid)
+    base = config.to_dict() if validate else None
     tasks = []
     for g, params in enumerate(points):
         if validate:
             try:
-                config.with_overrides(**params)
+                SimulationConfig.from_dict(_apply_overrides(base, params))  # = config.with_overrides(**params)
             except ConfigError as err:
                 raise ConfigError(f"grid point {params}: {err}") from None
         items = tuple(params.items())
@@ -684,7 +744,9 @@ def run_sweep(config: SimulationConfig | str | os.PathLike, grid: Mapping[str, S
     cfg = _as_config(config)
     grid = normalize_grid(cfg, grid)
     metrics_fn = metrics or default_metrics
-    replicates = int(replicates)
+    replicates = _replicates(replicates)
+    _check_size(grid, replicates)
+    scheduler = resolve_scheduler(scheduler)  # a malformed address fails here, before any file is written
     keys = list(grid)
     root = seed if seed is not None else cfg.run.seed
     if root is not None and (isinstance(root, bool) or not isinstance(root, (int, np.integer)) or root < 0):

@@ -375,3 +375,13 @@ def test_reproduce_runs_each_named_recipe_once(tmp_path, capsys, monkeypatch):
     rc, out, _ = _cli(capsys, "reproduce", first, second, first, "--quick", "--out", tmp_path / "r")
     assert rc == 0 and calls == [first, second]
     assert "wrote 5 files" in out
+
+
+def test_sweep_with_a_malformed_scheduler_address_writes_nothing(tmp_path):
+    from bci_credit.config import load_preset
+    from bci_credit.sweep import run_sweep
+
+    with pytest.raises(ValueError, match="missing port number"):
+        run_sweep(load_preset("paper_2neuron_estimation").with_overrides(**{"run.duration_s": 0.2}), {"c": [0.5]},
+                  out=tmp_path / "sw", scheduler="dask")
+    assert not (tmp_path / "sw").exists() or not any((tmp_path / "sw").iterdir())
