@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .sim.lif import LIFParams, check_flag, check_number
+from .checks import check_flag, check_number
+from .sim.lif import LIFParams
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,7 +60,7 @@ def _elements(value) -> list:
 
 
 def _number(value, name: str, **kw):
-    """The shared field check (:func:`bci_credit.sim.lif.check_number`), raising ConfigError."""
+    """The shared field check (:func:`bci_credit.checks.check_number`), raising ConfigError."""
     return check_number(value, name, error=ConfigError, **kw)
 
 

@@ -67,6 +67,7 @@ import numpy as np
 import pandas as pd
 
 from .config import ConfigError, SimulationConfig, _apply_overrides, load_preset
+from .checks import check_number
 from .parallel import child_seed, imap_unordered, progress_bar, resolve_scheduler
 
 __all__ = [
@@ -276,8 +277,6 @@ def _check_size(grid: Mapping[str, Sequence], replicates: int) -> int:
 
 def _replicates(replicates: Any) -> int:
     """``replicates`` as an int >= 1, or a ConfigError (``2.5`` and ``True`` are not counts)."""
-    from .sim.lif import check_number
-
     n = check_number(replicates, "replicates", integer=True, error=ConfigError)
     if n < 1:
         raise ConfigError(f"replicates must be >= 1, got {replicates}")
