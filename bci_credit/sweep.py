@@ -66,8 +66,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, SimulationConfig, _apply_overrides, load_preset
 from .checks import check_number
+from .config import ConfigError, SimulationConfig, _apply_overrides, load_preset
 from .parallel import child_seed, imap_unordered, progress_bar, resolve_scheduler
 
 __all__ = [
