@@ -82,6 +82,8 @@ def run(args) -> int:
     except (ValueError, FileNotFoundError, ConnectionError) as err:
         raise CLIError(str(err)) from None
     s = result.summary
+    if args.epochs == 0:
+        print("bci-credit train: warning: 0 epochs: nothing to train; give --epochs 1 or more", file=sys.stderr)
     if "final_test_error" in s:
         err = s["final_test_error"]
         detail = f"test error {100 * err:.2f}%" if err == err else f"best test loss {s['best_test_loss']:.4g} per sample"

@@ -12,8 +12,15 @@ Sources, in the order :func:`load_dataset` looks for them:
 5. with ``download=True``, a download into the cache folder (checked against the published MD5).
 
 Offline sources: scikit-learn's 8×8 ``digits`` (``'digits'``) and any folder of IDX files
-(``'idx'``). Images are returned as float32 arrays scaled to [0, 1], shape ``(n, channels, h, w)``;
+(``'idx'``). Images are returned as float32 arrays in [0, 1], shape ``(n, channels, h, w)``;
 labels as int64.
+
+Scaling: uint8 images (MNIST, Fashion-MNIST, CIFAR) are divided by 255. IDX images of any other
+type (int8, int16, int32, float32, float64) are taken as they are and must already lie in [0, 1];
+other values are refused rather than rescaled by a guessed range. Labels must be whole numbers in
+``[0, n_classes)`` (at most 100 000 classes; CIFAR-10 below 10, CIFAR-100 below 100), one per
+image, and train and test images must have the same shape. When a folder holds both ``name`` and
+``name.gz``, the uncompressed file is read.
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ import gzip
 import hashlib
 import io
 import logging
+import math
 import os
 import pickle
 import struct
 import tarfile
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -112,12 +121,20 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Raises
     ------
+    FileNotFoundError
+        If ``path`` is not a file.
     ValueError
-        If the file is not a valid IDX file (bad magic number, truncated data).
+        If the file is not a valid IDX file (bad magic number, truncated or corrupt gzip data,
+        data shorter or longer than its header says).
     """
     path = Path(path)
-    with _open(path) as fh:
-        data = fh.read()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not a file; give the path of an IDX file")
+    try:
+        with _open(path) as fh:
+            data = fh.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise ValueError(f"{path} is truncated or corrupt (gzip: {err}); download it again") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise ValueError(f"{path} is not an IDX file (bad magic number); expected MNIST-format data")
     dtype = np.dtype(_IDX_DTYPES[data[2]])
@@ -125,10 +142,13 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if len(data) < 4 + 4 * ndim:
         raise ValueError(f"{path}: truncated IDX header")
     shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    n = int(np.prod(shape)) if ndim else 1
+    n = math.prod(shape) if ndim else 1
     body = data[4 + 4 * ndim:]
     if len(body) < n * dtype.itemsize:
-        raise ValueError(f"{path}: IDX data truncated ({len(body)} bytes for shape {shape})")
+        raise ValueError(f"{path}: IDX data truncated ({len(body)} bytes for shape {shape}); download it again")
+    if len(body) > n * dtype.itemsize:
+        raise ValueError(f"{path}: file longer than its header says ({len(body)} data bytes, {n * dtype.itemsize} "
+                         f"expected for shape {shape}); it is corrupt or not one IDX file")
     return np.frombuffer(body, dtype=dtype, count=n).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -165,7 +185,13 @@ def _has_idx(folder: Path) -> bool:
 
 
 def load_idx_folder(folder: str | os.PathLike, name: str = "idx") -> ImageDataset:
-    """Load ``train-images``/``train-labels``/``t10k-images``/``t10k-labels`` IDX files from a folder."""
+    """Load ``train-images``/``train-labels``/``t10k-images``/``t10k-labels`` IDX files from a folder.
+
+    Each file may be gzip-compressed (``.gz``) or not; when both are present the uncompressed one
+    is read. Images of type uint8 are scaled to [0, 1] (÷255); images of any other type must
+    already lie in [0, 1]. Labels must be one whole number per image in ``[0, 100000)``; the
+    number of classes is the largest label plus one.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder; give the folder holding the IDX files")
@@ -174,23 +200,55 @@ def load_idx_folder(folder: str | os.PathLike, name: str = "idx") -> ImageDatase
     if missing:
         raise FileNotFoundError(f"{folder} lacks the IDX file(s) {', '.join(missing)} (.gz or not)")
     arrays = {k: read_idx(v) for k, v in found.items()}
+    xs, ys = {}, {}
     for split in ("train", "test"):
         xi, yi = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if len(xi) != len(yi):
-            raise ValueError(f"{folder}: {len(xi)} {split} images but {len(yi)} labels")
-    x_train = _images(arrays["train_images"])
-    x_test = _images(arrays["test_images"])
-    y_train = arrays["train_labels"].astype(np.int64).reshape(-1)
-    y_test = arrays["test_labels"].astype(np.int64).reshape(-1)
-    n_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
-    return ImageDataset(name, x_train, y_train, x_test, y_test, n_classes, str(folder))
+        fx, fy = found[f"{split}_images"], found[f"{split}_labels"]
+        if xi.ndim not in (2, 3, 4):
+            raise ValueError(f"{fx} holds an array of shape {xi.shape}; IDX images must be (n, h, w), "
+                             "(n, c, h, w) or (n, features)")
+        ys[split] = _labels(yi, fy, len(xi), _MAX_CLASSES, f"{len(xi)} {split} images in {fx.name}")
+        xs[split] = _images(xi, fx)
+    if xs["train"].shape[1:] != xs["test"].shape[1:]:
+        raise ValueError(f"{folder}: train images have shape {xs['train'].shape[1:]} but test images "
+                         f"{xs['test'].shape[1:]}; both must have the same sample shape")
+    n_classes = int(max(ys["train"].max(initial=0), ys["test"].max(initial=0))) + 1
+    return ImageDataset(name, xs["train"], ys["train"], xs["test"], ys["test"], n_classes, str(folder))
 
 
-def _images(arr: np.ndarray) -> np.ndarray:
-    """``(n, h, w)`` or ``(n, c, h, w)`` → float32 ``(n, c, h, w)`` scaled to [0, 1]."""
+_MAX_CLASSES = 100_000
+
+
+def _labels(arr, source, n_images: int, n_classes: int, what: str) -> np.ndarray:
+    """``arr`` as int64 labels, checked: 1-D, one per image, whole numbers in ``[0, n_classes)``."""
+    y = np.asarray(arr)
+    if y.ndim != 1:
+        raise ValueError(f"{source}: labels must be a 1-D list (one per image), got an array of shape {y.shape}; "
+                         "is this the labels file?")
+    if len(y) != n_images:
+        raise ValueError(f"{source}: {len(y)} labels for {what}; give exactly one label per image")
+    if y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all())):
+        raise ValueError(f"{source}: labels must be whole numbers (class indices), got {y.dtype} values "
+                         f"such as {y[:3].tolist()}")
+    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"{source}: labels must lie in [0, {n_classes}), found values from {y.min()} to "
+                         f"{y.max()}; give class indices 0, 1, ...")
+    return y.astype(np.int64)
+
+
+def _images(arr: np.ndarray, source=None) -> np.ndarray:
+    """``(n, h, w)`` or ``(n, c, h, w)`` → float32 ``(n, c, h, w)`` in [0, 1] (uint8 divided by 255).
+
+    Other types are not rescaled: their values must already lie in [0, 1].
+    """
     x = arr.astype(np.float32)
     if arr.dtype == np.uint8:
         x /= 255.0
+    elif x.size and not (np.isfinite(x).all() and x.min() >= 0.0 and x.max() <= 1.0):
+        lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
+        raise ValueError(f"{source}: {arr.dtype} images must lie in [0, 1] (only uint8 images are scaled, by 1/255), "
+                         f"found values from {lo:g} to {hi:g}{' and NaN/inf' if not np.isfinite(x).all() else ''}; "
+                         "store the images as uint8 or scale them to [0, 1]")
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 2:
@@ -199,18 +257,36 @@ def _images(arr: np.ndarray) -> np.ndarray:
 
 
 # -- CIFAR ---------------------------------------------------------------------------------------------
-def _unpickle(fh) -> dict:
-    d = pickle.load(fh, encoding="bytes")
+def _unpickle(fh, source) -> dict:
+    """One CIFAR batch (a pickled dict); any other content raises ValueError naming ``source``."""
+    try:
+        d = pickle.load(fh, encoding="bytes")
+    except Exception as err:  # UnpicklingError, EOFError, AttributeError, ImportError, ...: not a CIFAR pickle
+        raise ValueError(f"{source} is truncated, corrupt or not a CIFAR python pickle ({type(err).__name__}: "
+                         f"{err}); download the python version of CIFAR again") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{source} holds a pickled {type(d).__name__}, not a CIFAR batch (a dict with "
+                         "'data' and labels); give the python version of CIFAR")
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
 
 
-def _cifar_arrays(batches: list[dict], label_key: str) -> tuple[np.ndarray, np.ndarray]:
+def _cifar_arrays(batches: list, label_key: str, n_classes: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of ``(source, batch dict)`` pairs, checked (bytes, 3×32×32, one label per image)."""
     xs, ys = [], []
-    for b in batches:
+    for src, b in batches:
         if "data" not in b or label_key not in b:
-            raise ValueError(f"a CIFAR batch lacks 'data' or {label_key!r}: not a CIFAR python pickle")
-        xs.append(np.asarray(b["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(b[label_key], dtype=np.int64))
+            raise ValueError(f"{src}: a CIFAR batch lacks 'data' or {label_key!r} (has {sorted(map(str, b))}): "
+                             f"not a CIFAR-{n_classes} python pickle")
+        data = np.asarray(b["data"])
+        if data.dtype.kind not in "iu" or (data.dtype != np.uint8 and data.size and (data.min() < 0 or data.max() > 255)):
+            raise ValueError(f"{src}: CIFAR 'data' must hold bytes 0-255, got {data.dtype} values"
+                             + (f" from {data.min()} to {data.max()}" if data.size and data.dtype.kind in "iuf" else ""))
+        if data.ndim == 2 and data.shape[1] == 3072 or data.ndim == 4 and data.shape[1:] == (3, 32, 32):
+            data = data.astype(np.uint8).reshape(-1, 3, 32, 32)
+        else:
+            raise ValueError(f"{src}: CIFAR 'data' has shape {data.shape}; expected (n, 3072) bytes (3×32×32 images)")
+        xs.append(data)
+        ys.append(_labels(b[label_key], src, len(data), n_classes, f"{len(data)} images"))
     return _images(np.concatenate(xs)), np.concatenate(ys)
 
 
@@ -218,7 +294,9 @@ def load_cifar(path: str | os.PathLike, n_classes: int = 10) -> ImageDataset:
     """Load CIFAR-10 or CIFAR-100 (python pickle version).
 
     ``path`` may be the ``cifar-10-batches-py``/``cifar-100-python`` folder, a folder containing
-    it, or the downloaded ``.tar.gz`` archive (read in place, not unpacked).
+    it, or the downloaded ``.tar.gz`` archive (read in place, not unpacked). Each batch must hold
+    ``(n, 3072)`` bytes and ``n`` labels in ``[0, n_classes)``; a file that is truncated, corrupt or
+    of another format raises ValueError naming it.
     """
     if n_classes not in (10, 100):
         raise ValueError(f"n_classes must be 10 or 100, got {n_classes}")
@@ -236,28 +314,38 @@ def load_cifar(path: str | os.PathLike, n_classes: int = 10) -> ImageDataset:
         if all((folder / n).is_file() for n in train_names + test_names):
             def read(n):
                 with open(folder / n, "rb") as fh:
-                    return _unpickle(fh)
-            x_tr, y_tr = _cifar_arrays([read(n) for n in train_names], label_key)
-            x_te, y_te = _cifar_arrays([read(n) for n in test_names], label_key)
+                    return folder / n, _unpickle(fh, folder / n)
+            x_tr, y_tr = _cifar_arrays([read(n) for n in train_names], label_key, n_classes)
+            x_te, y_te = _cifar_arrays([read(n) for n in test_names], label_key, n_classes)
             return ImageDataset(name, x_tr, y_tr, x_te, y_te, n_classes, str(folder))
         archive = path / arch_name
     else:
         raise FileNotFoundError(f"{path} does not exist; give the CIFAR-{n_classes} folder or archive")
     if archive.is_file():
-        if not tarfile.is_tarfile(archive):
+        corrupt = (f"{archive} is truncated or corrupt; download {arch_name} again (its MD5 is "
+                   f"{_DOWNLOADS[name][1][arch_name]})")
+        try:
+            is_tar = tarfile.is_tarfile(archive)
+        except (EOFError, OSError, zlib.error) as err:
+            raise ValueError(f"{corrupt} ({err})") from None
+        if not is_tar:
             raise ValueError(f"{archive} is not a CIFAR-{n_classes} python archive (not a tar file); give the "
                              f"{arch_name} archive or the folder holding {sub}/")
-        with tarfile.open(archive, "r:*") as tar:
-            def read_member(n):
-                m = tar.extractfile(f"{sub}/{n}")
-                if m is None:
-                    raise ValueError(f"{archive} has no member {sub}/{n}")
-                return _unpickle(io.BytesIO(m.read()))
-            try:
-                x_tr, y_tr = _cifar_arrays([read_member(n) for n in train_names], label_key)
-                x_te, y_te = _cifar_arrays([read_member(n) for n in test_names], label_key)
-            except KeyError as err:
-                raise ValueError(f"{archive} is not a CIFAR-{n_classes} python archive ({err})") from None
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                def read_member(n):
+                    try:
+                        m = tar.extractfile(f"{sub}/{n}")
+                    except KeyError:
+                        m = None
+                    if m is None:
+                        raise ValueError(f"{archive} has no member {sub}/{n}; it is not a CIFAR-{n_classes} "
+                                         "python archive")
+                    return f"{archive}:{sub}/{n}", _unpickle(io.BytesIO(m.read()), f"{archive}:{sub}/{n}")
+                x_tr, y_tr = _cifar_arrays([read_member(n) for n in train_names], label_key, n_classes)
+                x_te, y_te = _cifar_arrays([read_member(n) for n in test_names], label_key, n_classes)
+        except (EOFError, tarfile.TarError, zlib.error, OSError) as err:
+            raise ValueError(f"{corrupt} ({type(err).__name__}: {err})") from None
         return ImageDataset(name, x_tr, y_tr, x_te, y_te, n_classes, str(archive))
     raise FileNotFoundError(f"no CIFAR-{n_classes} python data in {path}: expected {sub}/ with "
                             f"{', '.join(train_names + test_names)}, or the .tar.gz archive")
@@ -399,9 +487,13 @@ def load_dataset(name: str, data_dir: Optional[str | os.PathLike] = None, *, dow
         return synthetic(seed=seed)
     if key == "idx" and data_dir is None:
         raise ValueError("dataset 'idx' needs data_dir: the folder holding the IDX files")
-    tried = []
+    tried, partial = [], []
     for folder in search_paths(key, data_dir, cache):
         tried.append(str(folder))
+        if key in ("mnist", "fashion-mnist", "idx") and folder.is_dir() and not _has_idx(folder):
+            lacking = [_IDX_STEMS[k][0] for k in _IDX_STEMS if _find_idx(folder, k) is None]
+            if len(lacking) < len(_IDX_STEMS):  # some IDX files but not all: say which are missing
+                partial.append(f"{folder} lacks {', '.join(lacking)} (.gz or not)")
         if folder.is_file() and key not in ("cifar10", "cifar100"):
             raise ValueError(f"{folder} is a file; {key} is read from the folder holding its IDX files")
         if folder.is_dir() or folder.is_file():
@@ -416,5 +508,6 @@ def load_dataset(name: str, data_dir: Optional[str | os.PathLike] = None, *, dow
         if ds is not None:
             return ds
     hint = " or install it with `apt-get install dataset-fashion-mnist`" if key == "fashion-mnist" else ""
-    raise FileNotFoundError(f"{key} not found (looked in: {'; '.join(tried)}); pass the folder holding it, "
+    part = f"; {'; '.join(partial)}" if partial else ""
+    raise FileNotFoundError(f"{key} not found (looked in: {'; '.join(tried)}){part}; pass the folder holding it, "
                             f"allow a download (--download){hint}")

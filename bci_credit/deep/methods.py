@@ -19,18 +19,20 @@ from __future__ import annotations
 import copy as _copy
 import logging
 import math
-from dataclasses import dataclass, replace
+import warnings
+from dataclasses import dataclass, fields, replace
 from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..checks import check_flag, check_number
 from ..random import SeedLike, seed_sequence
 from . import metrics as _m
 from .feedback import (DIRECT_METHODS, METHODS, NP_METHODS, STORED_FEEDBACK, FeedbackConv2d, FeedbackLayer,
                        FeedbackLinear, FeedbackState, SharedDropout)
-from .losses import accuracy, get_loss, reduce_loss, squared_error
+from .losses import accuracy, cross_entropy, get_loss, reduce_loss, squared_error
 from .node_perturbation import (conv_sgd_feedback_step_, lambda_hat, ridge_accumulate_, ridge_solve,
                                 sgd_feedback_step_)
 
@@ -69,10 +71,10 @@ class FeedbackConfig:
         WM: ``B ← (1 − ρ) B + ρ · yxᵀ/(n σ²)`` with ``x ~ N(0, σ²)`` fed through the layer,
         ``n = mirror_batch`` samples, once per training step.
     kp_decay : float
-        KP: both ``W`` and ``B`` shrink by this fraction per step (makes ``B − W → 0``).
+        KP: both ``W`` and ``B`` shrink by this fraction per step (makes ``B − W → 0``); in [0, 1).
     sites : tuple of int or None
         NP: indices (forward order) of the layers whose input is perturbed; ``None``: every
-        site (each layer but the first).
+        site (each layer but the first). The NP methods need at least one (``()`` is an error).
     init_scale : float or None
         Standard deviation of random feedback. ``None``: the RMS of the layer's ``W`` for layered
         methods (the paper initialises ``B`` like ``W``), ``sqrt(2 / n_in)`` for direct ones.
@@ -93,22 +95,46 @@ class FeedbackConfig:
     sites: Optional[tuple] = None
 
     def __post_init__(self):
-        if not self.noise_std > 0:
-            raise ValueError(f"noise_std must be positive, got {self.noise_std}")
-        if self.b_solver not in B_SOLVERS:
-            raise ValueError(f"b_solver must be one of {B_SOLVERS}, got {self.b_solver!r}")
-        if self.b_lr < 0 or self.gamma < 0 or self.kp_decay < 0:
-            raise ValueError("b_lr, gamma and kp_decay must be non-negative")
-        if not 0 < self.forget <= 1:
-            raise ValueError(f"forget must be in (0, 1], got {self.forget}")
-        if self.perturb not in PERTURB:
-            raise ValueError(f"perturb must be one of {PERTURB}, got {self.perturb!r}")
-        if not 0 <= self.mirror_rate <= 1 or self.mirror_batch < 1 or not self.mirror_noise_std > 0:
-            raise ValueError("mirror_rate must be in [0, 1], mirror_batch >= 1, mirror_noise_std > 0")
+        def num(name, *, integer=False):
+            value = check_number(getattr(self, name), f"FeedbackConfig.{name}", integer=integer)
+            if integer:
+                object.__setattr__(self, name, value)
+            return value
+
+        def fail(name, what):
+            raise ValueError(f"FeedbackConfig.{name} must be {what}, got {getattr(self, name)!r}")
+
+        if not num("noise_std") > 0:
+            fail("noise_std", "a positive number (the NP perturbation's standard deviation)")
+        if not isinstance(self.b_solver, str) or self.b_solver not in B_SOLVERS:
+            fail("b_solver", f"one of {B_SOLVERS}")
+        for name in ("b_lr", "gamma"):
+            if num(name) < 0:
+                fail(name, "a non-negative number")
+        if not 0 < num("forget") <= 1:
+            fail("forget", "in (0, 1] (1 = unbounded memory)")
+        if not isinstance(self.perturb, str) or self.perturb not in PERTURB:
+            fail("perturb", f"one of {PERTURB}")
+        object.__setattr__(self, "use_learned_feedback",
+                           check_flag(self.use_learned_feedback, "FeedbackConfig.use_learned_feedback"))
+        if not 0 <= num("mirror_rate") <= 1:
+            fail("mirror_rate", "in [0, 1]")
+        if not num("mirror_noise_std") > 0:
+            fail("mirror_noise_std", "a positive number")
+        if num("mirror_batch", integer=True) < 1:
+            fail("mirror_batch", "a positive whole number (samples per weight-mirror step)")
+        if not 0 <= num("kp_decay") < 1:
+            fail("kp_decay", "in [0, 1) (the fraction W and B shrink by per step)")
+        if self.init_scale is not None and not num("init_scale") > 0:
+            fail("init_scale", "a positive finite number or None")
         if self.sites is not None:
-            object.__setattr__(self, "sites", tuple(int(i) for i in self.sites))
-        if self.init_scale is not None and not self.init_scale > 0:
-            raise ValueError(f"init_scale must be positive or None, got {self.init_scale}")
+            sites = self.sites
+            if isinstance(sites, (str, bytes)) or not hasattr(sites, "__iter__"):
+                hint = f" (for one site write sites=({sites},))" if isinstance(sites, int) else ""
+                raise ValueError("FeedbackConfig.sites must be None or a sequence of layer indices, e.g. (1, 2); "
+                                 f"got {sites!r}{hint}")
+            object.__setattr__(self, "sites", tuple(
+                check_number(i, "FeedbackConfig.sites entry", integer=True) for i in sites))
 
 
 @dataclass
@@ -182,13 +208,29 @@ def convert(model: nn.Module, method: str, *, input_shape: Optional[Sequence[int
     >>> out = np_net.step(x, y, "mse", optimizer)  # doctest: +SKIP
     """
     method = _validate_method(method)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if config is not None and not isinstance(config, FeedbackConfig):
+        raise TypeError(f"config must be a FeedbackConfig, got {type(config).__name__}; "
+                        "build one with FeedbackConfig(...) or pass the options as keywords")
+    if options:
+        valid = [f.name for f in fields(FeedbackConfig)]
+        unknown = sorted(k for k in options if k not in valid)
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))} for convert; "
+                             f"valid FeedbackConfig options are: {', '.join(valid)}")
     config = replace(config or FeedbackConfig(), **options) if options else (config or FeedbackConfig())
+    copy = check_flag(copy, "copy")
+    if method in NP_METHODS and config.sites is not None and len(config.sites) == 0:
+        raise ValueError(f"sites=() leaves {method!r} nothing to perturb, so it would learn no feedback; "
+                         "give at least one site index (e.g. sites=(1,)) or sites=None for every site")
     ss = seed_sequence(seed)
     init_seed, run_seed = (int(s.generate_state(1, dtype="uint64")[0] % (2**63)) for s in ss.spawn(2))
 
     module = _copy.deepcopy(model) if copy else model
     if isinstance(module, (nn.Linear, nn.Conv2d)):
         module = nn.Sequential(module)
+    _check_no_shared_modules(module)
     n_layers = _replace_layers(module)
     if n_layers == 0:
         raise ValueError("the model has no nn.Linear or nn.Conv2d layer to convert")
@@ -255,8 +297,30 @@ def convert(model: nn.Module, method: str, *, input_shape: Optional[Sequence[int
         bad = [i for i in config.sites if not 0 < i < len(ordered)]
         if bad:
             raise ValueError(f"sites {bad} are not perturbation sites; valid layer indices are 1..{len(ordered) - 1}")
-    model_out = CreditModel(module, method, config, state, ordered, n_out)
+    if method != "bp" and not any(l.fb_site for l in ordered):
+        warnings.warn(
+            f"convert: method {method!r} has no feedback site in this model, so it will train exactly like "
+            "backprop: it has a single nn.Linear/nn.Conv2d layer, and the first such layer's input is treated "
+            "as data, which receives no feedback (other layer types, e.g. Conv1d, are not converted and keep "
+            "exact gradients). The method needs at least two nn.Linear/nn.Conv2d layers to differ from backprop.",
+            UserWarning, stacklevel=2)
+    model_out = CreditModel(module, method, config, state, ordered, n_out,
+                            input_shape=tuple(int(s) for s in input_shape))
     return model_out
+
+
+def _check_no_shared_modules(module: nn.Module) -> None:
+    """Refuse a model that uses one layer object (one set of weights) in two places."""
+    where: dict = {}
+    for name, m in module.named_modules(remove_duplicate=False):
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Dropout)) or any(True for _ in m.parameters(recurse=False)):
+            where.setdefault(id(m), (m, []))[1].append(name or "<model>")
+    for m, names in where.values():
+        if len(names) > 1:
+            raise ValueError(
+                f"the {type(m).__name__} at {' and '.join(repr(n) for n in names)} is one module object used "
+                f"{len(names)} times (shared weights), which feedback methods do not support: each use needs its "
+                "own layer (build separate layers, or copy.deepcopy the shared one)")
 
 
 def _init_feedback(layer: FeedbackLayer, method: str, config: FeedbackConfig, n_out: int,
@@ -298,7 +362,7 @@ class CreditModel(nn.Module):
     """
 
     def __init__(self, module: nn.Module, method: str, config: FeedbackConfig, state: FeedbackState,
-                 layers: list, n_out: int):
+                 layers: list, n_out: int, *, input_shape: Optional[tuple] = None):
         super().__init__()
         self.module = module
         self.method = method
@@ -307,7 +371,18 @@ class CreditModel(nn.Module):
         self._state = state
         self._layers = tuple(layers)
         self._sites = tuple(l for l in self._layers if l.fb_site)
-        self._net = module  # a plain reference: skips nn.Module.__getattr__ in the per-step path
+        # a plain reference that skips nn.Module.__getattr__ in the per-step path; set with
+        # object.__setattr__ so that it is not registered as a second submodule (state_dict keys
+        # ``module.*`` only; older checkpoints also hold ``_net.*`` copies, see _load_from_state_dict)
+        object.__setattr__(self, "_net", module)
+        self._input_shape = None if input_shape is None else tuple(input_shape)
+        # the first layer's in_features when the data goes straight into it (a Sequential whose
+        # first leaf is the first converted layer, an nn.Linear): lets _batch name a wrong x width
+        first = module
+        while isinstance(first, nn.Sequential) and len(first):
+            first = first[0]
+        direct_input = isinstance(first, FeedbackLinear) and first is self._layers[0]
+        self._x_features = first.in_features if direct_input else None
         V = None
         if method == "np-direct" and config.b_solver == "ls":
             p = next(module.parameters())
@@ -346,8 +421,25 @@ class CreditModel(nn.Module):
         self._state.n_steps = int(extra["n_steps"])
         self._state.set_generator_states(extra.get("generators", {}))
 
-    def _batch(self, x, y) -> tuple:
-        """``(x, y)`` as tensors on the model's device (arrays accepted; ``x`` in the model's dtype)."""
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the fast ``_net`` reference stopped being a registered submodule
+        # hold every network entry twice, as ``module.*`` and ``_net.*``: drop (or, alone, rename) the latter
+        legacy = prefix + "_net."
+        for key in [k for k in state_dict if k.startswith(legacy)]:
+            new = prefix + "module." + key[len(legacy):]
+            value = state_dict.pop(key)
+            if new not in state_dict:
+                state_dict[new] = value
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _batch(self, x, y, loss_fn: Optional[Callable] = None) -> tuple:
+        """``(x, y)`` as tensors on the model's device (arrays accepted; ``x`` in the model's dtype).
+
+        Checks what is cheap to check every step: one target per sample, a non-empty batch, the
+        input width of a model that starts with ``nn.Linear``, and, for the built-in losses, class
+        labels within ``[0, n_out)`` (cross-entropy: whole-number labels or probabilities of width
+        ``n_out``).
+        """
         p = self._layers[0].weight
         x = torch.as_tensor(x, device=p.device, dtype=p.dtype)
         y = torch.as_tensor(y, device=p.device)
@@ -356,7 +448,46 @@ class CreditModel(nn.Module):
         if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0]:
             raise ValueError(f"x ({tuple(x.shape)}) and y ({tuple(y.shape)}) must hold the same number of samples "
                              "along their first axis; pass one target per sample")
+        if x.shape[0] == 0:
+            raise ValueError("the batch is empty (x has 0 samples); pass at least one sample")
+        n_in = self._x_features
+        if n_in is not None and (x.dim() < 2 or x.shape[-1] != n_in):
+            if x.dim() < 2:
+                raise ValueError(f"x has shape {tuple(x.shape)}, one number per sample, but the model's first layer "
+                                 f"takes {n_in} features: pass x of shape (batch, {n_in})")
+            raise ValueError(f"x has {x.shape[-1]} features per sample (shape {tuple(x.shape)}), the model's first "
+                             f"layer takes {n_in}: pass x of shape (batch, {n_in})")
+        if loss_fn is squared_error or loss_fn is cross_entropy:
+            y = self._check_targets(y, loss_fn is cross_entropy)
         return x, y
+
+    def _check_targets(self, y: torch.Tensor, ce: bool) -> torch.Tensor:
+        """Class labels in ``[0, n_out)``; for cross-entropy, labels or probabilities of width ``n_out``."""
+        n = self.n_out
+        loss = "'ce'" if ce else "'mse'"
+        if y.dim() == 1 and ce and y.is_floating_point():
+            if not bool((y == y.floor()).all()):
+                raise ValueError(f"the {loss} loss takes integer class labels in [0, {n}) or probabilities of shape "
+                                 f"(batch, {n}); got fractional labels such as {float(y[y != y.floor()][0]):g}")
+            y = y.long()
+        if y.dim() == 1 and not y.is_floating_point():
+            lo, hi = torch.aminmax(y.long() if y.dtype == torch.bool else y)
+            # on the CPU two int() are cheaper than more tensor ops; elsewhere one host sync
+            bad = int(lo) < 0 or int(hi) >= n if y.device.type == "cpu" else bool((lo < 0) | (hi >= n))
+            if bad:
+                raise ValueError(f"class labels must lie in [0, {n}) for this model's {n} outputs; got labels from "
+                                 f"{int(lo)} to {int(hi)}")
+        elif ce and (y.dim() != 2 or y.shape[1] != n):
+            raise ValueError(f"the 'ce' loss takes class labels of shape (batch,) or probabilities of shape "
+                             f"(batch, {n}); got targets of shape {tuple(y.shape)}")
+        elif ce:
+            tol = 1e-3 if y.dtype in (torch.float32, torch.float64) or not y.is_floating_point() else 1e-2
+            t = y.to(torch.float64)
+            bad = (t < 0).any() | ((t.sum(1) - 1).abs() > tol).any()
+            if bool(bad):
+                raise ValueError("the 'ce' loss takes target probabilities (each row non-negative and summing to 1); "
+                                 "these rows do not (pass class labels, or normalise the rows)")
+        return y
 
     # -- one training step -----------------------------------------------------------------------
     def step(self, x: torch.Tensor, y: torch.Tensor, loss: str | Callable = "mse",
@@ -384,10 +515,19 @@ class CreditModel(nn.Module):
             False freezes ``W`` (feedback warm-up, fixed-W convergence runs).
         update_feedback : bool
             False skips the feedback learning of WM/KP/NP for this step.
+
+        Raises
+        ------
+        ValueError
+            For a batch the model cannot take: no samples, ``x`` of the wrong width, class labels
+            outside ``[0, n_out)``, fractional labels or non-probability targets with ``'ce'``.
+        FloatingPointError
+            When NaN/inf values (in the batch, or from a diverged run) would reach the learned
+            feedback (the NP regression, or the WM/KP weight gradients); nothing is updated.
         """
-        x, y = self._batch(x, y)
-        st = self._state
         loss_fn = get_loss(loss)
+        x, y = self._batch(x, y, loss_fn)
+        st = self._state
         cfg = self.config
         do_np = self.method in NP_METHODS and update_feedback
         if loss_fn is squared_error and y.dim() == 1 and not y.is_floating_point():
@@ -399,7 +539,11 @@ class CreditModel(nn.Module):
         else:
             st.begin_pass("free")
         try:
-            out = self._net(x)
+            try:
+                out = self._net(x)
+            except RuntimeError as err:
+                self._explain_forward_error(x, err)
+                raise
             per = loss_fn(out, y)
             if per.dim() != 1 or per.shape[0] != x.shape[0]:
                 raise ValueError(f"the loss must return one value per sample, shape ({x.shape[0]},); got {tuple(per.shape)}")
@@ -417,6 +561,8 @@ class CreditModel(nn.Module):
             if do_np:
                 self._np_update(delta, reduction, x.shape[0])
             if update_weights and optimizer is not None:
+                if update_feedback and self.method in ("wm", "kp"):
+                    self._check_weight_grads()
                 if self.method == "kp" and update_feedback:
                     self._kp_step(optimizer)
                 else:
@@ -436,6 +582,39 @@ class CreditModel(nn.Module):
                     l._fb.clear()
         self._state.n_steps += 1
         return StepOutput(loss=total.detach(), output=out.detach(), per_sample=per.detach(), delta_loss=delta)
+
+    def _explain_forward_error(self, x: torch.Tensor, err: Exception) -> None:
+        """Turn a forward pass that failed on an input of the wrong shape into a clear error."""
+        want = self._input_shape
+        if want is not None and tuple(x.shape[1:]) != want:
+            raise ValueError(f"x has shape {tuple(x.shape)}, i.e. samples of shape {tuple(x.shape[1:])}, but the model "
+                             f"was converted for samples of shape {want} and its forward pass failed ({err}); "
+                             f"pass x of shape (batch, {', '.join(map(str, want))})") from err
+
+    def _refuse_non_finite(self, what: str, tensors: list) -> None:
+        """Raise before ``tensors`` (the values about to update the feedback) fold a NaN/inf into it.
+
+        A sum of all entries in float64 is finite exactly when every entry is (finite float32/16
+        values cannot overflow it): one cheap reduction per tensor, and on an accelerator one host
+        sync per step (the sums are combined on the device).
+        """
+        ts = [t for t in tensors if t is not None]
+        if not ts:
+            return
+        if ts[0].device.type == "cpu":  # float() of a CPU scalar is cheaper than more tensor ops
+            total = sum(float(t.sum(dtype=torch.float64)) for t in ts)
+        else:
+            total = float(torch.stack([t.sum(dtype=torch.float64) for t in ts]).sum())
+        if not math.isfinite(total):
+            raise FloatingPointError(
+                f"non-finite values in the {what} at step {self.n_steps} (do the inputs or targets hold NaN/inf, "
+                "or did training diverge?); the feedback statistics and weights were left unchanged. Remove "
+                "the bad samples (or lower the learning rate) and continue.")
+
+    def _check_weight_grads(self) -> None:
+        """WM/KP: a non-finite weight gradient would reach ``B`` through the weights; refuse it first."""
+        self._refuse_non_finite(f"weight gradients of {self.method!r}",
+                                [l.weight.grad for l in self._layers])
 
     # -- feedback learning -----------------------------------------------------------------------
     def _active_sites(self) -> Optional[set]:
@@ -471,9 +650,9 @@ class CreditModel(nn.Module):
         Nothing is learned. Average over repeated calls (or a repeated batch) to see that λ̂ is
         unbiased.
         """
-        x, y = self._batch(x, y)
-        st = self._state
         loss_fn = get_loss(loss)
+        x, y = self._batch(x, y, loss_fn)
+        st = self._state
         if loss_fn is squared_error and y.dim() == 1 and not y.is_floating_point():
             y = F.one_hot(y.long(), self.n_out).to(self._layers[-1].weight.dtype)
         try:
@@ -510,8 +689,9 @@ class CreditModel(nn.Module):
 
     def _site_captures(self, x, y, loss, reduction: str, *, force_bp: bool, part: int) -> dict:
         """One captured pass; per feedback site its layer's output error (part 0) or input signal (1)."""
-        x, y = self._batch(x, y)
-        _, _, _, cap = self._capture_pass(x, y, get_loss(loss), reduction, force_bp=force_bp, mask_mode="free")
+        loss_fn = get_loss(loss)
+        x, y = self._batch(x, y, loss_fn)
+        _, _, _, cap = self._capture_pass(x, y, loss_fn, reduction, force_bp=force_bp, mask_mode="free")
         return {l.fb_index: cap[i][part] for i, l in enumerate(self._layers) if l.fb_site}
 
     def _capture_pass(self, x, y, loss_fn, reduction, *, force_bp: bool, mask_mode: str):
@@ -547,6 +727,7 @@ class CreditModel(nn.Module):
         if not sites:
             return
         if st.direct:
+            self._refuse_non_finite("NP regression", [delta, st.top_error])
             E = st.top_error.reshape(n, -1) * scale
             lams = [lambda_hat(delta, l._fb.xi, cfg.noise_std).reshape(n, -1) for l in sites]
             if cfg.b_solver == "ls":
@@ -559,6 +740,7 @@ class CreditModel(nn.Module):
                 for l, lam in zip(sites, lams):
                     sgd_feedback_step_(l._buffers["feedback"], E, lam, cfg.b_lr)
         else:
+            self._refuse_non_finite("NP regression", [delta] + [l._fb.grad_out for l in sites])
             for l in sites:
                 B = l._buffers["feedback"]
                 e = l._fb.grad_out * scale if scale != 1.0 else l._fb.grad_out
@@ -638,8 +820,8 @@ class CreditModel(nn.Module):
             ``weight_angle_deg`` (B vs W), ``norm_ratio`` (‖B‖/‖W‖), ``rel_error``
             (‖B − W‖/‖W‖) and ``sign_congruence``. Entries that do not apply are NaN.
         """
-        x, y = self._batch(x, y)
         loss_fn = get_loss(loss)
+        x, y = self._batch(x, y, loss_fn)
         results = []
         try:
             total, out, gm, capm = self._capture_pass(x, y, loss_fn, reduction, force_bp=False, mask_mode="record")

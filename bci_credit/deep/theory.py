@@ -15,6 +15,11 @@ measured numbers; the tests assert on them and the scripts in ``analysis/`` repo
 * :func:`fixed_w_convergence` — check 4: ``B`` of the paper's MLP on data, ``W`` frozen.
 * :func:`feedback_identifiability` — checks 4–5: which part of each ``B`` the errors it regresses
   on can determine at all (:func:`error_structure`).
+
+Arguments are checked on entry: counts (``n_draws``, ``n_batches``, ``batch_size``, ...) must be
+positive whole numbers, labels whole class indices (at least two classes) with one per sample,
+``cov`` a finite symmetric matrix of the right size; anything else raises a ValueError (a
+TypeError for a model that is not a :class:`~bci_credit.deep.CreditModel`) naming the argument.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import torch
 
+from ..checks import check_number
 from ..random import SeedLike, seed_sequence
 from . import metrics as _m
 from .methods import CreditModel, convert
@@ -33,12 +39,48 @@ __all__ = ["lambda_hat_bias", "readout_consistency", "upstream_bias", "linear_ne
            "fixed_w_convergence", "feedback_errors", "feedback_identifiability", "error_structure"]
 
 
+def _pos_int(value, name: str) -> int:
+    """``value`` as an ``int`` if it is a whole number >= 1, else a ValueError naming ``name``."""
+    v = check_number(value, name, integer=True)
+    if v < 1:
+        raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    return v
+
+
+def _sizes(sizes, name: str = "sizes", min_len: int = 3, why: str = "input, hidden and output sizes") -> tuple:
+    """Layer sizes: at least ``min_len`` positive whole numbers."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
+        raise ValueError(f"{name} must be a sequence of layer sizes, got {sizes!r}")
+    if len(sizes) < min_len:
+        raise ValueError(f"{name} must hold at least {min_len} layer sizes ({why}), got {tuple(sizes)!r}")
+    return tuple(_pos_int(v, f"{name}[{i}]") for i, v in enumerate(sizes))
+
+
+def _checkpoints(checkpoints, n_batches: int) -> tuple:
+    """Checkpoints (in batches): whole numbers in ``[1, n_batches]``."""
+    if isinstance(checkpoints, (str, bytes)) or not hasattr(checkpoints, "__iter__"):
+        raise ValueError(f"checkpoints must be a sequence of batch counts, got {checkpoints!r}")
+    out = tuple(_pos_int(c, "checkpoints") for c in checkpoints)
+    late = [c for c in out if c > n_batches]
+    if late:
+        raise ValueError(f"checkpoints {late} lie beyond n_batches={n_batches}: they would never be recorded; "
+                         "raise n_batches or drop them")
+    return out
+
+
+def _credit_model(model, fn: str) -> None:
+    if not isinstance(model, CreditModel):
+        raise TypeError(f"{fn} needs a CreditModel, got {type(model).__name__}; convert the network first: "
+                        "bci_credit.deep.convert(net, 'np') (or another method)")
+
+
 def _torch_gen(seed: SeedLike) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed_sequence(seed).generate_state(1, dtype="uint64")[0] % (2**63)))
 
 
 def feedback_errors(model: CreditModel) -> dict:
     """``{layer index: (‖B − W‖/‖W‖, angle(B, W) in degrees)}`` for every site with a ``B``."""
+    _credit_model(model, "feedback_errors")
     out = {}
     for l in model.sites:
         B = l.feedback_weight().detach()
@@ -61,6 +103,9 @@ def lambda_hat_bias(noise_std: float = 1e-3, n_draws: int = 20000, sizes: Sequen
         ``rel_error`` per site, and ``se_angle_deg``: the angle expected from sampling noise
         alone, ``sqrt(Σ Var(λ̂)/n_draws)/‖∂L/∂h‖`` (in degrees).
     """
+    n_draws = _pos_int(n_draws, "n_draws")
+    batch_size = _pos_int(batch_size, "batch_size")
+    sizes = _sizes(sizes)
     ss = seed_sequence(seed)
     s_model, s_data, s_np = ss.spawn(3)
     net = mlp(sizes, activation, seed=s_model).double()
@@ -115,6 +160,10 @@ def readout_consistency(noise_std: float = 1e-2, *, n_batches: int = 3000, batch
         ``{samples: {"rel_error": float, "angle_deg": float}}`` for the readout layer at each
         checkpoint (in batches), plus the settings.
     """
+    n_batches = _pos_int(n_batches, "n_batches")
+    batch_size = _pos_int(batch_size, "batch_size")
+    sizes = _sizes(sizes, why="input, at least one perturbed hidden layer, output")
+    checkpoints = _checkpoints(checkpoints, n_batches)
     ss = seed_sequence(seed)
     s_model, s_data, s_np = ss.spawn(3)
     net = mlp(sizes, "sigmoid", seed=s_model).double()
@@ -140,6 +189,9 @@ def upstream_bias(noise_std: float, *, n_batches: int = 1000, batch_size: int = 
     15-dimensional error lives mostly in the 10-dimensional image of the output error, and the
     variance hides the bias at these ``T``.)
     """
+    n_batches = _pos_int(n_batches, "n_batches")
+    batch_size = _pos_int(batch_size, "batch_size")
+    sizes = _sizes(sizes, min_len=4, why="input, two hidden layers (the perturbed one and the sigmoid after it), output")
     ss = seed_sequence(seed)
     s_model, s_data, s_np = ss.spawn(3)
     net = mlp(sizes, "sigmoid", seed=s_model).double()
@@ -164,6 +216,10 @@ def linear_network_consistency(noise_std: float = 1e-2, *, n_batches: int = 3000
     dict
         ``errors``: ``{samples: {layer: (rel_error, angle_deg)}}``.
     """
+    n_batches = _pos_int(n_batches, "n_batches")
+    batch_size = _pos_int(batch_size, "batch_size")
+    sizes = _sizes(sizes)
+    checkpoints = _checkpoints(checkpoints, n_batches)
     ss = seed_sequence(seed)
     s_model, s_data, s_np = ss.spawn(3)
     net = mlp(sizes, "linear", seed=s_model).double()
@@ -185,10 +241,32 @@ def error_structure(B: np.ndarray, W: np.ndarray, cov: np.ndarray, n_weak: Optio
     the share of ``‖B − W‖²`` in the weak directions, and the error weighted by ``cov`` (the
     relative error of the delivered signal, ``E‖δ(B − W)‖² / E‖δ W‖²``, square-rooted).
     """
-    B, W = np.asarray(B, float), np.asarray(W, float)
-    ev, U = np.linalg.eigh(np.asarray(cov, float))
+    B, W, cov = np.asarray(B, float), np.asarray(W, float), np.asarray(cov, float)
+    if B.ndim != 2 or B.shape != W.shape:
+        raise ValueError(f"B and W must be matrices of the same shape (out, in), got {B.shape} and {W.shape}")
+    k = B.shape[0]
+    if cov.shape != (k, k):
+        raise ValueError(f"cov must be the ({k}, {k}) covariance of the layer's output error (B has {k} rows), "
+                         f"got shape {cov.shape}")
+    for name, a in (("B", B), ("W", W), ("cov", cov)):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
+    scale = float(np.abs(cov).max()) if cov.size else 0.0
+    if np.abs(cov - cov.T).max(initial=0.0) > 1e-8 * scale:
+        raise ValueError("cov must be symmetric (a covariance matrix); it differs from its transpose by up to "
+                         f"{np.abs(cov - cov.T).max():.3g}; pass (cov + cov.T) / 2 if that is rounding")
+    weak_below = check_number(weak_below, "weak_below")
+    if not 0 <= weak_below <= 1:
+        raise ValueError(f"weak_below must lie in [0, 1] (a fraction of the largest variance), got {weak_below!r}")
+    ev, U = np.linalg.eigh(cov)
+    if not ev.max() > 0:
+        raise ValueError("cov has no positive variance (the errors do not vary); estimate it on more or other data")
     if n_weak is None:
         n_weak = int(np.sum(ev < weak_below * ev.max()))
+    else:
+        n_weak = check_number(n_weak, "n_weak", integer=True)
+        if not 0 <= n_weak < k:
+            raise ValueError(f"n_weak must be a whole number in [0, {k - 1}] (directions left out of {k}), got {n_weak!r}")
     D = B - W
     Uw, Ue = U[:, :n_weak], U[:, n_weak:]
     P = Ue @ Ue.T
@@ -229,6 +307,14 @@ def feedback_identifiability(model: CreditModel, x: torch.Tensor, y: torch.Tenso
         ``sign_congruence`` of ``B`` vs ``W`` and :func:`error_structure` with the weak directions
         left out.
     """
+    _credit_model(model, "feedback_identifiability")
+    weak_below = check_number(weak_below, "weak_below")
+    if not 0 <= weak_below <= 1:
+        raise ValueError(f"weak_below must lie in [0, 1] (a fraction of the largest variance), got {weak_below!r}")
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} samples but y {len(y)}; give one target per input")
+    if len(x) < 2:
+        raise ValueError(f"x has {len(x)} sample(s); a covariance needs at least 2 (use many, e.g. 1000)")
     deltas = model.site_errors(x, y, loss)
     out = {}
     for k, site in enumerate(model.sites):
@@ -292,10 +378,35 @@ def fixed_w_convergence(x: np.ndarray | torch.Tensor, labels: np.ndarray | torch
         BP update (on a fixed evaluation batch); for the top site also the structure of its
         error (:func:`_top_error_structure`).
     """
+    n_samples = _pos_int(n_samples, "n_samples")
+    batch_size = _pos_int(batch_size, "batch_size")
+    n_blocks = _pos_int(n_blocks, "n_blocks")
+    eval_size = _pos_int(eval_size, "eval_size")
+    hidden = _sizes(hidden, "hidden", min_len=1, why="hidden-layer sizes")
+    xa = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
+    ya = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+    if xa.ndim < 1 or len(xa) == 0 or xa.size == 0:
+        raise ValueError(f"x is empty (shape {xa.shape}); give the training inputs, one row per sample")
+    if xa.dtype.kind not in "biuf" or not np.isfinite(xa).all():
+        raise ValueError("x must hold finite numbers (no NaN or infinite values)")
+    if ya.ndim != 1:
+        raise ValueError(f"labels must be 1-D integer class labels (not one-hot), got shape {ya.shape}")
+    if len(ya) != len(xa):
+        raise ValueError(f"x has {len(xa)} samples but labels {len(ya)}; give one label per sample")
+    if ya.dtype.kind not in "iuf" or (ya.dtype.kind == "f" and not (np.isfinite(ya).all() and (ya == np.round(ya)).all())):
+        raise ValueError(f"labels must be whole numbers (class indices), got {ya.dtype} values such as {ya[:3].tolist()}")
+    if ya.min() < 0:
+        raise ValueError(f"labels must be class indices 0, 1, ..., found {ya.min()}")
+    if ya.max() < 1:
+        raise ValueError("labels hold a single class; check 4 needs at least 2 classes")
+    if n_samples < batch_size:
+        raise ValueError(f"n_samples={n_samples} is fewer than one batch of {batch_size}: no step would be taken")
+    if batch_size > len(xa):
+        raise ValueError(f"batch_size={batch_size} exceeds the {len(xa)} samples of x")
     ss = seed_sequence(seed)
     s_model, s_data, s_np = ss.spawn(3)
-    X = torch.as_tensor(np.asarray(x), dtype=torch.float64).reshape(len(x), -1)
-    Y = torch.as_tensor(np.asarray(labels)).long()
+    X = torch.as_tensor(xa, dtype=torch.float64).reshape(len(xa), -1)
+    Y = torch.as_tensor(ya).long()
     n_classes = int(Y.max()) + 1
     net = mlp((X.shape[1], *hidden, n_classes), "sigmoid", seed=s_model).double()
     model = convert(net, "np", seed=s_np, noise_std=noise_std, gamma=gamma, perturb=perturb, sites=sites)

@@ -28,7 +28,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..outputs import atomic_path, save_figure, write_csv, write_json, write_run_json
+from ..checks import check_number
+from ..outputs import atomic_path, save_figure, to_jsonable, write_csv, write_json, write_run_json
 from ..random import seed_sequence
 from .datasets import ImageDataset, load_dataset
 from .feedback import METHODS
@@ -116,6 +117,12 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {cfg.optimizer!r}")
         if not cfg.lr > 0:
             raise ValueError(f"lr must be positive, got {cfg.lr}")
+        if cfg.threads is not None:
+            threads = check_number(cfg.threads, "threads", integer=True)
+            if threads < 1:
+                raise ValueError(f"threads must be a positive number of CPU threads (or None for torch's choice), "
+                                 f"got {cfg.threads!r}")
+            cfg = dataclasses.replace(cfg, threads=threads)
         bad = set(cfg.feedback) - _FB_FIELDS
         if bad:
             raise ValueError(f"unknown feedback option(s) {sorted(bad)}; valid: {sorted(_FB_FIELDS)}")
@@ -203,14 +210,72 @@ def _same_config(a: dict, b: dict) -> list:
     return sorted(k for k in set(a) | set(b) if k not in _IGNORED_ON_RESUME and a.get(k) != b.get(k))
 
 
-def _build(cfg: TrainConfig, data: ImageDataset):
-    """The run's model (from its seed) and the seed of its data order."""
+def _build(cfg: TrainConfig, data: ImageDataset, source: str = "the configuration"):
+    """The run's model (from its seed) and the seed of its data order.
+
+    Errors of the model builder (an unknown ``model_kwargs`` entry, a bad feedback option) are
+    raised as ValueError naming ``source``.
+    """
     s_model, s_fb, s_data = seed_sequence(cfg.seed).spawn(3)
-    net = build_model(cfg.model, data.input_shape, data.n_classes, seed=s_model, **cfg.model_kwargs)
-    return convert(net, cfg.method, input_shape=data.input_shape, seed=s_fb, config=cfg.feedback_config()), s_data
+    try:
+        net = build_model(cfg.model, data.input_shape, data.n_classes, seed=s_model, **cfg.model_kwargs)
+        model = convert(net, cfg.method, input_shape=data.input_shape, seed=s_fb, config=cfg.feedback_config())
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"cannot build the {cfg.model}/{cfg.method} model of {source} for data of shape "
+                         f"{data.input_shape} with {data.n_classes} classes: {err} (check model, method, "
+                         "model_kwargs and feedback)") from None
+    return model, s_data
 
 
-def load_run(out_dir: str | os.PathLike, *, dataset: Optional[ImageDataset] = None,
+_CKPT_KEYS = ("model", "epoch", "step", "config")
+_RESUME_KEYS = ("optimizer", "batch", "metric_rows", "epoch_rows", "acc_loss", "acc_n")
+
+
+def _read_checkpoint(path: Path, device, keys=_CKPT_KEYS, *, advice: str) -> dict:
+    """``torch.load`` of a run's checkpoint, checked to be a bci-credit checkpoint with ``keys``."""
+    try:
+        ck = torch.load(path, map_location=device, weights_only=False)
+    except Exception as err:  # a truncated zip, a garbage or foreign pickle: torch raises many kinds
+        raise ValueError(f"checkpoint {path} is unreadable or not a bci-credit checkpoint "
+                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); {advice}") from None
+    if not isinstance(ck, dict):
+        raise ValueError(f"checkpoint {path} is unreadable or not a bci-credit checkpoint (it holds a "
+                         f"{type(ck).__name__}, not a dict); {advice}")
+    missing = [k for k in keys if k not in ck]
+    if missing or not isinstance(ck.get("config"), dict) or not isinstance(ck.get("model"), dict):
+        what = f"lacks {', '.join(missing)}" if missing else "has no config or weights dict"
+        raise ValueError(f"checkpoint {path} is unreadable or not a bci-credit checkpoint (it {what}); {advice}")
+    return ck
+
+
+def _plain(obj):
+    """``obj`` as JSON would store it (tuples → lists), so configs from run.json and a checkpoint compare."""
+    import json
+
+    return json.loads(json.dumps(to_jsonable(obj)))
+
+
+def _check_fits(model: CreditModel, ck: dict, data: ImageDataset, path: Path, advice: str) -> None:
+    """Raise a ValueError when the checkpoint's weights were made for data of another shape."""
+    rec = ck.get("data")
+    if isinstance(rec, dict) and "input_shape" in rec and "n_classes" in rec:
+        want = (tuple(rec["input_shape"]), int(rec["n_classes"]))
+        if want != (tuple(data.input_shape), int(data.n_classes)):
+            raise ValueError(f"checkpoint {path} was trained on data of sample shape {want[0]} with {want[1]} classes, "
+                             f"but {data.name} has shape {tuple(data.input_shape)} with {data.n_classes} classes; "
+                             f"{advice}")
+    own = model.state_dict()
+    theirs = ck["model"]  # key sets are left to load_state_dict (it knows older checkpoints' layouts)
+    bad = [k for k in own if k in theirs and hasattr(theirs[k], "shape") and hasattr(own[k], "shape")
+           and tuple(theirs[k].shape) != tuple(own[k].shape)]
+    if bad:
+        k = bad[0]
+        raise ValueError(f"checkpoint {path} does not fit a model for {data.name} (shape {tuple(data.input_shape)}, "
+                         f"{data.n_classes} classes): {k} is {tuple(theirs[k].shape)} in the checkpoint but "
+                         f"{tuple(own[k].shape)} here ({len(bad)} tensor(s) differ); {advice}")
+
+
+def load_run(out_dir: str | os.PathLike, *, dataset: Optional[ImageDataset | str] = None,
              device: str = "cpu") -> tuple[CreditModel, TrainConfig, dict]:
     """The model of a run folder written by :func:`train`, as of its last checkpoint.
 
@@ -218,8 +283,11 @@ def load_run(out_dir: str | os.PathLike, *, dataset: Optional[ImageDataset] = No
     ----------
     out_dir : path
         A run folder holding ``run.json`` and ``checkpoint.pt``.
-    dataset : ImageDataset, optional
-        The run's data (only its shapes are used); loaded from the run's configuration otherwise.
+    dataset : ImageDataset or str, optional
+        The run's data (only its shapes are used), or the name of a data set to load (as
+        :func:`~bci_credit.deep.datasets.load_dataset`, looking also in the run's ``data_dir``);
+        loaded from the run's configuration otherwise. Data of another sample shape or number of
+        classes than the run's raise a ValueError.
     device : str
         ``'cpu'``, ``'cuda'`` or ``'auto'`` (CUDA when available): where the model is loaded.
 
@@ -227,6 +295,12 @@ def load_run(out_dir: str | os.PathLike, *, dataset: Optional[ImageDataset] = No
     -------
     (model, config, progress)
         The model in eval mode, the run's configuration and ``{"epoch", "step"}`` of the checkpoint.
+
+    Raises
+    ------
+    ValueError
+        If ``run.json`` or ``checkpoint.pt`` is unreadable, if they disagree on the configuration
+        (the differing fields are listed) or if the data do not fit the run's weights.
     """
     import json
 
@@ -235,17 +309,37 @@ def load_run(out_dir: str | os.PathLike, *, dataset: Optional[ImageDataset] = No
     for f in (run, ckpt):
         if not f.is_file():
             raise FileNotFoundError(f"{out} is not a resumable run folder: {f.name} is missing")
+    if dataset is not None and not isinstance(dataset, (ImageDataset, str)):
+        raise TypeError(f"dataset must be an ImageDataset or a data set name, got {type(dataset).__name__}")
     try:
-        cfg = TrainConfig(**json.loads(run.read_text())["config"]).resolved()
+        raw = json.loads(run.read_text())["config"]
+        cfg = TrainConfig(**raw).resolved()
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{run} is not the run.json of a bci-credit training run ({err!r})") from None
-    data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, download=False, seed=cfg.seed)
-    model, _ = _build(cfg, data)
+    advice = f"the run in {out} cannot be loaded; train it again (--overwrite starts afresh)"
     dev = _device(device)
-    ck = torch.load(ckpt, map_location=dev, weights_only=False)
-    model.load_state_dict(ck["model"])
+    ck = _read_checkpoint(ckpt, dev, advice=advice)
+    diff = _same_config(_plain(ck["config"]), _plain(asdict(cfg)))
+    if diff:
+        raise ValueError(f"{run} and {ckpt.name} disagree on {', '.join(diff)} (run.json: "
+                         + ", ".join(f"{k}={asdict(cfg).get(k)!r}" for k in diff) + "; checkpoint: "
+                         + ", ".join(f"{k}={ck['config'].get(k)!r}" for k in diff)
+                         + "); run.json was edited or belongs to another run: restore it or train again")
+    if isinstance(dataset, str):
+        data = load_dataset(dataset, cfg.data_dir, download=False, seed=cfg.seed)
+    else:
+        data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, download=False,
+                                                                seed=cfg.seed)
+    model, _ = _build(cfg, data, str(run))
+    data_advice = "give the data set the run was trained on" if dataset is not None else advice
+    _check_fits(model, ck, data, ckpt, data_advice)
+    try:
+        model.load_state_dict(ck["model"])
+        progress = {"epoch": int(ck["epoch"]), "step": int(ck["step"])}
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint {ckpt} does not fit the run's model ({str(err).splitlines()[0]}); {advice}") from None
     model.to(dev).eval()
-    return model, cfg, {"epoch": int(ck["epoch"]), "step": int(ck["step"])}
+    return model, cfg, progress
 
 
 def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, progress: bool = False,
@@ -263,16 +357,22 @@ def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, p
         Continue from ``out_dir/checkpoint.pt`` when present (the configs must agree, except for
         ``epochs``, ``device``, ``threads`` and ``checkpoint_every``); ``False`` starts afresh.
     dataset : ImageDataset, optional
-        Use these data instead of loading ``config.dataset``.
+        Use these data instead of loading ``config.dataset`` (on resume they must have the sample
+        shape and number of classes the run was trained on).
     argv : list of str, optional
         The command line that started the run, recorded in ``run.json`` (the CLI passes it).
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if dataset is not None and not isinstance(dataset, ImageDataset):
+        raise TypeError(f"dataset must be an ImageDataset (or None to load config.dataset), got "
+                        f"{type(dataset).__name__}")
     cfg = config.resolved()
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     device = _device(cfg.device)
     out = Path(out_dir) if out_dir is not None else None
     data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download,
@@ -303,13 +403,20 @@ def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, p
     acc_loss, acc_n = 0.0, 0
     ckpt_path = out / "checkpoint.pt" if out is not None else None
     if ckpt_path is not None and ckpt_path.is_file() and resume:
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        diff = _same_config(ck["config"], cfg_dict)
+        advice = (f"delete {ckpt_path.name} to start afresh (--overwrite on the command line, resume=False in "
+                  "train()) or use another output folder")
+        ck = _read_checkpoint(ckpt_path, device, _CKPT_KEYS + _RESUME_KEYS, advice=advice)
+        diff = _same_config(_plain(ck["config"]), _plain(cfg_dict))
         if diff:
             raise ValueError(f"{out} holds a run with a different configuration ({', '.join(diff)}); "
                              "use another output folder or start afresh (overwrite)")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
+        _check_fits(model, ck, data, ckpt_path, "give the data the run was trained on, " + advice)
+        try:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+        except (RuntimeError, TypeError, ValueError, KeyError) as err:
+            raise ValueError(f"checkpoint {ckpt_path} does not fit this run's model or optimizer "
+                             f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); {advice}") from None
         epoch, batch, step = ck["epoch"], ck["batch"], ck["step"]
         metric_rows, epoch_rows = ck["metric_rows"], ck["epoch_rows"]
         acc_loss, acc_n = ck["acc_loss"], ck["acc_n"]
@@ -320,7 +427,8 @@ def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, p
             return
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "batch": batch,
                  "step": step, "metric_rows": metric_rows, "epoch_rows": epoch_rows, "acc_loss": float(acc_loss),
-                 "acc_n": acc_n, "config": cfg_dict}
+                 "acc_n": acc_n, "config": cfg_dict,
+                 "data": {"input_shape": list(data.input_shape), "n_classes": int(data.n_classes)}}
         with atomic_path(ckpt_path) as tmp:
             torch.save(state, tmp)
         if metric_rows:
@@ -333,6 +441,9 @@ def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, p
         write_run_json(out, command="deep.train", config=cfg_dict, seed=cfg.seed, argv=argv,
                        extra={"dataset_source": data.source, "n_train": n, "n_test": len(x_te),
                               "device": str(device), "steps_per_epoch": steps_per_epoch})
+    if epoch >= cfg.epochs:
+        logger.warning("%s: nothing to train", "0 epochs" if cfg.epochs == 0 else
+                       f"the run in {out} already has {epoch} epoch(s) of the {cfg.epochs} asked for")
     loss_name = cfg.loss
     t0 = time.perf_counter()
     bar = tqdm(total=total_steps, initial=min(step, total_steps), disable=not progress, unit="step",
