@@ -314,20 +314,15 @@ class SimulationConfig:
 
     def with_overrides(self, **dotted) -> "SimulationConfig":
         """A copy with ``table.key=value`` overrides, e.g. ``with_overrides(**{"population.c": 0.9})``."""
-        return SimulationConfig.from_dict(_apply_overrides(self.to_dict(), dotted))
-
-
-def _apply_overrides(d: Mapping, dotted: Mapping) -> dict:
-    """A copy of the config dict ``d`` (tables copied one level deep) with ``table.key`` overrides set."""
-    d = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
-    for key, value in dotted.items():
-        if "." not in key:
-            raise ConfigError(f"override {key!r} must be written table.key (e.g. population.c)")
-        table, name = key.split(".", 1)
-        if table not in d or not isinstance(d[table], dict):
-            raise ConfigError(f"override {key!r}: no table [{table}]")
-        d[table][name] = value
-    return d
+        d = self.to_dict()
+        for key, value in dotted.items():
+            if "." not in key:
+                raise ConfigError(f"override {key!r} must be written table.key (e.g. population.c)")
+            table, name = key.split(".", 1)
+            if table not in d or not isinstance(d[table], dict):
+                raise ConfigError(f"override {key!r}: no table [{table}]")
+            d[table][name] = value
+        return SimulationConfig.from_dict(d)
 
 
 def preset_dir() -> Path:

@@ -67,7 +67,7 @@ import numpy as np
 import pandas as pd
 
 from .checks import check_number
-from .config import ConfigError, SimulationConfig, _apply_overrides, load_preset
+from .config import ConfigError, SimulationConfig, load_preset
 from .parallel import child_seed, imap_unordered, progress_bar, resolve_scheduler
 
 __all__ = [
@@ -324,16 +324,15 @@ def make_tasks(config: SimulationConfig, grid: Mapping[str, list], replicates: i
     if validate:  # a new sweep (not an existing folder being read back)
         _check_size(grid, replicates)
     points = _points(grid)
-    base = config.to_dict() if validate else None
     tasks = []
     for g, params in enumerate(points):
         if validate:
             try:
-                SimulationConfig.from_dict(_apply_overrides(base, params))  # = config.with_overrides(**params)
+                config.with_overrides(**params)
             except ConfigError as err:
                 raise ConfigError(f"grid point {params}: {err}") from None
         items = tuple(params.items())
-        for r in range(int(replicates)):
+        for r in range(replicates):
             tasks.append(SweepTask(g, r, items, child_seed(root_seed, g, r)))
     return tasks
 

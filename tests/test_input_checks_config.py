@@ -162,7 +162,11 @@ def test_existing_non_finite_messages_unchanged(est):
     ('[learning]\nrule = "rdd"\nparams = 5\n', r"learning.params must be a table of hyper-parameters"),
 ])
 def test_table_given_as_scalar(tmp_path, text, message):
-    path = tmp_path / "scalar.toml"
+    _assert_toml_refused(tmp_path, text, message)
+
+
+def _assert_toml_refused(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
@@ -189,10 +193,7 @@ def test_learning_params_override_must_be_a_table(est):
     ('[learning]\np = 0.1\netta = 0.1\n', r"learning.params \['etta'\] are not hyper-parameters of any learning rule"),
 ])
 def test_learning_settings_checked_at_load(tmp_path, text, message):
-    path = tmp_path / "learn.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError, match=message):
-        load_config(path)
+    _assert_toml_refused(tmp_path, text, message)
 
 
 def test_valid_learning_settings_still_load(banana, est):

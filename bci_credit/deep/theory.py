@@ -47,6 +47,14 @@ def _pos_int(value, name: str) -> int:
     return v
 
 
+def _fraction(value, name: str) -> float:
+    """``value`` if it is a number in [0, 1] (a fraction of the largest variance), else a ValueError."""
+    v = check_number(value, name)
+    if not 0 <= v <= 1:
+        raise ValueError(f"{name} must lie in [0, 1] (a fraction of the largest variance), got {value!r}")
+    return v
+
+
 def _sizes(sizes, name: str = "sizes", min_len: int = 3, why: str = "input, hidden and output sizes") -> tuple:
     """Layer sizes: at least ``min_len`` positive whole numbers."""
     if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
@@ -255,9 +263,7 @@ def error_structure(B: np.ndarray, W: np.ndarray, cov: np.ndarray, n_weak: Optio
     if np.abs(cov - cov.T).max(initial=0.0) > 1e-8 * scale:
         raise ValueError("cov must be symmetric (a covariance matrix); it differs from its transpose by up to "
                          f"{np.abs(cov - cov.T).max():.3g}; pass (cov + cov.T) / 2 if that is rounding")
-    weak_below = check_number(weak_below, "weak_below")
-    if not 0 <= weak_below <= 1:
-        raise ValueError(f"weak_below must lie in [0, 1] (a fraction of the largest variance), got {weak_below!r}")
+    weak_below = _fraction(weak_below, "weak_below")
     ev, U = np.linalg.eigh(cov)
     if not ev.max() > 0:
         raise ValueError("cov has no positive variance (the errors do not vary); estimate it on more or other data")
@@ -308,9 +314,7 @@ def feedback_identifiability(model: CreditModel, x: torch.Tensor, y: torch.Tenso
         left out.
     """
     _credit_model(model, "feedback_identifiability")
-    weak_below = check_number(weak_below, "weak_below")
-    if not 0 <= weak_below <= 1:
-        raise ValueError(f"weak_below must lie in [0, 1] (a fraction of the largest variance), got {weak_below!r}")
+    weak_below = _fraction(weak_below, "weak_below")
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} samples but y {len(y)}; give one target per input")
     if len(x) < 2:

@@ -325,11 +325,8 @@ def load_run(out_dir: str | os.PathLike, *, dataset: Optional[ImageDataset | str
                          + ", ".join(f"{k}={asdict(cfg).get(k)!r}" for k in diff) + "; checkpoint: "
                          + ", ".join(f"{k}={ck['config'].get(k)!r}" for k in diff)
                          + "); run.json was edited or belongs to another run: restore it or train again")
-    if isinstance(dataset, str):
-        data = load_dataset(dataset, cfg.data_dir, download=False, seed=cfg.seed)
-    else:
-        data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, download=False,
-                                                                seed=cfg.seed)
+    data = dataset if isinstance(dataset, ImageDataset) else load_dataset(
+        dataset or cfg.dataset, cfg.data_dir, download=False, seed=cfg.seed)
     model, _ = _build(cfg, data, str(run))
     data_advice = "give the data set the run was trained on" if dataset is not None else advice
     _check_fits(model, ck, data, ckpt, data_advice)
