@@ -157,7 +157,7 @@ def test_cursor_and_dual_mappings_record_cursor_wrist_and_trials():
 
 def test_ou_latent_noise_gives_the_requested_window_correlation():
     """Window-summed input noise of two units has correlation c (OU latents + private white noise)."""
-    from bci_credit.tasks.bci import _Exogenous, _noise_layout, build_population
+    from bci_credit.tasks.bci_population import _Exogenous, _noise_layout, build_population
 
     cfg = SessionConfig(n_units=2, seed=1, noise=NoiseConfig(c=0.6, kind="ou", tau_latent_s=0.1), w0=[10.0, 10.0])
     spec = build_population(cfg)

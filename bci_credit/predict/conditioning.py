@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import metrics as M
-from ..tasks.bci import NoiseConfig, SessionConfig
+from ..tasks.bci_config import NoiseConfig, SessionConfig
 from ..tasks.protocols import RULE_NAMES, conditioning_blocks, default_rule_params
 from ._base import PredictionResult
 from ._common import run_rules, session_row, summarise

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..tasks.bci import NoiseConfig, SessionConfig
+from ..tasks.bci_config import NoiseConfig, SessionConfig
 from ..tasks.protocols import conditioning_blocks
 from ._base import PredictionResult
 from ._common import run_rules, session_row, summarise

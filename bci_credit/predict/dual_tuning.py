@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import metrics as M
-from ..tasks.bci import NoiseConfig, SessionConfig, TuningConfig
+from ..tasks.bci_config import NoiseConfig, SessionConfig, TuningConfig
 from ..tasks.protocols import dual_blocks
 from ._base import PredictionResult
 from ._common import run_rules

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.metrics import mean_ci
-from ..tasks.bci import NoiseConfig, SessionConfig
+from ..tasks.bci_config import NoiseConfig, SessionConfig
 from ..tasks.protocols import conditioning_blocks
 from ._base import PredictionResult
 from ._common import run_rules, session_row, summarise

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..sim.lif import LIFParams, LIFPopulation
-from .bci import Block
+from .bci_config import Block
 
 __all__ = [
     "conditioning_blocks", "dual_blocks", "default_rule_params", "RULE_NAMES", "pretrain_then_perturb",
