@@ -18,6 +18,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .plotting import pyplot
+
 __all__ = ["versions", "atomic_path", "write_json", "write_csv", "save_figure", "write_run_json", "to_jsonable",
            "ensure_dir", "OutputPathError"]
 
@@ -141,7 +143,7 @@ def write_csv(df, path: str | os.PathLike, **kwargs) -> Path:
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Save a matplotlib figure as PNG, atomically, and close it."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")

@@ -486,8 +486,15 @@ def _imap_dask(fn, items, scheduler, kwargs, threads) -> Iterator[TaskOutcome]:
 
 
 def progress_bar(total: int, *, enabled: bool, desc: str | None = None, initial: int = 0, unit: str = "task"):
-    """A tqdm bar on stderr (a no-op object when ``enabled`` is False)."""
-    from tqdm.auto import tqdm
+    """A tqdm bar on stderr (a no-op object when ``enabled`` is False).
+
+    An enabled bar is ``tqdm.auto``'s (a widget in notebooks); a disabled one is plain tqdm, so that
+    a run without a bar never touches the notebook machinery or its warnings.
+    """
+    if enabled:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled, dynamic_ncols=True)
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .outputs import save_figure, write_run_json
+from .plotting import pyplot
 
 __all__ = ["run_demo"]
 
@@ -20,7 +21,7 @@ log = logging.getLogger("bci_credit")
 
 
 def _learning_figure(rec):
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     if rec.weights is not None:
@@ -45,7 +46,7 @@ def _learning_figure(rec):
 
 def _effects_figure(analysis):
     """Per-unit RD estimates with robust CIs, the naive observed dependence and the truth."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     t = analysis.primary.table
     fig, ax = plt.subplots(figsize=(8, 4))

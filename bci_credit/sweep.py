@@ -58,7 +58,6 @@ import logging
 import math
 import os
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -69,6 +68,7 @@ import pandas as pd
 from .checks import check_number
 from .config import ConfigError, SimulationConfig, load_preset
 from .parallel import child_seed, imap_unordered, progress_bar, resolve_scheduler
+from .plotting import pyplot
 
 __all__ = [
     "DEFAULT_P",
@@ -614,11 +614,7 @@ def _headline(cols: Sequence[str], limit: int = 6) -> list[str]:
 def plot_sweep(summary: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str] | None = None):
     """Figure of a sweep summary: one panel per metric, mean +- s.e.m. against the first grid key,
     one line per combination of the other keys."""
-    import matplotlib
-
-    if "matplotlib.pyplot" not in sys.modules:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cols = [c[:-5] for c in summary.columns if c.endswith("_mean")]
     metrics = list(metrics) if metrics else _headline(cols)

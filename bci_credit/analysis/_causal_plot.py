@@ -12,6 +12,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..plotting import pyplot
+
 __all__ = ["plot_unit", "plot_design"]
 
 
@@ -34,7 +36,7 @@ def _local_linear(x, y, h):
 
 def plot_unit(results, unit, ax=None, *, span: float = 3.0, p: int = 2):
     """Draw one unit's RD plot on ``ax`` (a new figure when None); returns the axes."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from ..plotting.rd import rd_plot
 
@@ -82,7 +84,7 @@ def _title(ax, unit, r, level):
 
 def plot_design(results, *, max_units: int = 24) -> Iterator[tuple]:
     """Yield ``(unit, figure)`` for the first ``max_units`` units of ``results``."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     for unit in list(results.data)[:max_units]:
         fig, ax = plt.subplots(figsize=(5, 3.6))

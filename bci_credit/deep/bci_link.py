@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..plotting import pyplot
 from ..random import SeedLike, seed_sequence
 from .methods import convert
 
@@ -265,10 +266,7 @@ def run_bci_link(task: Optional[RateBCITask] = None, methods: Sequence[str] = BC
 
 def plot_bci_link(result: BCILinkResult, path=None):
     """Learning curves (control-unit change, specificity index) and the final rate changes."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     for method, df in result.curves.groupby("method", sort=False):

@@ -30,6 +30,8 @@ import torch
 
 from ..checks import check_number
 from ..outputs import atomic_path, save_figure, to_jsonable, write_csv, write_json, write_run_json
+from ..parallel import progress_bar
+from ..plotting import pyplot
 from ..random import seed_sequence
 from .datasets import ImageDataset, load_dataset
 from .feedback import METHODS
@@ -360,7 +362,6 @@ def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, p
         The command line that started the run, recorded in ``run.json`` (the CLI passes it).
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -443,8 +444,8 @@ def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, p
                        f"the run in {out} already has {epoch} epoch(s) of the {cfg.epochs} asked for")
     loss_name = cfg.loss
     t0 = time.perf_counter()
-    bar = tqdm(total=total_steps, initial=min(step, total_steps), disable=not progress, unit="step",
-               desc=f"{cfg.model}/{cfg.method}", mininterval=1.0)
+    bar = progress_bar(total_steps, enabled=progress, desc=f"{cfg.model}/{cfg.method}",
+                       initial=min(step, total_steps), unit="step")
     chunk = max(1, min(cfg.log_every, 50))
     pending = 0
     try:
@@ -524,10 +525,7 @@ def _summary(cfg: TrainConfig, epochs_df, metrics) -> dict:
 
 def plot_training(metrics, epochs_df, path: str | os.PathLike, *, title: str = "") -> Path:
     """Draw loss, test error, update angles, B–W angles and sign congruence of a run."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 5, figsize=(20, 3.6))
     ax = axes[0]

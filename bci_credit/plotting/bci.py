@@ -6,17 +6,9 @@ import numpy as np
 import pandas as pd
 
 from ..recording import Recording
+from . import pyplot
 
 __all__ = ["plot_bci_session", "prediction_figures"]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _block_edges(rec: Recording, ax) -> None:
@@ -34,7 +26,7 @@ def _block_edges(rec: Recording, ax) -> None:
 
 def plot_bci_session(rec: Recording, *, bin_s: float = 10.0):
     """Rates over time (control units red), decoder output with threshold and rewards, weights."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
     t1 = rec.duration_s
     edges = np.arange(0.0, t1 + 1e-9, bin_s)
@@ -97,7 +89,7 @@ def _lines(ax, df, x, y, group, ylabel):
 
 def prediction_figures(result) -> dict:
     """Figures of a :class:`~bci_credit.predict.PredictionResult` (``{file stem: Figure}``)."""
-    plt = _plt()
+    plt = pyplot()
     figs = {}
     t = result.tables
     name = result.name

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import pyplot
+
 __all__ = ["rd_bins", "rd_plot", "mimicking_variance_bins"]
 
 
@@ -96,7 +98,7 @@ def rd_plot(y, x, cutoff: float = 0.0, *, p: int = 4, nbins=None, ax=None, ci: b
         Also draw the local-polynomial fit of an :class:`~bci_credit.analysis.rd.RDResults`
         (within its bandwidth h) and annotate its robust estimate.
     """
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))

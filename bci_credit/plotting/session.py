@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..recording import Recording
+from . import pyplot
 
 __all__ = ["plot_session", "plot_raster", "plot_reward_vs_drive"]
 
@@ -49,10 +50,7 @@ def plot_reward_vs_drive(rec: Recording, ax, unit: int = 0, *, max_points: int =
 
 def plot_session(rec: Recording):
     """A 2x2 overview: raster (first 10 s), firing rates, reward vs drive, weights or reward."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     plot_raster(rec, axes[0, 0], t_max_s=min(10.0, rec.duration_s or 10.0))
