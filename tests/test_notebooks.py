@@ -10,6 +10,7 @@ leaves the notebook file unchanged.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -77,25 +78,48 @@ def _errors(nb) -> list[str]:
     return out
 
 
-def test_estimation_and_learning_notebook_runs_quick(tmp_path):
-    """notebooks/01_estimation_and_learning.ipynb, quick mode (target < 60 s)."""
-    path = NOTEBOOKS / "01_estimation_and_learning.ipynb"
+def _run_quick(name: str, out_dir) -> tuple:
+    """Execute ``notebooks/name`` in quick mode; check it ran without error and left the file alone.
+
+    Returns the executed notebook, the number of inline images and the stream text of all cells.
+    """
+    path = NOTEBOOKS / name
     before = path.read_bytes()
     t0 = time.perf_counter()
-    nb = execute_notebook(path, out_dir=tmp_path)
+    nb = execute_notebook(path, out_dir=out_dir)
     elapsed = time.perf_counter() - t0
     assert not _errors(nb)
     assert path.read_bytes() == before, "executing the notebook must not modify the file"
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    images = sum(1 for o in outputs if "image/png" in o.get("data", {}))
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    print(f"{name} executed in {elapsed:.1f} s", file=sys.stderr)
+    return nb, images, text
+
+
+def test_estimation_and_learning_notebook_runs_quick(tmp_path):
+    """notebooks/01_estimation_and_learning.ipynb, quick mode (target < 60 s)."""
+    nb, images, _ = _run_quick("01_estimation_and_learning.ipynb", tmp_path)
     # the recipes it runs wrote their outputs
     for name in ("fig3a", "learning_compare"):
         assert (tmp_path / f"{name}.json").exists() and (tmp_path / f"{name}.png").exists()
-    # every code cell produced its outputs without error; the figure cells produced images
-    images = sum(1 for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
-    assert images >= 4
-    print(f"notebook executed in {elapsed:.1f} s", file=sys.stderr)
+    assert images >= 4  # the figure cells produced images
 
 
 @pytest.mark.parametrize("bad", ["missing.ipynb"])
 def test_helper_reports_a_missing_notebook(bad, tmp_path):
     with pytest.raises(FileNotFoundError):
         execute_notebook(tmp_path / bad)
+
+
+def test_learning_without_weight_transport_notebook_runs_quick(tmp_path):
+    """notebooks/03_learning_without_weight_transport.ipynb (the deep extra), quick mode."""
+    pytest.importorskip("torch")
+    nb, images, text = _run_quick("03_learning_without_weight_transport.ipynb", tmp_path)
+    for method in ("bp", "fa", "np"):  # the training runs wrote their folders
+        assert all((tmp_path / method / f).exists() for f in ("run.json", "metrics.csv", "epochs.csv"))
+    # the figure cells show their figures inline, also after train() saved its own training.png
+    assert images >= 3
+    assert "IProgress" not in text  # no notebook-widget warning from a disabled progress bar
+    angles = {m: float(re.search(rf"{m}: signal angle L1 \S+ deg, L2 (\S+) deg", text).group(1)) for m in ("FA", "NP")}
+    assert angles["NP"] < 0.5 * angles["FA"], angles  # NP's learned top-layer feedback points nearer BP's signal
