@@ -24,7 +24,7 @@ Which population quantity? Two candidates were measured:
 * ``uniform``: the units column ``true_marginal_effect`` (the paired do() effect with one spike
   inserted at a *uniformly random* step, averaged over ``|Z - theta| < 0.01``), pooled.
 
-They differ by about 9 % (neuron 1: 5.54 vs 5.08; neuron 2: -3.61 vs -3.34) because a
+They differ by about 9 % (neuron 1: 5.55 vs 5.11; neuron 2: -3.60 vs -3.34) because a
 near-threshold spike does not occur at a uniform time: the drive, reset to v at each window start,
 reaches its maximum mostly at the end of the window, where a spike contributes most to the
 window-end filtered output. The RD recovers the realised effect; coverage of

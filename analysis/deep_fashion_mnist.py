@@ -34,8 +34,10 @@ runs over the cores of a bigger machine; an interrupted run resumes where it sto
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +96,17 @@ def part_one(a):
     run_one(a.model, a.method, a.seed, a.epochs, a.runs_dir, **kw)
 
 
+def _provenance(run_dirs) -> dict:
+    """Per run folder: the seed and the resolved training configuration its ``run.json`` recorded."""
+    out = {}
+    for d in run_dirs:
+        p = d / "run.json"
+        if p.is_file():
+            run = json.loads(p.read_text())
+            out[f"{d.parent.name}/{d.name}"] = {"seed": run.get("seed"), "config": run.get("config"), "created": run.get("created")}
+    return out
+
+
 def _tail_alignment(metrics_csv: Path, last_step: int, width: int = 5000):
     """Mean of the per-layer alignment columns over the ``width`` steps up to ``last_step``."""
     import pandas as pd
@@ -115,6 +128,8 @@ def _check5_paper_lr(a, prefix: str = "check5") -> dict:
     ``prefix`` ``check5-cycle`` reads the NP runs with one perturbed site per step (their FA
     counterpart is the same as for ``check5``).
     """
+    import pandas as pd
+
     runs = {}
     dirs = sorted(a.runs_dir.glob(f"{prefix}_*_s*"))
     if prefix != "check5":
@@ -124,6 +139,8 @@ def _check5_paper_lr(a, prefix: str = "check5") -> dict:
         if (d / "metrics.csv").is_file():
             rec = _tail_alignment(d / "metrics.csv", a.long_steps + 1000)
             if rec is not None:
+                if (d / "epochs.csv").is_file():
+                    rec["final_test_error"] = float(pd.read_csv(d / "epochs.csv")["test_error"].iloc[-1])
                 runs.setdefault(method, {})[seed] = rec
     out = {"lr": 4e-4, "steps_after_warmup": a.long_steps, "runs": runs}
     if "np" in runs and "fa" in runs:
@@ -151,7 +168,7 @@ def part_ae(a):
 def aggregate(a) -> dict:
     import pandas as pd
 
-    from bci_credit.outputs import write_json
+    from bci_credit.outputs import versions, write_json
 
     ae_epochs = {}  # run name -> its epochs table (read once)
     out = {"dataset": "fashion-mnist (Debian dataset-fashion-mnist, 60k train / 10k test)",
@@ -236,6 +253,11 @@ def aggregate(a) -> dict:
         out["autoencoder"]["checks"] = {"np <= fa": bool(n <= f), "fa clearly worse than bp (>5%)": bool(f > 1.05 * b)}
     if a.ae_long_runs_dir is not None:
         out["autoencoder_1m_steps"] = _ae_long(a.ae_long_runs_dir, ae)
+    folders = sorted(a.runs_dir.glob("*_s*"))
+    if a.ae_long_runs_dir is not None:
+        folders += sorted(a.ae_long_runs_dir.glob("autoencoder_*_s*"))
+    out["provenance"] = {"script": "analysis/deep_fashion_mnist.py", "argv": sys.argv, "versions": versions(),
+                         "runs_dir": str(a.runs_dir), "runs": _provenance(folders)}
     write_json(out, a.results)
     return out
 
@@ -322,8 +344,6 @@ def main():
             ap.error("--part one needs --method, --seed and --epochs")
         part_one(a)
     if a.aggregate or a.part == "all":
-        import json
-
         print(json.dumps(aggregate(a), indent=2))
 
 

@@ -15,6 +15,7 @@ setting; CPU runs are deterministic, so seeds 0–2 repeat the earlier 3-seed re
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -163,14 +164,14 @@ def main():
 
     import torch
 
-    from bci_credit.outputs import write_json
+    from bci_credit.outputs import versions, write_json
 
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--fixed-w-samples", type=int, default=1_000_000)
     ap.add_argument("--skip-cnn", action="store_true")
-    ap.add_argument("--cnn-epochs", type=int, default=2, help="check 8: training epochs of each CNN run")
+    ap.add_argument("--cnn-epochs", type=int, default=5, help="check 8: training epochs of each CNN run")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--only", nargs="+", choices=("check1", "check2", "check3", "theorem2", "check4", "check8", "check8sgd"),
                     help="recompute only these checks and merge them into an existing --out file")
@@ -193,6 +194,7 @@ def main():
         out[key] = fn()
         print(name, "done", flush=True)
     out["wall_s_last_run"] = time.time() - t0
+    out["provenance_last_run"] = {"script": "analysis/deep_np_checks.py", "argv": sys.argv, "versions": versions()}
     write_json(out, a.out)
     print(f"wrote {a.out}")
 

@@ -149,9 +149,11 @@ def markdown(res: dict) -> str:
 
 
 if __name__ == "__main__":
+    import argparse
     import json
-    import sys
 
-    out = run(quick="--quick" in sys.argv)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a reduced smoke run")
+    out = run(quick=ap.parse_args().quick)
     print(json.dumps(out, indent=2))
     print(markdown(out))

@@ -126,8 +126,10 @@ def markdown(res: dict) -> str:
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    result = run(quick="--quick" in sys.argv)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fig3a in its quick form")
+    result = run(quick=ap.parse_args().quick)
     print(json.dumps(result, indent=2))
     print(markdown(result))
