@@ -53,9 +53,18 @@ def run(args) -> int:
     from ..outputs import write_run_json
     from ..predict import run_prediction, write_prediction
 
-    out = out_dir(args.out or f"out/predict/{args.name}", "predict")  # a bad --out fails now, not after the run
-    res = run_prediction(args.name, quick=args.quick, seed=args.seed,
-                         progress=not args.no_progress and sys.stderr.isatty())
+    from pathlib import Path
+
+    path = args.out or f"out/predict/{args.name}"
+    made = not Path(path).exists()
+    out = out_dir(path, "predict")  # a bad --out fails now, not after the run
+    try:
+        res = run_prediction(args.name, quick=args.quick, seed=args.seed,
+                             progress=not args.no_progress and sys.stderr.isatty())
+    except RuntimeError as err:  # a protocol that cannot be set up for this seed (e.g. rate calibration)
+        if made and not any(out.iterdir()):
+            out.rmdir()  # the folder made for this run, still empty
+        raise CLIError(f"{args.name}: {err}") from err
     files = write_prediction(res, out, nwb=args.nwb, figures=not args.no_figures)
     write_run_json(out, command="predict", config=res.settings, seed=args.seed,
                    extra={"prediction": args.name, "quick": args.quick, "passed": res.passed,
