@@ -123,3 +123,27 @@ def test_learning_without_weight_transport_notebook_runs_quick(tmp_path):
     assert "IProgress" not in text  # no notebook-widget warning from a disabled progress bar
     angles = {m: float(re.search(rf"{m}: signal angle L1 \S+ deg, L2 (\S+) deg", text).group(1)) for m in ("FA", "NP")}
     assert angles["NP"] < 0.5 * angles["FA"], angles  # NP's learned top-layer feedback points nearer BP's signal
+
+
+def test_experimental_predictions_notebook_runs_quick(tmp_path):
+    """notebooks/04_experimental_predictions.ipynb: the quick form of every prediction (target about a minute)."""
+    import json
+
+    from bci_credit.predict import PREDICTIONS
+
+    nb, images, text = _run_quick("04_experimental_predictions.ipynb", tmp_path)
+    assert "plasticity (quick form, seed 0)" in text
+    for name in PREDICTIONS:  # every prediction wrote its folder as `bci-credit predict NAME --out` does
+        assert (tmp_path / name / "prediction.json").exists() and (tmp_path / name / f"{name}.png").exists(), name
+    assert (tmp_path / "conditioning" / "session_rdd_session.png").exists()
+    assert (tmp_path / "conditioning" / "rdd_session.nwb").exists()
+    # one figure per prediction, the plasticity-per-neuron figure and the conditioning session
+    assert images == len(PREDICTIONS) + 2
+    # the plasticity test: at a matched rate the drift regime (more near-threshold windows) shows more RDD plasticity,
+    # in proportion to its near-threshold fraction, while REINFORCE shows less (seeds 0, 2-7 of the quick form:
+    # RDD |dw|/s ratio CI lower end 1.08-1.21, RDD/near-threshold ratio 0.98-1.05, REINFORCE ratio 0.27-0.28)
+    per = json.loads((tmp_path / "plasticity" / "prediction.json").read_text())["numbers"]["per_rule"]
+    rdd = per["rdd_event"]["ratio_drift_over_fluctuation"]
+    assert rdd["dw_per_s"]["ci"][0] > 1.0, rdd
+    assert abs(rdd["dw_per_s"]["ratio"] / rdd["near_fraction"]["ratio"] - 1.0) < 0.1, rdd
+    assert per["reinforce"]["ratio_drift_over_fluctuation"]["dw_per_s"]["ratio"] < 0.5
