@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import CLIError, out_dir
 
@@ -52,8 +53,6 @@ def run(args) -> int:
         raise CLIError("--seed must be a non-negative integer")
     from ..outputs import write_run_json
     from ..predict import run_prediction, write_prediction
-
-    from pathlib import Path
 
     path = args.out or f"out/predict/{args.name}"
     made = not Path(path).exists()
