@@ -194,8 +194,13 @@ def test_missing_reward_column_is_a_content_problem(base, tmp_path, capsys):
         del f["processing/behavior"]
 
     path = mutate(base, tmp_path, "no_reward.nwb", drop)
-    with pytest.warns(nwb.NWBReadWarning, match="has no 'reward' column"):
+    with pytest.warns(nwb.NWBReadWarning) as record:
         rec = nwb.read(path)
+    messages = [str(w.message) for w in record]
+    # the reader names each missing piece of the layout: the column, the reward series, and what follows
+    assert any("has no 'reward' column" in m for m in messages), messages
+    assert any("column 'reward' listed in the bci_credit layout is missing" in m for m in messages), messages
+    assert any("series 'reward'" in m and "missing; skipped" in m for m in messages), messages
     assert rec.windows["reward"].isna().all()
     rc, _, err = cli(capsys, "analyze", path, "--out", tmp_path / "out", "--no-plots")
     assert rc == 2 and "'reward' column" in err and "--reward NAME" in err
