@@ -16,8 +16,9 @@ _LAZY = {
     "RD": "rd", "RDResults": "rd", "fit_many": "rd", "fit_recording": "rd",
     "RDDensity": "density", "RDDensityResults": "density",
     "placebo_cutoffs": "rd_diagnostics", "bandwidth_sensitivity": "rd_diagnostics",
-    "SpikeDiscontinuity": "causal", "RewardThreshold": "causal", "FuzzySpikeRD": "causal",
-    "NaiveComparison": "causal", "CausalResults": "causal", "analyze_recording": "causal", "analyze_file": "causal",
+    "SpikeDiscontinuity": "causal_spike", "RewardThreshold": "causal_reward", "FuzzySpikeRD": "causal_spike",
+    "NaiveComparison": "causal_naive", "CausalResults": "causal_results", "analyze_recording": "causal",
+    "analyze_file": "causal",
     "rdd_constant": "spiking", "rdd_linear": "spiking", "observed_dependence": "spiking",
 }
 

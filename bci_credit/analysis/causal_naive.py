@@ -1,0 +1,110 @@
+"""The naive comparisons: associations of reward with a unit's spiking, which the RD designs guard against.
+
+Part of :mod:`bci_credit.analysis.causal` (which re-exports :class:`NaiveComparison`): observed
+dependence and OLS of reward on the unit's spike count, without and with the other units' counts.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..recording import Recording
+from ._causal_data import check_design, window_data
+from .causal_results import CausalResults, _add_truth, _empty_rows, _positions
+
+__all__ = ["NaiveComparison"]
+
+
+# ============================================================================ naive comparison
+class NaiveComparison:
+    """The naive comparisons the RD designs guard against, per unit.
+
+    Three variants (``design`` column):
+
+    * ``naive-od`` - observed dependence ``E[R | H_i = 1] - E[R | H_i = 0]`` over all windows
+      (OLS of reward on the spike indicator);
+    * ``naive-rate`` - slope of the OLS regression of reward on the unit's spike count in the window
+      (its windowed rate in spikes per window, so the slope is per extra spike, comparable with the
+      RD jump);
+    * ``naive-rate-adjusted`` - the same with the other units' counts in the window as covariates.
+
+    **Estimand.** None causal: they are associations. With correlated inputs (noise correlation c > 0)
+    a unit's spiking goes with the others' spiking, so their effects leak into its estimate; the
+    covariate adjustment removes the part carried by recorded units only, not by shared unrecorded
+    input or by the filtered history of past windows. Inference: OLS with HC1 standard errors and
+    windows treated as independent.
+    """
+
+    design = "naive"
+    estimand = "association of reward with the unit's spiking (not causal under correlated input)"
+    assumptions = ("no confounding of the unit's spiking and reward (fails with shared input)",
+                   "windows are independent observations (variance)")
+    variants = ("naive-od", "naive-rate", "naive-rate-adjusted")
+
+    def __init__(self, recording: Recording, *, window_s: float | None = None, reward: str | None = None,
+                 units=None, level: float = 95.0, variants: Sequence[str] | None = None):
+        check_design(recording, "naive", reward=reward)
+        self.recording = recording
+        self.window_s = window_s
+        self.reward = reward
+        self.units = units
+        self.level = float(level)
+        self.variants_used = tuple(variants) if variants else self.variants
+        bad = set(self.variants_used) - set(self.variants)
+        if bad:
+            raise ValueError(f"unknown naive variant(s) {sorted(bad)}; choose from {self.variants}")
+
+    def fit(self) -> CausalResults:
+        import statsmodels.api as sm
+        from scipy import stats
+
+        rec = self.recording
+        pos = _positions(rec, self.units)
+        wd = window_data(rec, window_s=self.window_s, reward=self.reward)
+        y = wd.reward
+        counts = wd.counts if wd.counts is not None else wd.spiked.astype(np.int64)
+        H = wd.spiked if wd.spiked is not None else counts > 0
+        zcrit = stats.norm.ppf(0.5 + self.level / 200.0)
+        frames = []
+        ok_y = np.isfinite(y)
+        for variant in self.variants_used:
+            df = _empty_rows(rec, pos, variant)
+            for k, p in enumerate(pos):
+                if variant == "naive-od":
+                    X = np.column_stack([np.ones(y.size), H[:, p].astype(float)])
+                elif variant == "naive-rate":
+                    X = np.column_stack([np.ones(y.size), counts[:, p].astype(float)])
+                else:
+                    others = [j for j in range(counts.shape[1]) if j != p]
+                    X = np.column_stack([np.ones(y.size), counts[:, p].astype(float), counts[:, others].astype(float)])
+                n1 = int(H[ok_y, p].sum())
+                n0 = int(ok_y.sum() - n1)
+                df["n_left"][k], df["n_right"][k] = n0, n1
+                if n1 < 2 or n0 < 2:
+                    df["reason"][k] = f"too few windows with and without a spike ({n1} with, {n0} without)"
+                    continue
+                keep = np.ptp(X[ok_y], axis=0) > 0
+                keep[0] = True
+                if not keep[1]:
+                    df["reason"][k] = "the unit's spiking does not vary"
+                    continue
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fit = sm.OLS(y[ok_y], X[ok_y][:, keep]).fit(cov_type="HC1")
+                b, se = float(fit.params[1]), float(fit.bse[1])
+                df["estimate"][k], df["se"][k] = b, se
+                df["ci_lo"][k], df["ci_hi"][k] = b - zcrit * se, b + zcrit * se
+                df["pvalue"][k] = float(2 * stats.norm.sf(abs(b / se))) if se > 0 else np.nan
+            frames.append(df.frame())
+        df = pd.concat(frames, ignore_index=True)
+        df = _add_truth(df, rec)
+        order = {u: i for i, u in enumerate(rec.unit_ids[pos])}
+        df = df.iloc[np.lexsort((df["design"].map(self.variants.index).to_numpy(),
+                                 df["unit"].map(order).to_numpy()))].reset_index(drop=True)
+        opts = {"reward": wd.reward_source, "n_windows": wd.n_windows, "level": self.level, "cov_type": "HC1"}
+        return CausalResults(self.design, self.estimand, self.assumptions, df, opts, list(wd.notes), {}, {})
+

@@ -1,0 +1,316 @@
+"""Results of the causal designs: :class:`CausalResults` and the helpers that fill its rows.
+
+Part of :mod:`bci_credit.analysis.causal` (which re-exports the public names): the per-unit results
+table (:class:`CausalResults`, columns :data:`RESULT_COLUMNS`), the RD options the designs pass
+through (:data:`RD_OPTIONS`), and the private helpers every design shares - unit selection, the
+row arrays of a table, copying RD fits into rows, and warning-free RD fits that record a reason
+instead of stopping the batch.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..recording import Recording
+
+__all__ = ["CausalResults", "RESULT_COLUMNS", "RD_OPTIONS"]
+
+#: Columns of every :class:`CausalResults` table (truth columns ``true_*`` follow for simulations).
+RESULT_COLUMNS = ("unit", "is_control", "design", "estimate", "se", "ci_lo", "ci_hi", "pvalue", "estimate_bc",
+                  "bandwidth", "bandwidth_right", "n_left", "n_right", "density_p", "first_stage", "first_stage_se",
+                  "first_stage_f", "note", "reason")
+
+#: Options passed through to the RD fits (see :class:`bci_credit.analysis.rd.RD`).
+RD_OPTIONS = ("p", "q", "h", "b", "rho", "kernel", "bwselect", "vce", "nnmatch", "level", "masspoints", "bwcheck",
+              "bwrestrict")
+
+_TRUTH_COLUMNS = ("true_rd_effect", "true_marginal_effect", "true_direct_effect", "true_total_effect")
+
+
+# ============================================================================ results
+@dataclass
+class CausalResults:
+    """Per-unit causal-effect estimates of one design.
+
+    Attributes
+    ----------
+    design : str
+        ``"spike"``, ``"reward-threshold"``, ``"fuzzy"`` or ``"naive"``.
+    estimand : str
+        What ``estimate`` estimates, in words.
+    assumptions : tuple of str
+        What must hold for the estimate to be causal.
+    table : DataFrame
+        One row per unit (per unit and variant for the naive design), columns :data:`RESULT_COLUMNS`
+        (+ ``true_*`` truth columns of simulations).
+    options : dict
+        Settings used (bandwidth rule, kernel, windows, thresholds ...).
+    notes : list of str
+        What was assumed or could not be done (e.g. density test unavailable).
+    data : dict
+        For plots: ``unit -> {"x", "y", "cutoff"}`` (running variable and outcome).
+    diagnostics : dict
+        Design-specific extras (proxy deviance explained, sharpness checks ...).
+    """
+
+    design: str
+    estimand: str
+    assumptions: tuple
+    table: pd.DataFrame
+    options: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    data: dict = field(default_factory=dict, repr=False)
+    diagnostics: dict = field(default_factory=dict)
+
+    @property
+    def level(self) -> float:
+        """Confidence level in percent."""
+        return float(self.options.get("level", 95.0))
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-unit table (a copy)."""
+        return self.table.copy()
+
+    def estimates(self) -> pd.Series:
+        """``estimate`` indexed by unit (first variant of the naive design)."""
+        t = self.table.drop_duplicates("unit")
+        return pd.Series(t["estimate"].to_numpy(), index=pd.Index(t["unit"], name="unit"), name=self.design)
+
+    def drivers(self) -> pd.DataFrame:
+        """Rows whose confidence interval excludes 0 (units with a detectable effect), largest first."""
+        t = self.table
+        sig = t[np.isfinite(t["ci_lo"]) & ((t["ci_lo"] > 0) | (t["ci_hi"] < 0))]
+        return sig.reindex(sig["estimate"].abs().sort_values(ascending=False).index)
+
+    def summary(self, max_rows: int = 40) -> str:
+        """A readable text report: design, estimand, assumptions, the per-unit table, notes."""
+        t = self.table
+        lines = [f"Causal effects per unit - design: {self.design}", "=" * 100,
+                 f"Estimand: {self.estimand}"]
+        for a in self.assumptions:
+            lines.append(f"  assumes: {a}")
+        opts = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.options.items()
+                         if not isinstance(v, (list, dict, tuple)))
+        if opts:
+            lines.append(f"Options: {opts}")
+        lines.append("")
+        lev = f"{self.level:g}% CI"
+        head = f"{'unit':>8} {'variant':<26}{'estimate':>10}{'se':>9}{lev:>22}{'p':>10}{'h':>8}{'N-/N+':>12}{'dens.p':>8}"
+        if self.design == "fuzzy":
+            head += f"{'1st st.':>9}{'F':>7}"
+        lines += [head, "-" * len(head)]
+        for _, r in t.head(max_rows).iterrows():
+            unit = str(r["unit"]) + ("*" if bool(r.get("is_control", False)) else "")
+            if not np.isfinite(r["estimate"]):
+                line = f"{unit:>8} {str(r['design']):<26}{'-':>10}   {r['reason']}"
+                if self.design == "fuzzy" and np.isfinite(r.get("first_stage", np.nan)):
+                    line = (f"{unit:>8} {str(r['design']):<26}{'-':>10}   first stage {r['first_stage']:.3g} "
+                            f"(F = {r['first_stage_f']:.3g}): {r['reason']}")
+                lines.append(line)
+                continue
+            ci = f"[{r['ci_lo']:.4g}, {r['ci_hi']:.4g}]"
+            nn = f"{_fmt_int(r['n_left'])}/{_fmt_int(r['n_right'])}"
+            line = (f"{unit:>8} {str(r['design']):<26}{r['estimate']:>10.4g}{r['se']:>9.3g}{ci:>22}"
+                    f"{_fmt(r['pvalue'], 10)}{_fmt(r['bandwidth'], 8)}{nn:>12}{_fmt(r['density_p'], 8)}")
+            if self.design == "fuzzy":
+                line += f"{_fmt(r['first_stage'], 9)}{_fmt(r['first_stage_f'], 7)}"
+            lines.append(line)
+        if len(t) > max_rows:
+            lines.append(f"... {len(t) - max_rows} more rows (see to_frame())")
+        lines.append("-" * len(head))
+        lines.append("* control unit.  N-/N+: effective observations left/right of the cutoff (RD) or windows "
+                     "without/with a spike (naive).")
+        drv = self.drivers()
+        if len(drv):
+            many = self.table["design"].nunique() > 1
+            lines.append(f"Units with a {lev} excluding 0: " + ", ".join(
+                f"{u} ({d + ': ' if many else ''}{e:+.3g})" for u, d, e in zip(drv["unit"], drv["design"], drv["estimate"])))
+        else:
+            lines.append(f"No unit has a {lev} excluding 0.")
+        for n in self.notes:
+            lines.append(f"note: {n}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        ok = int(np.isfinite(self.table["estimate"]).sum())
+        return f"<CausalResults design={self.design!r}: {len(self.table)} rows, {ok} estimated>"
+
+    def plot(self, unit, ax=None, **kwargs):
+        """RD plot of one unit: binned means of the outcome against the running variable, with the
+        local-linear fits on each side (see :func:`bci_credit.analysis._causal_plot.plot_unit`)."""
+        from ._causal_plot import plot_unit
+
+        return plot_unit(self, unit, ax=ax, **kwargs)
+
+
+def _fmt(v, width: int) -> str:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return f"{'-':>{width}}"
+    return f"{v:>{width}.3g}" if np.isfinite(v) else f"{'-':>{width}}"
+
+
+def _fmt_int(v) -> str:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    return str(int(v)) if np.isfinite(v) else "-"
+
+
+class _Rows:
+    """Column arrays of a results table, filled in place; :meth:`frame` builds the DataFrame once.
+
+    ``rows["estimate"][k] = v`` sets one cell; ``rows["design"] = "x"`` sets a whole column.
+    """
+
+    def __init__(self, rec: Recording, positions: Sequence[int], design: str):
+        pos = list(positions)
+        n = len(pos)
+        self.cols: dict[str, np.ndarray] = {c: np.full(n, np.nan) for c in RESULT_COLUMNS}
+        self.cols["unit"] = np.array(rec.unit_ids[pos].tolist() + [None], dtype=object)[:n]
+        self.cols["is_control"] = rec.units["is_control"].to_numpy(bool)[pos]
+        self.cols["design"] = np.full(n, design, dtype=object)
+        self.cols["note"] = np.full(n, "", dtype=object)
+        self.cols["reason"] = np.full(n, None, dtype=object)
+
+    def __len__(self) -> int:
+        return len(self.cols["unit"])
+
+    def __getitem__(self, col: str) -> np.ndarray:
+        return self.cols[col]
+
+    def __setitem__(self, col: str, value) -> None:
+        self.cols[col][:] = value
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({c: self.cols[c] for c in RESULT_COLUMNS})
+
+
+def _empty_rows(rec: Recording, positions: Sequence[int], design: str) -> _Rows:
+    return _Rows(rec, positions, design)
+
+
+def _add_truth(df: pd.DataFrame, rec: Recording, columns: Sequence[str] = _TRUTH_COLUMNS) -> pd.DataFrame:
+    """Append the simulation's ground-truth columns (matched by unit id)."""
+    for col in columns:
+        if col in rec.units.columns:
+            df[col] = df["unit"].map(rec.units[col]).to_numpy()
+    return df
+
+
+def _positions(rec: Recording, units) -> list[int]:
+    if units is None:
+        return list(range(rec.n_units))
+    if isinstance(units, (str, int, np.integer)):
+        units = [units]
+    return [rec.unit_position(_match_id(rec, u)) for u in units]
+
+
+def _match_id(rec: Recording, uid):
+    """A unit id as stored (``"3"`` from the command line matches the integer id 3)."""
+    if uid in rec.units.index:
+        return uid
+    for cand in rec.units.index:
+        if str(cand) == str(uid):
+            return cand
+    return uid  # unit_position raises the clear KeyError
+
+
+def _rd_kwargs(options: Mapping) -> dict:
+    bad = set(options) - set(RD_OPTIONS)
+    if bad:
+        raise TypeError(f"unknown option(s) {sorted(bad)}; RD options are {', '.join(RD_OPTIONS)}")
+    return dict(options)
+
+
+def _fill_from_batch(df: pd.DataFrame, rows: Sequence[int], fit: pd.DataFrame) -> None:
+    """Copy a :func:`fit_many` table into result rows ``rows`` (robust inference reported)."""
+    rows = list(rows)
+    df["estimate"][rows] = fit["estimate"].to_numpy(float)
+    df["estimate_bc"][rows] = fit["tau_bc"].to_numpy(float)
+    df["se"][rows] = fit["se_rb"].to_numpy(float)
+    df["ci_lo"][rows] = fit["ci_rb_lo"].to_numpy(float)
+    df["ci_hi"][rows] = fit["ci_rb_hi"].to_numpy(float)
+    df["pvalue"][rows] = fit["pv_rb"].to_numpy(float)
+    df["bandwidth"][rows] = fit["h_left"].to_numpy(float)
+    df["bandwidth_right"][rows] = fit["h_right"].to_numpy(float)
+    df["n_left"][rows] = fit["n_h_left"].to_numpy(float)
+    df["n_right"][rows] = fit["n_h_right"].to_numpy(float)
+    reasons = fit["reason"].to_numpy(object)
+    for r, why in zip(rows, reasons):
+        if why is not None and not (isinstance(why, float) and np.isnan(why)):
+            df["reason"][r] = str(why)
+
+
+def _fill_from_rd(df: pd.DataFrame, row: int, res) -> None:
+    """Copy one :class:`RDResults` into result row ``row``."""
+    df["estimate"][row] = res.tau_cl
+    df["estimate_bc"][row] = res.tau_bc
+    df["se"][row] = res.se_rb
+    df["ci_lo"][row], df["ci_hi"][row] = res.ci_rb
+    df["pvalue"][row] = res.pv_rb
+    df["bandwidth"][row], df["bandwidth_right"][row] = res.h
+    df["n_left"][row], df["n_right"][row] = (float(v) for v in res.n_h)
+
+
+def _quiet_fit_many(x, y, cutoff, *, units, **kwargs) -> pd.DataFrame:
+    """:func:`fit_many` without numerical warnings; if the batch raises, unit by unit, so that one
+    bad unit gets NaN and a reason instead of stopping the others."""
+    from .rd import BATCH_COLUMNS, fit_many
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            return fit_many(x, y, cutoff, units=units, **kwargs)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as err:
+            if x.shape[1] == 1:
+                row = {c: np.nan for c in BATCH_COLUMNS}
+                row.update(unit=units[0], reason=f"RD fit failed ({type(err).__name__}: {err})")
+                return pd.DataFrame([row], columns=list(BATCH_COLUMNS))
+        y = np.asarray(y)
+        parts = [_quiet_fit_many(x[:, [j]], y if y.ndim == 1 else y[:, [j]], cutoff, units=[units[j]], **kwargs)
+                 for j in range(x.shape[1])]
+        return pd.concat(parts, ignore_index=True)
+
+
+def _fill_fuzzy_row(df, k: int, y, x, treatment, rd_options) -> None:
+    """Fit a fuzzy RD at cutoff 0 into row ``k`` with its first stage, or record why it failed."""
+    try:
+        res = _quiet_rd(y, x, 0.0, fuzzy=treatment, **rd_options)
+        _fill_from_rd(df, k, res)
+        fs = res.first_stage
+        df["first_stage"][k] = fs["coef"][0]
+        df["first_stage_se"][k] = fs["se"][0]
+        df["first_stage_f"][k] = (fs["coef"][0] / fs["se"][0]) ** 2
+    except ValueError as err:
+        df["reason"][k] = str(err).replace("RD cannot be estimated: ", "")
+
+
+def _quiet_rd(y, x, cutoff, *, fuzzy=None, **kwargs):
+    """One :class:`RD` fit on the rows where y, x (and the treatment) are finite, without warnings."""
+    from .rd import RD
+
+    y, x = np.asarray(y, dtype=float), np.asarray(x, dtype=float)
+    ok = np.isfinite(y) & np.isfinite(x)
+    if fuzzy is not None:
+        fuzzy = np.asarray(fuzzy, dtype=float)
+        ok &= np.isfinite(fuzzy)
+        fuzzy = fuzzy[ok]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return RD(y[ok], x[ok], cutoff, fuzzy=fuzzy, **kwargs).fit()
+
+
+def _level(options: Mapping) -> float:
+    return float(options.get("level", 95.0))
+
