@@ -37,7 +37,6 @@ import argparse
 import json
 import math
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +95,7 @@ def part_one(a):
     run_one(a.model, a.method, a.seed, a.epochs, a.runs_dir, **kw)
 
 
-def _provenance(run_dirs) -> dict:
+def _run_configs(run_dirs) -> dict:
     """Per run folder: the seed and the resolved training configuration its ``run.json`` recorded."""
     out = {}
     for d in run_dirs:
@@ -168,13 +167,14 @@ def part_ae(a):
 def aggregate(a) -> dict:
     import pandas as pd
 
-    from bci_credit.outputs import versions, write_json
+    from bci_credit.outputs import provenance, write_json
 
     ae_epochs = {}  # run name -> its epochs table (read once)
     out = {"dataset": "fashion-mnist (Debian dataset-fashion-mnist, 60k train / 10k test)",
            "mlp": {"epochs_compared": a.mlp_epochs, "lr": a.mlp_lr, "runs": {}},
            "autoencoder": {"runs": {}}}
-    for d in sorted(a.runs_dir.glob("*_s*")):
+    folders = sorted(a.runs_dir.glob("*_s*"))
+    for d in folders:
         ep = d / "epochs.csv"
         if d.name.startswith("check5"):
             continue
@@ -253,11 +253,10 @@ def aggregate(a) -> dict:
         out["autoencoder"]["checks"] = {"np <= fa": bool(n <= f), "fa clearly worse than bp (>5%)": bool(f > 1.05 * b)}
     if a.ae_long_runs_dir is not None:
         out["autoencoder_1m_steps"] = _ae_long(a.ae_long_runs_dir, ae)
-    folders = sorted(a.runs_dir.glob("*_s*"))
     if a.ae_long_runs_dir is not None:
         folders += sorted(a.ae_long_runs_dir.glob("autoencoder_*_s*"))
-    out["provenance"] = {"script": "analysis/deep_fashion_mnist.py", "argv": sys.argv, "versions": versions(),
-                         "runs_dir": str(a.runs_dir), "runs": _provenance(folders)}
+    out["provenance"] = {**provenance("analysis/deep_fashion_mnist.py"), "runs_dir": str(a.runs_dir),
+                         "runs": _run_configs(folders)}
     write_json(out, a.results)
     return out
 

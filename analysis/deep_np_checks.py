@@ -15,7 +15,6 @@ setting; CPU runs are deterministic, so seeds 0–2 repeat the earlier 3-seed re
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -164,7 +163,7 @@ def main():
 
     import torch
 
-    from bci_credit.outputs import versions, write_json
+    from bci_credit.outputs import provenance, write_json
 
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -194,7 +193,7 @@ def main():
         out[key] = fn()
         print(name, "done", flush=True)
     out["wall_s_last_run"] = time.time() - t0
-    out["provenance_last_run"] = {"script": "analysis/deep_np_checks.py", "argv": sys.argv, "versions": versions()}
+    out["provenance_last_run"] = provenance("analysis/deep_np_checks.py")
     write_json(out, a.out)
     print(f"wrote {a.out}")
 

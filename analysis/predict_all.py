@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bci_credit.outputs import versions, write_json
+from bci_credit.outputs import provenance, write_json
 from bci_credit.predict import PREDICTIONS, run_prediction, write_prediction
 
 
@@ -22,8 +22,8 @@ def main(argv=None):
     results = Path(__file__).resolve().parent / "results" / "predict"
     for name in a.names or list(PREDICTIONS):
         res = run_prediction(name, quick=False, seed=a.seed, progress=sys.stderr.isatty())
-        write_json({**res.to_json(), "provenance": {"script": "analysis/predict_all.py", "argv": sys.argv,
-                                                    "versions": versions()}}, results / f"{name}.json")
+        made_by = provenance("analysis/predict_all.py", None if argv is None else ["analysis/predict_all.py", *argv])
+        write_json({**res.to_json(), "provenance": made_by}, results / f"{name}.json")
         if a.out:
             write_prediction(res, Path(a.out) / name)
         print(res.summary())

@@ -20,7 +20,7 @@ import numpy as np
 
 from .plotting import pyplot
 
-__all__ = ["versions", "atomic_path", "write_json", "write_csv", "save_figure", "write_run_json", "to_jsonable",
+__all__ = ["versions", "provenance", "atomic_path", "write_json", "write_csv", "save_figure", "write_run_json", "to_jsonable",
            "ensure_dir", "OutputPathError"]
 
 _TRACKED = ("numpy", "scipy", "pandas", "statsmodels", "sklearn", "matplotlib", "pynwb", "hdmf", "h5py", "numba", "torch")
@@ -149,6 +149,11 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
     return Path(path)
+
+
+def provenance(script: str, argv: list[str] | None = None) -> dict:
+    """What made a stored result: the script, its command line (default ``sys.argv``) and the versions."""
+    return {"script": script, "argv": list(sys.argv if argv is None else argv), "versions": versions()}
 
 
 def write_run_json(out_dir: str | os.PathLike, *, command: str, config: Any = None, seed: Any = None,
