@@ -104,7 +104,7 @@ def _mean_se(x):
 
 def main():
     from bci_credit.analysis.spiking import rdd_linear
-    from bci_credit.outputs import write_json
+    from bci_credit.outputs import provenance, write_json
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20)
@@ -112,7 +112,7 @@ def main():
     ap.add_argument("--seed", type=int, default=2024)
     a = ap.parse_args()
     t0 = time.time()
-    res = {"script": "analysis/a3v_linear_rdd_bend.py", "seed": a.seed, "runs": a.runs, "seconds": a.seconds,
+    res = {**provenance("analysis/a3v_linear_rdd_bend.py"), "seed": a.seed, "runs": a.runs, "seconds": a.seconds,
            "w": W, "p_values": P_VALUES, "by_c": {}}
     for ci, c in enumerate((0.01, 0.99)):
         Zo, Ro, Ho = simulate_original_loop(c, a.runs, a.seconds, seed=a.seed + 10 * ci)

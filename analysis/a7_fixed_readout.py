@@ -28,8 +28,8 @@ import numpy as np
 
 from bci_credit.parallel import child_seed
 from bci_credit.reproduce._common import chunk_slices, estimation_params, replicate_seeds, run_tasks, stack
-from bci_credit.reproduce.scaling import _size_task
-from bci_credit.outputs import write_json
+from bci_credit.reproduce.scaling import size_task
+from bci_credit.outputs import provenance, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "analysis" / "results" / "reproduce" / "a7_fixed_readout.json"
@@ -59,7 +59,7 @@ def main():
             tasks.append(dict(g=g, n=a.n, c=a.c, seeds=seeds[s], truth_seeds=tseeds[s], a=np.tile(V, (k, 1)),
                               target=0.1, p=0.1, duration_s=a.seconds, params=dataclasses.asdict(params),
                               od_truth_seeds=oseeds[s], sum_a=float(V.sum())))
-    parts = run_tasks(_size_task, tasks, a.n_jobs)
+    parts = run_tasks(size_task, tasks, a.n_jobs)
     draws = []
     for g in range(a.draws):
         d = stack([p for p, t in zip(parts, tasks) if t["g"] == g])
@@ -78,7 +78,7 @@ def main():
                           "mean_rdd_deg": float(np.mean([r[truth]["rdd_deg"] for r in draws])),
                           "mean_od_deg": float(np.mean([r[truth]["od_deg"] for r in draws])),
                           "draws_with_gain_at_least_15": int((g >= 15).sum())}
-    out = {"script": "analysis/a7_fixed_readout.py", "seed": a.seed,
+    out = {**provenance("analysis/a7_fixed_readout.py"), "seed": a.seed,
            "config": {"n": a.n, "c": a.c, "draws": a.draws, "reps_per_draw": a.reps, "duration_s": a.seconds,
                       "p": 0.1, "w": 10.0, "readout": "5 N(0,1), one vector per draw shared by its runs",
                       "target": 0.1, "params": dataclasses.asdict(params)},

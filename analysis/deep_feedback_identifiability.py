@@ -13,9 +13,10 @@ For each finished run folder (``checkpoint.pt`` + ``run.json``, written by
 :func:`bci_credit.deep.theory.feedback_identifiability` on 20 000 training images: plain and
 excited-subspace sign congruence and relative error, the weak directions' share of the error.
 
-Writes ``analysis/results/deep/feedback_identifiability.json``.
+Writes ``analysis/results/deep/feedback_identifiability.json`` (``--dataset mnist-5k``:
+``feedback_identifiability_mnist_5k.json``, on the runs of ``--part check5 --dataset mnist-5k``).
 
-    python analysis/deep_feedback_identifiability.py [--runs-dir DIR] [--pattern 'check5*_s*']
+    python analysis/deep_feedback_identifiability.py [--runs-dir DIR] [--pattern 'check5*_s*'] [--dataset D]
 """
 
 from __future__ import annotations
@@ -41,16 +42,20 @@ def main():
     from bci_credit.deep.datasets import load_dataset
     from bci_credit.deep.theory import feedback_identifiability
     from bci_credit.deep.train import load_run
-    from bci_credit.outputs import write_json
+    from bci_credit.outputs import provenance, write_json
 
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs-dir", type=Path, default=RUNS)
     ap.add_argument("--pattern", default="check5*_s*")
     ap.add_argument("--n-eval", type=int, default=20000)
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--dataset", choices=("fashion-mnist", "mnist-5k"), default="fashion-mnist",
+                    help="the data set the runs were trained on (also the evaluation images)")
+    ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
-    ds = load_dataset("fashion-mnist")
+    if a.out is None:
+        a.out = OUT if a.dataset == "fashion-mnist" else OUT.with_name(f"{OUT.stem}_{a.dataset.replace('-', '_')}.json")
+    ds = load_dataset(a.dataset)
     x = torch.as_tensor(ds.x_train[:a.n_eval])
     y = torch.as_tensor(ds.y_train[:a.n_eval])
     runs = {}
@@ -58,6 +63,8 @@ def main():
         if not (d / "checkpoint.pt").is_file():
             continue
         model, cfg, progress = load_run(d, dataset=ds)
+        if cfg.method == "bp":  # no feedback matrix: nothing to identify
+            continue
         r = feedback_identifiability(model, x, y, cfg.loss)
         last = pd.read_csv(d / "metrics.csv").iloc[-1]
         runs[d.name] = {"method": cfg.method, "seed": cfg.seed, "perturb": cfg.feedback.get("perturb", "all"),
@@ -75,7 +82,8 @@ def main():
         summary[g] = {"seeds": [r["seed"] for r in recs], "step": [r["step"] for r in recs]}
         for site in recs[0]["sites"]:
             summary[g][site] = {k: float(np.mean([r["sites"][site][k] for r in recs])) for k in KEYS}
-    out = {"script": "analysis/deep_feedback_identifiability.py", "runs_dir": str(a.runs_dir), "n_eval": a.n_eval,
+    out = {**provenance("analysis/deep_feedback_identifiability.py"), "dataset": ds.name, "runs_dir": str(a.runs_dir),
+           "n_eval": min(a.n_eval, len(ds.x_train)),
            "weak_below": "variance < 1% of the largest (feedback_identifiability default)",
            "summary": summary, "runs": runs}
     write_json(out, a.out)

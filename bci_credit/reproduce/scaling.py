@@ -20,7 +20,7 @@ from ._common import (
     replicate_seeds, round_floats, run_tasks, stack, start,
 )
 
-__all__ = ["fig5size", "fig5depth", "linear_readout_paired_do", "two_layer_windows"]
+__all__ = ["fig5size", "fig5depth", "linear_readout_paired_do", "size_task", "two_layer_windows"]
 
 
 def linear_readout_paired_do(s_end, s_window, a, target: float, *, window_steps: int, decay: float, k0: float,
@@ -51,7 +51,15 @@ def _folded_angle(est: np.ndarray, truth: np.ndarray) -> float:
     return min(ang, 180.0 - ang)
 
 
-def _size_task(task: dict) -> dict:
+def size_task(task: dict) -> dict:
+    """One batch of Fig 5 runs: RDD (constant, linear) and OD against the paired do() truth.
+
+    ``task`` holds ``n``, ``c``, ``seeds`` (one per run), ``truth_seeds``, ``a`` (one readout
+    vector per run, shape (runs, n)), ``target``, ``p``, ``duration_s``, ``params`` (a
+    :class:`LIFParams` as a dict) and optionally ``od_truth_seeds`` (also score against the
+    original notebook's truth: OD of the same network at c = 0.001). Returns per-run arrays:
+    errors of neuron 1, MSEs, folded alignment angles and biases per estimator.
+    """
     params = LIFParams(**task["params"])
     n = int(task["n"])
     seeds = list(task["seeds"])
@@ -147,7 +155,7 @@ def fig5size(out_dir, *, quick: bool = False, seed: int = DEFAULT_SEED, n_jobs: 
                 tasks.append(dict(n=n, c=c, ni=ni, ci=ci, seeds=seeds[s], truth_seeds=tseeds[s], a=a[s], target=0.1,
                                   p=p, duration_s=duration, params=dataclasses.asdict(params),
                                   od_truth_seeds=oseeds[s] if original_truth else None))
-    parts = run_tasks(_size_task, tasks, n_jobs)
+    parts = run_tasks(size_task, tasks, n_jobs)
     out = res["results"]
     table = {}
     for ci, c in enumerate(cv):
