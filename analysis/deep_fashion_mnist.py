@@ -104,7 +104,7 @@ def part_check5(a):
 
 def part_one(a):
     kw = {"lr": a.lr} if a.lr else {}
-    run_one(a.model, a.method, a.seed, a.epochs, a.runs_dir, **kw)
+    run_one(a.model, a.method, a.seed, a.epochs, a.runs_dir, dataset=a.dataset, **kw)
 
 
 def _run_configs(run_dirs) -> dict:
@@ -287,9 +287,11 @@ def aggregate_check5(a) -> dict:
     """Check 5 (and the runs' test errors) alone, for a data set with only ``--part check5`` runs."""
     from bci_credit.outputs import provenance, write_json
 
-    out = {"dataset": a.dataset, "check5_paper_lr": _check5_paper_lr(a),
-           "provenance": {**provenance("analysis/deep_fashion_mnist.py"), "runs_dir": str(a.runs_dir),
-                          "runs": _run_configs(sorted(a.runs_dir.glob("check5_*_s*")))}}
+    out = {"dataset": a.dataset, "check5_paper_lr": _check5_paper_lr(a)}
+    if any(a.runs_dir.glob("autoencoder_*_s*")):  # check 7 runs (--part one --model autoencoder)
+        out["autoencoder"] = _ae_long(a.runs_dir, {})
+    out["provenance"] = {**provenance("analysis/deep_fashion_mnist.py"), "runs_dir": str(a.runs_dir),
+                         "runs": _run_configs(sorted(a.runs_dir.glob("check5_*_s*")) + sorted(a.runs_dir.glob("autoencoder_*_s*")))}
     write_json(out, a.results)
     return out
 
@@ -351,7 +353,7 @@ def main():
     ap.add_argument("--perturb", choices=("all", "cycle"), default="all",
                     help="--part check5: NP perturbs every site per step (the paper) or one in turn")
     ap.add_argument("--dataset", choices=tuple(TRAIN_SIZE), default="fashion-mnist",
-                    help="--part check5: the data set (mnist-5k: the reference's MNIST calibration set)")
+                    help="--part check5 / one: the data set (mnist-5k: the reference's MNIST calibration set)")
     ap.add_argument("--aggregate", action="store_true")
     ap.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS)
     ap.add_argument("--ae-long-runs-dir", type=Path, default=None,
