@@ -77,6 +77,10 @@ def test_not_an_nwb_file(tmp_path, capsys):
     bad.write_bytes(b"not HDF5")
     rc, _, err = run_cli([bad, "--out", tmp_path / "o"], capsys)
     assert rc == 2 and str(bad) in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()  # the folder made for the run is not left behind, empty
+    (tmp_path / "mine").mkdir()
+    rc, _, _ = run_cli([bad, "--out", tmp_path / "mine"], capsys)
+    assert rc == 2 and (tmp_path / "mine").is_dir()  # a folder the user made stays
 
 
 def test_unknown_control_unit(files, tmp_path, capsys):

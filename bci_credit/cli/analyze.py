@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from . import CLIError, out_dir
+from . import CLIError, run_folder
 
 EPILOG = """\
 Estimates each unit's causal effect with a regression-discontinuity design and writes, into the
@@ -145,10 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from ..analysis.causal import DesignUnavailable, analyze_file
-    from ..io.nwb import NWBFormatError
-    from ..outputs import OutputPathError, write_csv, write_run_json
-    from ..parallel import effective_n_jobs, expand_inputs, map_files
+    from ..parallel import effective_n_jobs, expand_inputs
 
     try:
         files = expand_inputs(args.inputs)
@@ -159,7 +156,16 @@ def _analyze(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise CLIError(str(err)) from None
     kw = _kwargs(args)
-    out = out_dir(args.out, "analyze")
+    with run_folder(args.out, "analyze") as out:  # an input that cannot be read leaves no empty folder
+        return _analyze_to(out, files, n_jobs, kw, args)
+
+
+def _analyze_to(out, files: list, n_jobs: int, kw: dict, args: argparse.Namespace) -> int:
+    from ..analysis.causal import DesignUnavailable, analyze_file
+    from ..io.nwb import NWBFormatError
+    from ..outputs import OutputPathError, write_csv, write_run_json
+    from ..parallel import map_files
+
     config = {k: v for k, v in kw.items()}
     config.update(inputs=files, out=str(out), plots=not args.no_plots)
     if len(files) == 1:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from . import CLIError, out_dir
+from . import CLIError, run_folder
 
 EXAMPLE = """\
 Run an experimental prediction of the simulated single-unit BCI (bci_nwb.md A.8, rdd_model.md 4.8)
@@ -55,15 +54,12 @@ def run(args) -> int:
     from ..predict import run_prediction, write_prediction
 
     path = args.out or f"out/predict/{args.name}"
-    made = not Path(path).exists()
-    out = out_dir(path, "predict")  # a bad --out fails now, not after the run
-    try:
-        res = run_prediction(args.name, quick=args.quick, seed=args.seed,
-                             progress=not args.no_progress and sys.stderr.isatty())
-    except RuntimeError as err:  # a protocol that cannot be set up for this seed (e.g. rate calibration)
-        if made and not any(out.iterdir()):
-            out.rmdir()  # the folder made for this run, still empty
-        raise CLIError(f"{args.name}: {err}") from err
+    with run_folder(path, "predict") as out:  # a bad --out fails now, not after the run
+        try:
+            res = run_prediction(args.name, quick=args.quick, seed=args.seed,
+                                 progress=not args.no_progress and sys.stderr.isatty())
+        except RuntimeError as err:  # a protocol that cannot be set up for this seed (e.g. rate calibration)
+            raise CLIError(f"{args.name}: {err}") from err
     files = write_prediction(res, out, nwb=args.nwb, figures=not args.no_figures)
     write_run_json(out, command="predict", config=res.settings, seed=args.seed,
                    extra={"prediction": args.name, "quick": args.quick, "passed": res.passed,

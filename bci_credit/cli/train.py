@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import CLIError, out_dir
+from . import CLIError, run_folder
 
 MODELS = ("mlp", "autoencoder", "cnn")
 METHODS = ("bp", "fa", "dfa", "usf", "brsf", "frsf", "wm", "kp", "np", "np-direct")
@@ -76,12 +76,13 @@ def run(args) -> int:
                       b_lr=args.b_lr, gamma=args.gamma, warmup_steps=args.warmup_steps, n_train=args.n_train,
                       n_test=args.n_test, seed=args.seed, device=args.device, threads=args.threads,
                       log_every=args.log_every, checkpoint_every=args.checkpoint_every)
-    out_dir(args.out, "deep.train")  # a bad --out fails now, not after loading the data
-    try:
-        result = train(cfg, args.out, progress=not args.no_progress and sys.stderr.isatty(),
-                       resume=not args.overwrite, argv=sys.argv)
-    except (ValueError, FileNotFoundError, ConnectionError) as err:
-        raise CLIError(str(err)) from None
+    # a bad --out fails now, not after loading the data; a run that fails before writing leaves no folder
+    with run_folder(args.out, "deep.train"):
+        try:
+            result = train(cfg, args.out, progress=not args.no_progress and sys.stderr.isatty(),
+                           resume=not args.overwrite, argv=sys.argv)
+        except (ValueError, FileNotFoundError, ConnectionError) as err:
+            raise CLIError(str(err)) from None
     s = result.summary
     if args.epochs == 0:
         print("bci-credit train: warning: 0 epochs: nothing to train; give --epochs 1 or more", file=sys.stderr)
