@@ -5,6 +5,7 @@ import http.server
 import json
 import os
 import re
+import sys
 import threading
 
 import pandas as pd
@@ -97,8 +98,17 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
             left -= len(chunk)
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    """A server that does not print a traceback when a client closes its connection early."""
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # a reader that needed fewer bytes than it asked for hung up: not an error of the test
+        super().handle_error(request, client_address)
+
+
 def _serve(directory, handler):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
+    server = QuietServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
