@@ -329,7 +329,7 @@ def _ae_long(runs_dir: Path, short: dict) -> dict:
     if "bp" in summary and ("fa" in summary or "fa" in short):
         b = summary["bp"]["mean_best_test_loss_per_32"]
         if "fa" in summary:
-            f, f_src = summary["fa"]["mean_best_test_loss_per_32"], "1M-step runs"
+            f, f_src = summary["fa"]["mean_best_test_loss_per_32"], "runs of the same length"
         else:
             # FA's best over its shorter runs bounds its 1M-step best from above: if even the bound
             # is within 5 % of BP's, FA cannot be clearly worse at 1M steps either
