@@ -133,6 +133,17 @@ def _tail_alignment(metrics_csv: Path, last_step: int, width: int = 5000):
     return rec
 
 
+def _test_error_summary(errors: dict) -> tuple[dict, dict]:
+    """Mean test error (%) per method over its seeds, and check 6 when BP, FA and NP all ran."""
+    mean = {m: {"mean_test_error_pct": 100 * float(np.mean(v)), "sd_pct": 100 * float(np.std(v, ddof=1)) if len(v) > 1 else None,
+                "n_seeds": len(v)} for m, v in errors.items() if v}
+    if not all(m in mean for m in ("bp", "fa", "np")):
+        return mean, {}
+    bp, fa, np_ = (mean[m]["mean_test_error_pct"] for m in ("bp", "fa", "np"))
+    return mean, {"ranking bp <= np <= fa": bool(bp <= np_ <= fa), "np - bp (points)": np_ - bp,
+                  "np within 1.5 points of bp": bool(np_ - bp <= 1.5)}
+
+
 def _check5_paper_lr(a, prefix: str = "check5") -> dict:
     """Check 5 at the paper's learning rate: NP vs FA alignment and NP sign congruence per seed.
 
@@ -155,15 +166,12 @@ def _check5_paper_lr(a, prefix: str = "check5") -> dict:
                 runs.setdefault(method, {})[seed] = rec
     out = {"lr": 4e-4, "steps_after_warmup": a.long_steps, "runs": runs}
     # the runs' final test errors (check 6's ranking when BP ran at the same settings)
-    errors = {m: [r["final_test_error"] for r in rs.values() if "final_test_error" in r] for m, rs in runs.items()}
-    acc = {m: {"mean_test_error_pct": 100 * float(np.mean(v)), "n_seeds": len(v),
-               "sd_pct": 100 * float(np.std(v, ddof=1)) if len(v) > 1 else None} for m, v in errors.items() if v}
+    acc, acc_checks = _test_error_summary({m: [r["final_test_error"] for r in rs.values() if "final_test_error" in r]
+                                           for m, rs in runs.items()})
     if acc:
         out["final_test_error"] = acc
-        if all(m in acc for m in ("bp", "fa", "np")):
-            bp, fa, np_ = (acc[m]["mean_test_error_pct"] for m in ("bp", "fa", "np"))
-            out["final_test_error_checks"] = {"ranking bp <= np <= fa": bool(bp <= np_ <= fa), "np - bp (points)": np_ - bp,
-                                              "np within 1.5 points of bp": bool(np_ - bp <= 1.5)}
+    if acc_checks:
+        out["final_test_error_checks"] = acc_checks
     if "np" in runs and "fa" in runs:
         seeds = sorted(set(runs["np"]) & set(runs["fa"]))
         mean = {m: {c: float(np.mean([runs[m][s][c] for s in seeds])) for c in runs[m][seeds[0]]
@@ -215,30 +223,19 @@ def aggregate(a) -> dict:
             out["autoencoder"]["runs"][f"{method}_s{seed}"] = _ae_record(df)
             ae_epochs[f"{method}_s{seed}"] = df
     # MLP: mean test error per method over seeds at the compared epoch
-    mean = {}
-    for method in ("bp", "fa", "np"):
-        v = [r["test_error_at_compared_epoch"] for k, r in out["mlp"]["runs"].items() if k.startswith(method + "_")]
-        if v:
-            mean[method] = {"mean_test_error_pct": 100 * float(np.mean(v)), "sd_pct": 100 * float(np.std(v, ddof=1)) if len(v) > 1 else None,
-                            "n_seeds": len(v)}
+    mlp_runs = out["mlp"]["runs"]
+    mean, checks = _test_error_summary({m: [r["test_error_at_compared_epoch"] for k, r in mlp_runs.items()
+                                            if k.startswith(m + "_")] for m in ("bp", "fa", "np")})
     out["mlp"]["summary"] = mean
-    if all(m in mean for m in ("bp", "fa", "np")):
-        bp, fa, np_ = (mean[m]["mean_test_error_pct"] for m in ("bp", "fa", "np"))
-        out["mlp"]["checks"] = {"ranking bp <= np <= fa": bool(bp <= np_ <= fa), "np - bp (points)": np_ - bp,
-                                "np within 1.5 points of bp": bool(np_ - bp <= 1.5)}
+    if checks:
+        out["mlp"]["checks"] = checks
     # check 5 from the long runs: alignment after 1e5 steps
     long = {}
     for method in ("np", "fa"):
         mpath = a.runs_dir / f"mlp_{method}_s{a.long_seed}" / "metrics.csv"
-        if mpath.is_file():
-            m = pd.read_csv(mpath)
-            tail = m[(m["step"] > a.long_steps - 5000) & (m["step"] <= a.long_steps)]
-            if len(tail):
-                long[method] = {c: float(tail[c].mean()) for c in tail.columns
-                                if c.startswith(("update_angle_deg_L", "delta_angle_deg_L", "signal_angle_deg_L",
-                                                 "weight_angle_deg_L", "sign_congruence_L", "rel_error_L"))
-                                and tail[c].notna().any()}
-                long[method]["steps_averaged"] = [int(tail["step"].min()), int(tail["step"].max())]
+        rec = _tail_alignment(mpath, a.long_steps) if mpath.is_file() else None
+        if rec is not None:
+            long[method] = rec
     if long:
         out["check5_alignment_after_1e5_steps"] = long
         if "np" in long and "fa" in long:
