@@ -74,7 +74,7 @@ def simulate_original_loop(c: float, runs: int, seconds: float, seed: int):
 
 def simulate_engine(c: float, runs: int, seconds: float, seed: int):
     """The same setting through bci_credit's engine (as the fig3a recipe runs it)."""
-    from bci_credit.reproduce._common import collect_windows, estimation_params, n_windows_of
+    from bci_credit.reproduce.toolkit import collect_windows, estimation_params, n_windows_of
     from bci_credit.sim.lif import LIFPopulation
     from bci_credit.tasks.costs import QuadraticCost
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bci_credit.parallel import child_seed
-from bci_credit.reproduce._common import chunk_slices, estimation_params, replicate_seeds, run_tasks, stack
+from bci_credit.reproduce.toolkit import chunk_slices, estimation_params, replicate_seeds, run_tasks, stack
 from bci_credit.reproduce.scaling import size_task
 from bci_credit.outputs import provenance, write_json
 

@@ -64,7 +64,7 @@ def _load_avg() -> float | None:
 
 def run(quick: bool = False) -> dict:
     from bci_credit.reproduce import fig3a
-    from bci_credit.reproduce._common import estimation_params
+    from bci_credit.reproduce.toolkit import estimation_params
     from bci_credit.reproduce.estimation import P_GRID
 
     params = estimation_params()

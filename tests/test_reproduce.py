@@ -171,7 +171,7 @@ def test_same_seed_same_numbers(quick_results, tmp_path):
 
 def test_batched_estimates_do_not_depend_on_n_jobs_or_task_split():
     """Replicate seeds come from the root seed and per-replicate truth seeds: the split changes nothing."""
-    from bci_credit.reproduce._common import estimation_params
+    from bci_credit.reproduce.toolkit import estimation_params
     from bci_credit.reproduce._estimate import estimation_batch
     from bci_credit.tasks.costs import QuadraticCost
 
@@ -249,7 +249,7 @@ def test_two_layer_input_is_u_dot_filtered_layer1_spikes():
 
 
 def test_collect_windows_argmax_matches_traces():
-    from bci_credit.reproduce._common import collect_windows
+    from bci_credit.reproduce.toolkit import collect_windows
     from bci_credit.sim import LIFParams, LIFPopulation
 
     p = LIFParams(window_s=0.02)
@@ -262,7 +262,7 @@ def test_collect_windows_argmax_matches_traces():
 
 def test_refine_minimum_and_gradient_estimate():
     from bci_credit.learning.gain import ConstantGain
-    from bci_credit.reproduce._common import gradient_estimate, kappa, refine_minimum
+    from bci_credit.reproduce.toolkit import gradient_estimate, kappa, refine_minimum
 
     g = np.linspace(2, 20, 19)
     X, Y = np.meshgrid(g, g, indexing="ij")

@@ -31,14 +31,16 @@ Examples
 >>> result["acceptance"]["A3_i_rdd_flat_in_c"]["passed"]          # doctest: +SKIP
 True
 
-From the command line: ``bci-credit reproduce fig3a --quick --out out/repro``.
+From the command line: ``bci-credit reproduce fig3a --quick --out out/repro``. The building
+blocks the recipes share (replicate seeds, memory-bounded batched runs, landscapes, the result
+JSON) are in :mod:`bci_credit.reproduce.toolkit`, for new recipes and analysis scripts.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from ._common import DEFAULT_SEED
+from .toolkit import DEFAULT_SEED
 from .comparison import learning_compare
 from .estimation import fig2, fig3a, fig3b, fig3c, fig6, figs2
 from .learning import fig4a, fig4bc, fig4dg

@@ -25,7 +25,7 @@ from ..analysis.spiking import observed_dependence, rdd_constant, rdd_linear
 from ..sim.lif import LIFParams, LIFPopulation
 from ..sim.truth import paired_do_effects, spike_perturbation_effects
 from ..tasks.costs import make_cost
-from ._common import chunk_slices, collect_windows, n_windows_of, replicate_seeds, run_tasks, stack
+from .toolkit import chunk_slices, collect_windows, n_windows_of, replicate_seeds, run_tasks, stack
 
 __all__ = ["estimation_batch"]
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..parallel import child_seed
 from ..tasks.costs import BananaCost
-from ._common import DEFAULT_SEED, check, finish, grid_points, landscape, learning_params, replicate_seeds, start
+from .toolkit import DEFAULT_SEED, check, finish, grid_points, landscape, learning_params, replicate_seeds, start
 from .learning import distance_summary, learning_trajectories
 
 __all__ = ["learning_compare"]

@@ -17,7 +17,7 @@ from ..sim.filters import delta_s_theory, output_filter
 from ..sim.lif import LIFPopulation
 from ..sim.truth import paired_do_effects
 from ..tasks.costs import BananaCost, QuadraticCost
-from ._common import (
+from .toolkit import (
     DEFAULT_SEED, angle_deg, check, collect_windows, estimation_params, finish, gradient_estimate, grid_points,
     landscape, learning_params, mean_se, n_windows_of, quantiles, rel_error, round_floats, start,
 )
@@ -327,7 +327,7 @@ def fig3c(out_dir, *, quick: bool = False, seed: int = DEFAULT_SEED, n_jobs: int
 
     The mean-cost landscape is simulated on the weight grid with common random numbers and
     differentiated numerically. The estimated gradient is ``kappa * beta_i * dE[n_i]/dw_i``
-    (:func:`bci_credit.reproduce._common.gradient_estimate`: the lookup gain in spikes per window
+    (:func:`bci_credit.reproduce.toolkit.gradient_estimate`: the lookup gain in spikes per window
     and ``kappa = 1/(1 - decay^W)``, a spike's summed effect on later window ends), with no
     fitted factor; the recipe reports the least-squares scale between estimate and truth (1 = the
     gradient link holds exactly).

@@ -21,7 +21,7 @@ from ..parallel import child_seed
 from ..sim.filters import output_filter
 from ..sim.lif import LIFParams, LIFPopulation
 from ..tasks.costs import BananaCost, make_cost
-from ._common import (
+from .toolkit import (
     DEFAULT_SEED, check, chunk_slices, collect_windows, finish, gradient_estimate, grid_points, landscape,
     learning_params, n_windows_of, rel_error, replicate_seeds, round_floats, run_tasks, stack, start,
 )

@@ -15,7 +15,7 @@ from ..parallel import child_seed
 from ..sim.lif import LIFParams, LIFPopulation
 from ..sim.truth import spike_kick
 from ..tasks.costs import LinearReadoutCost, TwoLayerCost
-from ._common import (
+from .toolkit import (
     DEFAULT_SEED, angle_deg, check, chunk_slices, collect_windows, estimation_params, finish, n_windows_of,
     replicate_seeds, round_floats, run_tasks, stack, start,
 )

@@ -1,4 +1,7 @@
-"""Shared machinery of the reproduction recipes: seeds, chunked batched runs, landscapes, outputs.
+"""The recipes' toolkit: seeds, chunked batched runs, landscapes, gradient estimates, outputs.
+
+Public, so that a new recipe or an analysis script (``analysis/a7_fixed_readout.py``,
+``analysis/a3v_linear_rdd_bend.py``) is built from the same pieces as the paper's figures.
 
 Every recipe follows the same pattern:
 
