@@ -25,6 +25,8 @@ def test_readme_python_api_block_runs(tmp_path, monkeypatch):
     assert scope["rec2"].equals(scope["rec"])  # "the same Recording back"
     assert len(scope["table"]) == scope["rec"].n_units
     assert scope["rule"].weights_.shape[-1] == 2
+    assert scope["res"]["seed"] == 2024 and (tmp_path / "out" / "fig3a" / "fig3a.json").is_file()
+    assert all({"passed", "measured", "criterion"} <= set(c) for c in scope["res"]["acceptance"].values())
 
     pytest.importorskip("torch")
     from bci_credit.deep.datasets import load_dataset
