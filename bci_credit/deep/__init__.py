@@ -17,7 +17,8 @@ Modules: :mod:`~bci_credit.deep.feedback` (layers), :mod:`~bci_credit.deep.metho
 regressions), :mod:`~bci_credit.deep.metrics`, :mod:`~bci_credit.deep.models` (the paper's
 networks), :mod:`~bci_credit.deep.datasets`, :mod:`~bci_credit.deep.train`,
 :mod:`~bci_credit.deep.theory` (Theorems 1–2 and the acceptance checks) and
-:mod:`~bci_credit.deep.bci_link` (a rate-network single-unit BCI task).
+:mod:`~bci_credit.deep.bci_link` (a rate-network single-unit BCI task) and
+:mod:`~bci_credit.deep.cifar_table` (the paper's CIFAR table in one call).
 """
 
 from __future__ import annotations

@@ -15,10 +15,13 @@ import torch.nn as nn
 
 from ..random import SeedLike, seed_sequence
 
-__all__ = ["mlp", "mnist_mlp", "autoencoder", "cifar_cnn", "build_model", "MODELS", "ACTIVATIONS"]
+__all__ = ["mlp", "mnist_mlp", "autoencoder", "cifar_cnn", "build_model", "PerImageStandardization", "MODELS",
+           "ACTIVATIONS", "CNN_INITS"]
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "linear": nn.Identity}
 MODELS = ("mlp", "autoencoder", "cnn")
+#: Weight initialisations of the CNN: ssdfa's ``sqrt_fan_in`` and ``zero`` (its DFA baseline).
+CNN_INITS = ("sqrt_fan_in", "zero")
 
 
 def _generator(seed: SeedLike) -> torch.Generator:
@@ -102,6 +105,17 @@ def autoencoder(in_features: int = 784, hidden: int = 200, code: int = 2, *, see
     return nn.Sequential(nn.Flatten(), lins[0], nn.Tanh(), lins[1], lins[2], nn.Tanh(), lins[3], nn.ReLU())
 
 
+class PerImageStandardization(nn.Module):
+    """Each sample to zero mean and unit variance over all its values, as TensorFlow's
+    ``per_image_standardization`` (the ssdfa CIFAR input): ``(x - mean) / max(sd, 1/sqrt(n))``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(x.shape[0], -1)
+        mean = flat.mean(dim=1, keepdim=True)
+        sd = flat.std(dim=1, unbiased=False, keepdim=True).clamp_min(flat.shape[1] ** -0.5)
+        return ((flat - mean) / sd).reshape(x.shape)
+
+
 def _pooled(size: int) -> int:
     return (size + 2 * 1 - 3) // 2 + 1
 
@@ -109,35 +123,48 @@ def _pooled(size: int) -> int:
 def cifar_cnn(in_channels: int = 3, n_classes: int = 10, image_size: int = 32,
               channels: Sequence[int] = (96, 128, 256), hidden: Sequence[int] = (2048, 2048), *,
               kernel_size: int = 5, dropout: float = 0.5, activation: str = "tanh",
-              seed: SeedLike = None) -> nn.Sequential:
+              standardize: bool = False, weight_init: str = "sqrt_fan_in", seed: SeedLike = None) -> nn.Sequential:
     """The paper's CIFAR CNN (ssdfa ``cifar10_conv_np.py`` defaults).
 
     Conv 5×5×96 → max-pool 3/2 → conv 5×5×128 → max-pool 3/2 → conv 5×5×256 → max-pool 3/2 →
     flatten (4096 for 32×32 inputs) → FC 2048 → dropout → FC 2048 → dropout → FC ``n_classes``;
     tanh units, ``U(±1/√fan_in)`` weights, biases 0.1. ``channels``/``hidden`` shrink it for tests;
     28×28 inputs (Fashion-MNIST, one channel) give a 4×4 map as well.
+
+    ``standardize=True`` puts :class:`PerImageStandardization` in front, as ssdfa does for CIFAR
+    (off by default, so that runs made before the option existed stay the same);
+    ``weight_init='zero'`` starts every weight at zero (biases 0.1), ssdfa's DFA baseline.
     """
     if kernel_size % 2 != 1:
         raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+    if weight_init not in CNN_INITS:
+        raise ValueError(f"unknown weight_init {weight_init!r}; choose one of {', '.join(CNN_INITS)}")
     gen = _generator(seed)
-    layers: list[nn.Module] = []
+
+    def init(layer: nn.Module) -> None:
+        _init_sqrt_fan_in(layer, gen)
+        if weight_init == "zero":
+            with torch.no_grad():
+                layer.weight.zero_()
+
+    layers: list[nn.Module] = [PerImageStandardization()] if standardize else []
     c_in, size = int(in_channels), int(image_size)
     for c in channels:
         conv = nn.Conv2d(c_in, int(c), kernel_size, padding=kernel_size // 2)
-        _init_sqrt_fan_in(conv, gen)
+        init(conv)
         layers += [conv, _activation(activation), nn.MaxPool2d(3, stride=2, padding=1)]
         c_in, size = int(c), _pooled(size)
     layers.append(nn.Flatten())
     n = c_in * size * size
     for h in hidden:
         fc = nn.Linear(n, int(h))
-        _init_sqrt_fan_in(fc, gen)
+        init(fc)
         layers += [fc, _activation(activation)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         n = int(h)
     out = nn.Linear(n, int(n_classes))
-    _init_sqrt_fan_in(out, gen)
+    init(out)
     layers.append(out)
     return nn.Sequential(*layers)
 

@@ -45,6 +45,8 @@ logger = logging.getLogger("bci_credit")
 
 _FB_FIELDS = {f.name for f in dataclasses.fields(FeedbackConfig)}
 _IGNORED_ON_RESUME = {"epochs", "device", "threads", "checkpoint_every"}
+#: Configuration fields added after runs were made, with the value those older runs used.
+_LEGACY_DEFAULTS = {"adam_eps": 1e-5}
 
 
 def default_hyperparameters(model: str, method: str) -> dict:
@@ -53,7 +55,7 @@ def default_hyperparameters(model: str, method: str) -> dict:
     MLP: SGD on the batch-summed squared loss, batch 32, lr 4e-4; NP: σ = 1e-2, exact LS with
     γ = 0.1, 1000 B-only warm-up steps. Autoencoder: SGD, lr 1e-4 (NP) / 5e-5 (others), NP with
     SGD for B (η_B = 8e-6), σ = 0.0189. CNN: Adam on the mean cross-entropy, batch 128, lr 1e-4;
-    NP direct with SGD for B, σ = 0.067.
+    NP direct with SGD for B, σ = 0.067. Adam's ε is 1e-5 throughout (ssdfa's default).
     """
     if model == "mlp":
         hp = dict(optimizer="sgd", lr=4e-4, batch_size=32, loss="mse", reduction="sum",
@@ -66,6 +68,7 @@ def default_hyperparameters(model: str, method: str) -> dict:
                   b_solver="sgd", b_lr=8.32e-6, gamma=0.1, warmup_steps=0)
     else:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    hp["adam_eps"] = _LEGACY_DEFAULTS["adam_eps"]
     return hp
 
 
@@ -88,6 +91,7 @@ class TrainConfig:
     batch_size: Optional[int] = None
     optimizer: Optional[str] = None
     lr: Optional[float] = None
+    adam_eps: Optional[float] = None
     loss: Optional[str] = None
     reduction: Optional[str] = None
     noise_std: Optional[float] = None
@@ -119,6 +123,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {cfg.optimizer!r}")
         if not cfg.lr > 0:
             raise ValueError(f"lr must be positive, got {cfg.lr}")
+        if not cfg.adam_eps > 0:
+            raise ValueError(f"adam_eps must be positive, got {cfg.adam_eps}")
         if cfg.threads is not None:
             threads = check_number(cfg.threads, "threads", integer=True)
             if threads < 1:
@@ -194,7 +200,7 @@ def evaluate(model: CreditModel, x: torch.Tensor, y: torch.Tensor, loss: str = "
 def _optimizer(cfg: TrainConfig, model: CreditModel) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, eps=1e-5)
+        return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
     return torch.optim.SGD(params, lr=cfg.lr)
 
 
@@ -209,7 +215,11 @@ def _flat_alignment(align: dict) -> dict:
 
 
 def _same_config(a: dict, b: dict) -> list:
-    return sorted(k for k in set(a) | set(b) if k not in _IGNORED_ON_RESUME and a.get(k) != b.get(k))
+    """The fields on which two stored configurations differ (a field older runs lack has its old value)."""
+    def get(d, k):
+        return d.get(k, _LEGACY_DEFAULTS.get(k))
+
+    return sorted(k for k in set(a) | set(b) if k not in _IGNORED_ON_RESUME and get(a, k) != get(b, k))
 
 
 def _build(cfg: TrainConfig, data: ImageDataset, source: str = "the configuration"):

@@ -1,0 +1,131 @@
+"""The CIFAR table's one command (analysis/deep_cifar_table.py over bci_credit.deep.cifar_table),
+the CNN's ssdfa options (per-image standardisation, zero init) and Adam's epsilon in TrainConfig."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from bci_credit.deep import cifar_table as CT  # noqa: E402
+from bci_credit.deep.models import PerImageStandardization, cifar_cnn  # noqa: E402
+from bci_credit.deep.train import TrainConfig, load_run, train  # noqa: E402
+
+from test_deep_train import write_cifar, write_idx_set  # noqa: E402
+
+SCRIPT = Path(__file__).resolve().parents[1] / "analysis" / "deep_cifar_table.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("deep_cifar_table", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_table_command_trains_every_method_with_its_own_settings(tmp_path, capsys):
+    write_cifar(tmp_path / "data", n_per_batch=64)
+    out = tmp_path / "table"
+    args = ["--data-dir", str(tmp_path / "data"), "--quick", "--out", str(out), "--device", "cpu", "--no-progress",
+            "--seeds", "0", "1"]
+    assert _script().main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| np-direct | 2 |" in printed and "74.8 ± 0.2" in printed  # the talk's number beside ours
+    result = json.loads((out / "cifar_table.json").read_text())
+    assert list(result["table"]) == ["bp", "np-direct", "dfa"]
+    for method, row in result["table"].items():
+        assert row["n_runs"] == 2 and row["epochs_run"] == [1] and row["paper_epochs"] == CT.PAPER_SETTINGS[method]["epochs"]
+        assert 0.0 <= row["final_test_accuracy"]["mean"] <= 100.0
+        _, cfg, progress = load_run(out / f"{method}_s0")
+        want = CT.PAPER_SETTINGS[method]
+        assert (cfg.lr, cfg.adam_eps, cfg.batch_size, cfg.optimizer) == (want["lr"], want["adam_eps"],
+                                                                         want["batch_size"], "adam")
+        assert cfg.model_kwargs["activation"] == want["model_kwargs"]["activation"]
+        assert cfg.model_kwargs["standardize"] is True and progress["epoch"] == 1
+    assert load_run(out / "dfa_s0")[1].model_kwargs["weight_init"] == "zero"
+    assert load_run(out / "np-direct_s0")[1].b_lr == 8.32e-6
+    # a second call resumes: the finished runs are not trained again
+    before = (out / "bp_s0" / "checkpoint.pt").stat().st_mtime_ns
+    assert _script().main(args) == 0
+    assert (out / "bp_s0" / "checkpoint.pt").stat().st_mtime_ns == before
+
+
+def test_a_failed_run_is_reported_and_the_others_finish(tmp_path, monkeypatch):
+    write_cifar(tmp_path / "data", n_per_batch=64)
+    real = CT.train
+
+    def flaky(cfg, out_dir, **kw):
+        if cfg.method == "dfa":
+            raise RuntimeError("loss became NaN")
+        return real(cfg, out_dir, **kw)
+
+    monkeypatch.setattr(CT, "train", flaky)
+    rc = _script().main(["--data-dir", str(tmp_path / "data"), "--quick", "--out", str(tmp_path / "t"), "--device",
+                         "cpu", "--no-progress", "--seeds", "0"])
+    assert rc == 1
+    result = json.loads((tmp_path / "t" / "cifar_table.json").read_text())
+    assert set(result["table"]) == {"bp", "np-direct"}
+    assert "loss became NaN" in result["runs"]["dfa_s0"]["error"]
+    assert "Failed runs" in (tmp_path / "t" / "cifar_table.md").read_text()
+
+
+def test_table_inputs_are_checked_before_training(tmp_path, capsys):
+    with pytest.raises(ValueError, match="cifar10 or cifar100"):
+        CT.table_config("mnist", "bp")
+    with pytest.raises(ValueError, match="unknown table method 'fa'"):
+        CT.table_config("cifar10", "fa")
+    assert _script().main(["--data-dir", str(tmp_path / "none"), "--quick", "--out", str(tmp_path / "t")]) == 2
+    assert "cifar10 not found" in capsys.readouterr().err
+    assert CT.table_config("cifar100", "bp", 3, epochs=7).epochs == 7
+
+
+def test_per_image_standardization_is_tensorflows():
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 255.0
+    x[3] = 17.0  # a constant image: divided by 1/sqrt(n), not by its zero sd
+    z = PerImageStandardization()(x)
+    flat = x.reshape(4, -1).double()
+    sd = flat.std(dim=1, unbiased=False).clamp_min(flat.shape[1] ** -0.5)
+    want = ((flat - flat.mean(dim=1, keepdim=True)) / sd[:, None]).reshape(x.shape)
+    torch.testing.assert_close(z.double(), want, rtol=1e-5, atol=1e-5)
+    assert torch.all(z[3] == 0) and torch.allclose(z[:3].reshape(3, -1).std(dim=1, unbiased=False), torch.ones(3))
+
+
+def test_cnn_options_leave_the_default_network_unchanged():
+    kw = dict(channels=(4, 4, 4), hidden=(8, 8), seed=3)
+    base, std, zero = cifar_cnn(**kw), cifar_cnn(standardize=True, **kw), cifar_cnn(weight_init="zero", **kw)
+    assert not isinstance(base[0], PerImageStandardization) and isinstance(std[0], PerImageStandardization)
+    for p, q in zip(base.parameters(), std.parameters()):
+        assert torch.equal(p, q)
+    for name, p in zero.named_parameters():
+        assert torch.all(p == (0.0 if name.endswith("weight") else 0.1))
+    with pytest.raises(ValueError, match="unknown weight_init 'he'"):
+        cifar_cnn(weight_init="he", **kw)
+
+
+def test_adam_eps_reaches_the_optimizer_and_older_runs_resume(tmp_path):
+    (tmp_path / "data").mkdir()
+    write_idx_set(tmp_path / "data")
+    cfg = TrainConfig(model="mlp", method="fa", dataset="idx", data_dir=str(tmp_path / "data"), epochs=1,
+                      optimizer="adam", lr=1e-3, log_every=5, checkpoint_every=0)
+    assert cfg.resolved().adam_eps == 1e-5
+    with pytest.raises(ValueError, match="adam_eps must be positive"):
+        TrainConfig(adam_eps=0.0).resolved()
+    run = tmp_path / "run"
+    train(cfg, run)
+    # a run made before adam_eps existed: neither run.json nor the checkpoint has the field
+    meta = json.loads((run / "run.json").read_text())
+    del meta["config"]["adam_eps"]
+    (run / "run.json").write_text(json.dumps(meta))
+    ck = torch.load(run / "checkpoint.pt", weights_only=False)
+    del ck["config"]["adam_eps"]
+    assert "eps" in ck["optimizer"]["param_groups"][0] and ck["optimizer"]["param_groups"][0]["eps"] == 1e-5
+    torch.save(ck, run / "checkpoint.pt")
+    assert load_run(run)[1].adam_eps == 1e-5
+    res = train(TrainConfig(**{**cfg.__dict__, "epochs": 2}), run)  # resumes (epochs may grow)
+    assert res.summary["epochs"] == 2
+    with pytest.raises(ValueError, match="adam_eps"):  # a different epsilon is a different run
+        train(TrainConfig(**{**cfg.__dict__, "epochs": 3, "adam_eps": 1e-8}), run)
+    assert np.isfinite(res.summary["final_test_loss"])
