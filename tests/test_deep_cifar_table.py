@@ -129,3 +129,16 @@ def test_adam_eps_reaches_the_optimizer_and_older_runs_resume(tmp_path):
     with pytest.raises(ValueError, match="adam_eps"):  # a different epsilon is a different run
         train(TrainConfig(**{**cfg.__dict__, "epochs": 3, "adam_eps": 1e-8}), run)
     assert np.isfinite(res.summary["final_test_loss"])
+
+
+def test_cli_train_takes_adam_eps(tmp_path, capsys):
+    from bci_credit.cli import main
+
+    (tmp_path / "data").mkdir()
+    write_idx_set(tmp_path / "data")
+    base = ["train", "--dataset", "idx", "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--optimizer", "adam",
+            "--no-progress"]
+    assert main(base + ["--adam-eps", "1e-3", "--out", str(tmp_path / "a")]) == 0
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["config"]["adam_eps"] == 1e-3
+    assert main(base + ["--adam-eps", "-1", "--out", str(tmp_path / "b")]) == 2
+    assert "adam_eps must be positive" in capsys.readouterr().err and not (tmp_path / "b").exists()

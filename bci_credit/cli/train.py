@@ -46,6 +46,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: per model)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="weight optimizer (default: per model)")
     p.add_argument("--lr", type=float, default=None, help="weight learning rate (default: per model/method)")
+    p.add_argument("--adam-eps", type=float, default=None, help="with --optimizer adam: its epsilon (default: 1e-5)")
     p.add_argument("--noise-std", type=float, default=None, help="NP: perturbation std c_h")
     p.add_argument("--b-solver", choices=("ls", "sgd"), default=None, help="NP: exact ridge LS or SGD for B")
     p.add_argument("--b-lr", type=float, default=None, help="NP with --b-solver sgd: feedback learning rate")
@@ -72,7 +73,7 @@ def run(args) -> int:
         raise CLIError(f"--device must be cpu, cuda or auto, got {args.device!r}")
     cfg = TrainConfig(model=args.model, method=args.method, dataset=args.dataset, data_dir=args.data_dir,
                       download=args.download, epochs=args.epochs, batch_size=args.batch_size,
-                      optimizer=args.optimizer, lr=args.lr, noise_std=args.noise_std, b_solver=args.b_solver,
+                      optimizer=args.optimizer, lr=args.lr, adam_eps=args.adam_eps, noise_std=args.noise_std, b_solver=args.b_solver,
                       b_lr=args.b_lr, gamma=args.gamma, warmup_steps=args.warmup_steps, n_train=args.n_train,
                       n_test=args.n_test, seed=args.seed, device=args.device, threads=args.threads,
                       log_every=args.log_every, checkpoint_every=args.checkpoint_every)
