@@ -59,6 +59,12 @@ class TimeSeries:
             )
         if self.kind not in ("continuous", "events"):
             raise ValueError(f"TimeSeries.kind must be 'continuous' or 'events', got {self.kind!r}")
+        if not np.isfinite(self.t_s).all():
+            raise ValueError(f"TimeSeries.t_s has {int((~np.isfinite(self.t_s)).sum())} NaN or infinite time(s); "
+                             "drop those samples first")
+        if self.t_s.size > 1 and np.any(np.diff(self.t_s) < 0):
+            raise ValueError("TimeSeries.t_s must be non-decreasing (sorted by time); sort the samples by time first "
+                             "(e.g. order = np.argsort(t_s, kind='stable'))")
 
 
 @dataclass

@@ -63,7 +63,16 @@ class DesignUnavailable(ValueError):
         alt = (f"designs that can run on it: {', '.join(self.alternatives)}" if self.alternatives
                else "no design can run on it")
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}the {design!r} design needs {missing}; {alt}")
+        if design == "auto":  # ``missing`` says what each design lacks
+            super().__init__(f"{where}no design can run on this recording: {missing}")
+        else:
+            super().__init__(f"{where}the {design!r} design needs {missing}; {alt}")
+
+    @classmethod
+    def for_all(cls, requirements: Mapping[str, str | None], source: str | None = None) -> "DesignUnavailable":
+        """The error of ``design='auto'`` when no design can run: what each one lacks."""
+        missing = "; ".join(f"{d!r} needs {why}" for d, why in requirements.items() if why is not None)
+        return cls("auto", missing, [], source)
 
 
 @dataclass
@@ -133,8 +142,9 @@ def series_per_window(ts: TimeSeries, start_s: np.ndarray, stop_s: np.ndarray, *
     """A time series summarised per window.
 
     Events (``kind="events"``): the sum of the event values (amounts) in ``[start, stop)``; events
-    without a numeric value count 1. Continuous signals: the last sample at or before ``stop``
-    (NaN before the first sample).
+    without a numeric value count 1. Continuous signals: the last sample at or before ``stop``;
+    NaN before the first sample and for windows that end more than one sampling interval (the
+    median) after the last sample, where the signal was not observed (not held at its last value).
     """
     vals = np.asarray(ts.values)
     if vals.ndim > 1:
@@ -154,6 +164,9 @@ def series_per_window(ts: TimeSeries, start_s: np.ndarray, stop_s: np.ndarray, *
     idx = np.searchsorted(t, np.asarray(stop_s) + EDGE_TOL_S, side="right") - 1
     out = np.full(idx.size, np.nan)
     ok = idx >= 0
+    if t.size:
+        step = float(np.median(np.diff(t))) if t.size > 1 else 0.0
+        ok &= np.asarray(stop_s) <= t[-1] + max(step, 0.0) + EDGE_TOL_S
     out[ok] = vals[idx[ok]]
     return out
 
@@ -226,7 +239,9 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
     if ev is not None and ev.size:
         ts = TimeSeries(ev, np.ones(ev.size), kind="events")
         return series_per_window(ts, start_s, stop_s), "trials['reward_time_s'] (reward events counted per window)"
-    return None, "no reward signal (no windows 'reward' column, no 'reward' series, no trials 'reward_time_s')"
+    return None, ("no reward signal (no windows 'reward' column, no 'reward' series, no trials 'reward_time_s'; "
+                  "name the outcome with reward=NAME, --reward NAME on the command line; candidates: "
+                  f"{', '.join(reward_candidates(rec)) or 'none'})")
 
 
 # ----------------------------------------------------------------------------- windows
@@ -262,16 +277,58 @@ def window_data(rec: Recording, *, window_s: float | None = None, reward: str | 
         start, stop = make_windows(rec, ws)
         drive = own_spiked = None
         notes.append(f"windows: {start.size} contiguous windows of {ws:g} s laid over the recording")
+    y, src = resolve_reward(rec, start, stop, reward, use_windows=use_own)
+    if not use_own and y is not None:
+        keep = _observed_span(rec, start, stop, y, src, notes)
+        start, stop, y = start[keep], stop[keep], y[keep]
     counts = count_spikes(rec.spike_times, start, stop) if has_spikes(rec) else None
     if own_spiked is not None:
         spiked = own_spiked
     else:
         spiked = None if counts is None else counts > 0
-    y, src = resolve_reward(rec, start, stop, reward, use_windows=use_own)
     widths = stop - start
     return WindowData(start_s=start, stop_s=stop, reward=y, reward_source=src, counts=counts, spiked=spiked,
                       drive=drive, unit_ids=rec.unit_ids, window_s=float(np.median(widths)) if widths.size else np.nan,
                       from_recording=use_own, notes=notes)
+
+
+def _observed_span(rec: Recording, start: np.ndarray, stop: np.ndarray, y: np.ndarray, src: str,
+                   notes: list) -> slice:
+    """The laid windows where both the outcome and the spikes were observed, with notes on what is left out.
+
+    Windows before the outcome's first or after its last observed value (a reward series that
+    starts late or ends early), and windows outside the span of all spike times (when more than
+    1 % of the windows lie there: a short silent stretch at an edge is normal), carry no
+    information; a stray spike time far from the rest (or a long outcome series) would otherwise
+    stretch the windows. Spike times outside the span kept are counted in a note.
+    """
+    n = start.size
+    finite = np.flatnonzero(np.isfinite(y))
+    lo, hi = (int(finite[0]), int(finite[-1]) + 1) if finite.size else (0, n)
+    if lo > 0 or hi < n:
+        notes.append(f"outcome: {src} is observed from {start[lo]:g} to {stop[hi - 1]:g} s only (the recording spans "
+                     f"{start[0]:g}-{stop[-1]:g} s); the {n - (hi - lo)} windows outside are left out")
+    trains = [st for st in rec.spike_times if st.size]
+    if trains and hi > lo:
+        first, last = min(st[0] for st in trains), max(st[-1] for st in trains)
+        # drop windows wholly before the first or after the last spike of any unit
+        s_lo = max(lo, int(np.searchsorted(stop, first - EDGE_TOL_S, side="right")))
+        s_hi = min(hi, int(np.searchsorted(start, last + EDGE_TOL_S, side="right")))
+        if s_hi > s_lo and (s_lo - lo) + (hi - s_hi) > max(1, 0.01 * (hi - lo)):  # a short silent edge is normal
+            notes.append(f"spikes: no unit spikes before {start[s_lo]:g} s or after {stop[s_hi - 1]:g} s; the "
+                         f"{(s_lo - lo) + (hi - s_hi)} windows of outcome outside that span are left out")
+            lo, hi = s_lo, s_hi
+    if hi > lo:  # spikes more than a window beyond the span (a last partial window is no news)
+        width = float(np.median(stop - start))
+        a, b = start[lo] - width - EDGE_TOL_S, stop[hi - 1] + width - EDGE_TOL_S
+        outside = {str(u): int((st < a).sum() + (st >= b).sum()) for u, st in zip(rec.unit_ids, rec.spike_times)}
+        outside = {u: k for u, k in outside.items() if k}
+        if outside:
+            listed = ", ".join(f"unit {u}: {k}" for u, k in list(outside.items())[:5])
+            notes.append(f"spikes: {sum(outside.values())} spike time(s) of {len(outside)} unit(s) lie more than a window "
+                         f"outside the analysed span {start[lo]:g}-{stop[hi - 1]:g} s and are not used ({listed}"
+                         f"{', ...' if len(outside) > 5 else ''}); check them if they were not expected")
+    return slice(lo, hi)
 
 
 # ----------------------------------------------------------------------------- decoder

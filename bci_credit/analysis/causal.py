@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -109,12 +109,16 @@ class CausalAnalysis:
         Design -> None (supported) or what the recording lacks.
     source : str
         The recording's origin (file path or ``"simulation"``).
+    read_notes : list of str
+        What the NWB reader noted about the file (values repaired, dropped or not loaded); shown
+        in :meth:`summary`, so that no repair goes unreported.
     """
 
     primary: CausalResults
     naive: CausalResults | None
     requirements: dict
     source: str
+    read_notes: list = field(default_factory=list)
 
     @property
     def design(self) -> str:
@@ -131,7 +135,10 @@ class CausalAnalysis:
 
     def summary(self) -> str:
         """The chosen design's report, the naive comparison's, and which units drive the outcome."""
-        parts = [f"Source: {self.source}", self.primary.summary()]
+        parts = [f"Source: {self.source}"]
+        if self.read_notes:
+            parts += ["Notes from reading the file:"] + [f"  - {n}" for n in self.read_notes]
+        parts.append(self.primary.summary())
         if self.naive is not None:
             parts += ["", self.naive.summary()]
         other = [d for d, why in self.requirements.items() if why is None and d not in (self.design, "naive")]
@@ -140,10 +147,16 @@ class CausalAnalysis:
         return "\n".join(parts)
 
     def save(self, out_dir: str | os.PathLike, *, plots: bool = True, max_plots: int = 24) -> dict[str, Path]:
-        """Write ``effects.csv``, ``density.csv``, ``summary.txt`` and RD plots into ``out_dir``."""
+        """Write ``effects.csv``, ``density.csv``, ``summary.txt`` and RD plots into ``out_dir``.
+
+        RD plots an earlier analysis wrote into ``out_dir/plots`` (``rd_*_unit_*.png``) are removed
+        first, so that the folder never mixes plots of two analyses.
+        """
         from ..outputs import atomic_path, save_figure, write_csv
 
         out = Path(out_dir)
+        for stale in (out / "plots").glob("rd_*_unit_*.png"):
+            stale.unlink()
         written = {"effects": write_csv(self.to_frame(), out / "effects.csv", index=False)}
         dens = self.primary.table[["unit", "design", "density_p"]].copy()
         written["density"] = write_csv(dens, out / "density.csv", index=False)
@@ -168,11 +181,12 @@ def available_designs(recording: Recording, **kw) -> list[str]:
     return [d for d, why in design_requirements(recording, **kw).items() if why is None]
 
 
-def _auto_design(req: Mapping[str, str | None]) -> str:
+def _auto_design(req: Mapping[str, str | None]) -> str | None:
+    """The first supported of spike, reward-threshold, fuzzy, naive (None when none is)."""
     for d in ("spike", "reward-threshold", "fuzzy", "naive"):
         if req[d] is None:
             return d
-    return "spike"
+    return None
 
 
 def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool = True, units=None,
@@ -226,11 +240,13 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
         rec = _with_control(rec, ids)
     req = design_requirements(rec, reward=reward if design != "reward-threshold" else None, decoder=decoder,
                               threshold=threshold if design == "reward-threshold" else None)
+    label = None if source in ("simulation", "recording") else source
     if design == "auto":
         design = _auto_design(req)
+        if design is None:
+            raise DesignUnavailable.for_all(req, label)
     if design not in DESIGNS:
         raise ValueError(f"unknown design {design!r}; choose one of auto, {', '.join(DESIGNS)}")
-    label = None if source in ("simulation", "recording") else source
     extra = dict(design_options or {})
     if design == "spike":
         check_design(rec, "spike", source=label, reward=reward)
@@ -300,6 +316,7 @@ def analyze_file(path: str | os.PathLike, design: str = "auto", *, out_dir: str 
     with open_nwb_source(path) as src:  # a local path passes through; a URL is streamed
         rec = nwb.read(src, units_path=units_path, warn=False)
     res = analyze_recording(rec, design, source=str(path), **kwargs)
+    res.read_notes = list(rec.meta.get("warnings") or [])
     if out_dir is not None:
         res.save(out_dir, plots=plots, max_plots=max_plots)
     return res

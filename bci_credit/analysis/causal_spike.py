@@ -136,7 +136,8 @@ class SpikeDiscontinuity:
         fuzzy = np.isfinite(mismatch) & (mismatch > self.sharp_tol) & ~no_thr
         sharp = ~no_thr & ~fuzzy
         for k in np.flatnonzero(no_thr):
-            df["reason"][k] = "spike threshold unknown (units.threshold is NaN); pass threshold="
+            df["reason"][k] = ("spike threshold unknown (units.threshold is NaN); give it: threshold= in Python, "
+                               "--threshold on the command line")
         idx = np.flatnonzero(sharp)
         if idx.size:
             fit = _quiet_fit_many(x[:, idx], y, 0.0, units=list(df["unit"][idx]), n_jobs=self.n_jobs,

@@ -181,7 +181,8 @@ def _analyze_to(out, files: list, n_jobs: int, kw: dict, args: argparse.Namespac
             raise CLIError(f"{files[0]}: {msg}" if files[0] not in str(msg) else str(msg)) from None
         write_run_json(out, command="analyze", config=config, seed=args.seed,
                        extra={"design": res.design, "n_units": int(len(res.primary.table)),
-                              "drivers": [str(u) for u in res.drivers()["unit"]]})
+                              "drivers": [str(u) for u in res.drivers()["unit"]], "read_notes": res.read_notes,
+                              "notes": list(res.primary.notes)})
         print(res.summary())
         print(f"\nwrote {out / 'effects.csv'}, {out / 'summary.txt'}, {out / 'density.csv'}"
               + ("" if args.no_plots else f", {out / 'plots'}/") + f" and {out / 'run.json'}")

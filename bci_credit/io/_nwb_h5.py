@@ -421,6 +421,19 @@ def read_series(g, notes: Notes, where: str) -> tuple[np.ndarray, np.ndarray, st
             m = min(t.size, n)
             notes.warn(f"{where}: {t.size} timestamps for {n} samples; kept the first {m}")
             t, values = t[:m], values[:m]
+    bad_t = ~np.isfinite(t)
+    if bad_t.any():
+        notes.warn(f"{where}: {int(bad_t.sum())} timestamp(s) are NaN or infinite; those samples are dropped")
+        t, values = t[~bad_t], values[~bad_t]
+    if t.size > 1 and np.any(np.diff(t) < 0):
+        notes.warn(f"{where}: timestamps are not in increasing order ({int(np.sum(np.diff(t) < 0))} step(s) back); "
+                   "the samples are sorted by time (check the file's timestamps)")
+        order = np.argsort(t, kind="stable")
+        t, values = t[order], values[order]
+    if values.dtype.kind == "f" and values.size and not np.isfinite(values).all():
+        rows = ~np.isfinite(values).reshape(values.shape[0], -1).all(axis=1)
+        notes.warn(f"{where}: {int(rows.sum())} of {values.shape[0]} samples are NaN or infinite (kept as they are; "
+                   "check whether the signal was recorded there)")
     description = attr_str(g, "description", "") or ""
     return t, values, unit, description
 

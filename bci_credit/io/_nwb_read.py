@@ -414,6 +414,11 @@ def read_recording(f, label: str, *, units_path: str | None = None, series: bool
         meta["duration_s"] = float(hi - lo) if np.isfinite(hi - lo) else 0.0
     meta["warnings"] = list(notes.messages)
     _check_unit_ids(units, source.path or "units")
+    if own and not len(trains) and weights is not None and weights.values.ndim == 2 and weights.values.shape[1]:
+        raise NWBFormatError(f"{label}: the file has no units table (/units), but its weight trace is for "
+                             f"{weights.values.shape[1]} unit(s): the file written by bci_credit has lost its "
+                             "/units group; write it again from the simulation, or read it with units_path= naming "
+                             "another units table")
     try:
         return Recording(units=units, spike_times=trains, windows=windows, drive=drive, spiked=spiked,
                          trials=trials, series=series_out, weights=weights, meta=meta)

@@ -1,0 +1,193 @@
+"""Which windows an analysis of a real recording uses, and what it says about the file.
+
+A reward series that ends early is not held at its last value; a stray spike time or a long
+reward series does not stretch the windows; the reader's repairs (unsorted or NaN timestamps, NaN
+samples) are reported in the analysis summary and run.json; and the errors a user meets on an
+unusable file, a bad demo duration or a diverging training run are one clear line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from bci_credit.analysis._causal_data import series_per_window, window_data
+from bci_credit.analysis.causal import DesignUnavailable, analyze_recording
+from bci_credit.cli import main
+from bci_credit.recording import Recording, TimeSeries, make_units_table
+
+from test_nwb_builders import _nwbfile, _save
+
+SPAN_S = 60.0
+
+
+def _spikes(seed: int = 0, n_units: int = 3, span: float = SPAN_S) -> list:
+    rng = np.random.default_rng(seed)
+    return [np.sort(rng.uniform(0.0, span, size=int(rng.integers(400, 700)))) for _ in range(n_units)]
+
+
+def _reward(seed: int = 1, stop: float = SPAN_S, rate_hz: float = 100.0) -> TimeSeries:
+    t = np.linspace(0.0, stop, int(round(stop * rate_hz)) + 1)  # samples at 0 ... stop
+    return TimeSeries(t, np.random.default_rng(seed).normal(size=t.size))
+
+
+def _rec(spikes, reward: TimeSeries) -> Recording:
+    return Recording(units=make_units_table(len(spikes)), spike_times=[np.asarray(s) for s in spikes],
+                     series={"reward": reward})
+
+
+def _naive(rec: Recording):
+    return analyze_recording(rec, design="naive").primary
+
+
+def test_a_continuous_series_is_not_held_past_its_last_sample():
+    ts = TimeSeries(np.arange(0.0, 10.0, 0.01), np.arange(1000.0))
+    start = np.arange(0.0, 20.0, 0.05)
+    y = series_per_window(ts, start, start + 0.05)
+    inside = start + 0.05 <= 10.0 + 1e-9
+    assert np.isfinite(y[inside]).all() and np.isnan(y[~inside]).all()
+    np.testing.assert_array_equal(y[inside], np.floor((start[inside] + 0.05) / 0.01 + 1e-6).clip(max=999))
+
+
+def test_a_reward_series_that_ends_early_limits_the_analysis_to_its_span():
+    spikes, reward = _spikes(), _reward(stop=10.0)
+    short = _naive(_rec(spikes, reward))
+    cut = _naive(_rec([s[s < 10.0] for s in spikes], reward))  # the same data, cut by hand
+    assert short.options["n_windows"] == cut.options["n_windows"] == 200
+    np.testing.assert_allclose(short.table["estimate"], cut.table["estimate"], rtol=1e-12)
+    np.testing.assert_allclose(short.table["se"], cut.table["se"], rtol=1e-12)
+    assert any("observed from 0 to 10 s only" in n and "left out" in n for n in short.notes)
+
+
+def test_a_stray_spike_time_does_not_stretch_the_windows():
+    spikes, reward = _spikes(), _reward()
+    clean = _naive(_rec(spikes, reward))
+    stray = [s.copy() for s in spikes]
+    stray[1] = np.append(stray[1], 5000.0)
+    with_stray = _naive(_rec(stray, reward))
+    assert with_stray.options["n_windows"] == clean.options["n_windows"]
+    np.testing.assert_allclose(with_stray.table["estimate"], clean.table["estimate"], rtol=1e-12)
+    assert any("1 spike time(s) of 1 unit(s)" in n and "unit 1: 1" in n for n in with_stray.notes)
+    assert not any("spike time(s)" in n for n in clean.notes)  # a clean file gets no such note
+
+
+def test_a_reward_series_longer_than_the_spikes_is_cut_to_the_spikes_span():
+    spikes = _spikes()
+    long = _naive(_rec(spikes, _reward(stop=600.0)))
+    cut = _naive(_rec(spikes, TimeSeries(*(lambda r: (r.t_s[r.t_s < SPAN_S], r.values[r.t_s < SPAN_S]))(
+        _reward(stop=600.0)))))
+    assert abs(long.options["n_windows"] - cut.options["n_windows"]) <= 1
+    assert any("no unit spikes before" in n for n in long.notes)
+    wd = window_data(_rec(spikes, _reward(stop=600.0)))
+    assert wd.stop_s[-1] <= max(s[-1] for s in spikes) + wd.window_s
+
+
+def test_a_short_silent_edge_is_kept():
+    spikes = [s[s > 0.2] for s in _spikes()]  # nobody spikes in the first 0.2 s: normal
+    res = _naive(_rec(spikes, _reward()))
+    assert res.options["n_windows"] == int(SPAN_S / 0.05) - 1 or res.options["n_windows"] == int(SPAN_S / 0.05)
+    assert not any("no unit spikes" in n for n in res.notes)
+
+
+@pytest.mark.parametrize("t, match", [([0.0, 2.0, 1.0], "non-decreasing"), ([0.0, np.nan, 2.0], "NaN or infinite")])
+def test_time_series_times_must_be_sorted_and_finite(t, match):
+    with pytest.raises(ValueError, match=match):
+        TimeSeries(np.array(t), np.zeros(3))
+
+
+def _bci_like_file(path: Path, spikes, reward: TimeSeries | None, decoder: TimeSeries | None = None,
+                   cursor: bool = False) -> Path:
+    """A file as a lab would write it: units, and behaviour series in processing/behavior."""
+    from pynwb import TimeSeries as NWBTimeSeries
+    from pynwb.behavior import BehavioralTimeSeries
+
+    nwb = _nwbfile()
+    for s in spikes:
+        nwb.add_unit(spike_times=np.asarray(s))
+    mod = nwb.create_processing_module("behavior", "behaviour")
+    bts = BehavioralTimeSeries(name="BehavioralTimeSeries")
+    for name, ts in (("reward", reward), ("decoder_output", decoder)):
+        if ts is not None:
+            bts.add_timeseries(NWBTimeSeries(name=name, data=ts.values, timestamps=ts.t_s, unit="a.u."))
+    if cursor:
+        bts.add_timeseries(NWBTimeSeries(name="cursor", data=np.zeros(100), rate=10.0, unit="m"))
+    mod.add(bts)
+    return _save(nwb, path)
+
+
+def test_the_readers_repairs_are_reported_by_analyze(tmp_path, capsys):
+    path = _bci_like_file(tmp_path / "lab.nwb", _spikes(), _reward())
+    with h5py.File(path, "r+") as f:  # damage it as a faulty acquisition would
+        g = f["processing/behavior/BehavioralTimeSeries/reward"]
+        t = g["timestamps"][()]
+        t[100:110] = t[100:110][::-1]  # ten samples out of order
+        g["timestamps"][...] = t
+        v = g["data"][()]
+        v[500:520] = np.nan
+        g["data"][...] = v
+    before = path.read_bytes()
+    assert main(["analyze", str(path), "--design", "naive", "--no-plots", "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert path.read_bytes() == before  # the input file is never modified
+    assert "Notes from reading the file:" in printed and "not in increasing order" in printed
+    assert "20 of 6001 samples are NaN or infinite" in printed
+    summary = (tmp_path / "out" / "summary.txt").read_text()
+    assert "not in increasing order" in summary
+    meta = json.loads((tmp_path / "out" / "run.json").read_text())
+    notes = meta.get("read_notes") or meta["extra"]["read_notes"]
+    assert len(notes) == 2
+
+
+def test_a_file_no_design_can_use_says_what_each_design_lacks(tmp_path, capsys):
+    path = _bci_like_file(tmp_path / "noreward.nwb", _spikes(), None, cursor=True)
+    assert main(["analyze", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "no design can run on this recording" in err
+    for design in ("'spike' needs", "'reward-threshold' needs", "'fuzzy' needs", "'naive' needs"):
+        assert design in err
+    assert "candidates: series:cursor" in err and not (tmp_path / "out").exists()
+    with pytest.raises(DesignUnavailable) as info:
+        analyze_recording(Recording(units=make_units_table(2), spike_times=_spikes(n_units=2)))
+    assert info.value.design == "auto" and "a reward signal" in str(info.value)
+
+
+def test_a_bci_credit_file_that_lost_its_units_table_is_named_as_such(tmp_path, capsys):
+    from bci_credit.io import nwb
+
+    from test_nwb_builders import sim_recording
+
+    path = tmp_path / "sim.nwb"
+    nwb.write(sim_recording(), path)
+    with h5py.File(path, "r+") as f:
+        del f["units"]
+    assert main(["analyze", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "the file has no units table (/units), but its weight trace is for 6 unit(s)" in capsys.readouterr().err
+
+
+def test_analyze_into_a_used_folder_leaves_no_stale_plots(tmp_path):
+    path = _bci_like_file(tmp_path / "lab.nwb", _spikes(), _reward())
+    out = tmp_path / "out"
+    assert main(["analyze", str(path), "--design", "fuzzy", "--out", str(out), "--max-plots", "3"]) == 0
+    (out / "plots" / "rd_fuzzy_unit_99.png").write_bytes(b"an old plot")
+    assert main(["analyze", str(path), "--design", "fuzzy", "--units", "0", "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "plots").glob("*.png")) == ["rd_fuzzy_unit_0.png"]
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "0.1"])
+def test_demo_duration_is_checked_before_anything_runs(tmp_path, capsys, value):
+    assert main(["demo", f"--duration={value}", "--out", str(tmp_path / "demo")]) == 2
+    assert "--duration must be a finite number of seconds, at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+
+
+def test_a_diverging_training_run_is_a_clean_error(tmp_path, capsys):
+    pytest.importorskip("torch")
+    rc = main(["train", "--model", "mlp", "--method", "fa", "--dataset", "digits", "--epochs", "3", "--lr", "50",
+               "--log-every", "10", "--no-progress", "--out", str(tmp_path / "run")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "the training loss became" in err and "lower the learning rate" in err and "Traceback" not in err
