@@ -7,6 +7,7 @@ back from disk, exactly as it would read a real recording.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,23 @@ def _bci_outputs(rec, out: Path) -> list[Path]:
     return files
 
 
+#: Shortest demo session (s): its baseline block, a sixth of it, calibrates the reward threshold.
+MIN_DEMO_DURATION_S = 1.0
+
+
+def check_demo_duration(duration_s: float | None) -> None:
+    """Raise ValueError unless ``duration_s`` is None or a finite number of at least 1 s."""
+    if duration_s is None:
+        return
+    try:
+        d = float(duration_s)
+    except (TypeError, ValueError):
+        d = float("nan")
+    if not (math.isfinite(d) and d >= MIN_DEMO_DURATION_S):
+        raise ValueError(f"duration_s must be a finite number of seconds, at least {MIN_DEMO_DURATION_S:g} (the "
+                         f"baseline block, a sixth of the session, calibrates the reward threshold), got {duration_s!r}")
+
+
 def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quick: bool = False,
              progress: bool = False) -> str:
     """Run the default pipeline into ``out_dir``; return a short text summary (also in summary.md)."""
@@ -97,6 +115,7 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
     from .report import write_session_outputs
     from .tasks.bci import Block, default_session_config, run_session
 
+    check_demo_duration(duration_s)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = default_session_config(seed=int(seed))

@@ -15,7 +15,11 @@ EPILOG = """\
 examples:
   bci-credit train --model mlp --method np --dataset fashion-mnist --epochs 10 --out runs/mlp_np
   bci-credit train --model cnn --method np-direct --dataset cifar10 --data-dir ~/data --device cuda --out runs/cnn
-  bci-credit train --model mlp --method fa --dataset digits --epochs 5 --out runs/digits_fa
+  bci-credit train --model mlp --method fa --dataset digits --epochs 30 --lr 0.004 --out runs/digits_fa
+
+The default learning rates are the paper's, for MNIST-sized data (60 000 images): on a small set such
+as digits (1437 training images) the MLP barely moves in 5 epochs at them; give it --lr 0.004 and
+30 epochs (about 23 % test error with fa, 12 % with bp, in a minute on a CPU).
 
 Methods: bp (backprop), fa (feedback alignment), dfa (direct FA), usf/brsf/frsf (sign symmetry),
 wm (weight mirror), kp (Kolen-Pollack), np / np-direct (node perturbation learns the feedback).
@@ -73,8 +77,8 @@ def run(args) -> int:
         raise CLIError(f"--device must be cpu, cuda or auto, got {args.device!r}")
     cfg = TrainConfig(model=args.model, method=args.method, dataset=args.dataset, data_dir=args.data_dir,
                       download=args.download, epochs=args.epochs, batch_size=args.batch_size,
-                      optimizer=args.optimizer, lr=args.lr, adam_eps=args.adam_eps, noise_std=args.noise_std, b_solver=args.b_solver,
-                      b_lr=args.b_lr, gamma=args.gamma, warmup_steps=args.warmup_steps, n_train=args.n_train,
+                      optimizer=args.optimizer, lr=args.lr, adam_eps=args.adam_eps, noise_std=args.noise_std,
+                      b_solver=args.b_solver, b_lr=args.b_lr, gamma=args.gamma, warmup_steps=args.warmup_steps, n_train=args.n_train,
                       n_test=args.n_test, seed=args.seed, device=args.device, threads=args.threads,
                       log_every=args.log_every, checkpoint_every=args.checkpoint_every)
     # a bad --out fails now, not after loading the data; a run that fails before writing leaves no folder
@@ -84,6 +88,9 @@ def run(args) -> int:
                            resume=not args.overwrite, argv=sys.argv)
         except (ValueError, FileNotFoundError, ConnectionError) as err:
             raise CLIError(str(err)) from None
+        except FloatingPointError as err:  # the run diverged: its folder keeps the metrics up to that point
+            raise CLIError(f"{err} (--lr; metrics.csv in {args.out} shows the run up to there; start again with "
+                           "--overwrite)") from None
     s = result.summary
     if args.epochs == 0:
         print("bci-credit train: warning: 0 epochs: nothing to train; give --epochs 1 or more", file=sys.stderr)
