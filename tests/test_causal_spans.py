@@ -81,9 +81,78 @@ def test_a_reward_series_longer_than_the_spikes_is_cut_to_the_spikes_span():
     cut = _naive(_rec(spikes, TimeSeries(*(lambda r: (r.t_s[r.t_s < SPAN_S], r.values[r.t_s < SPAN_S]))(
         _reward(stop=600.0)))))
     assert abs(long.options["n_windows"] - cut.options["n_windows"]) <= 1
-    assert any("no unit spikes before" in n for n in long.notes)
+    assert any("no unit spikes after" in n and "before" not in n for n in long.notes)  # only the end was cut
     wd = window_data(_rec(spikes, _reward(stop=600.0)))
     assert wd.stop_s[-1] <= max(s[-1] for s in spikes) + wd.window_s
+
+
+def _events(times) -> TimeSeries:
+    times = np.sort(np.asarray(times, dtype=float))
+    return TimeSeries(times, np.ones(times.size), kind="events")
+
+
+def test_a_stray_spike_does_not_stretch_the_windows_when_the_outcome_is_reward_events():
+    spikes = _spikes()
+    rewards = _events(np.random.default_rng(4).uniform(0.5, 59.5, size=80))
+    clean = window_data(_rec(spikes, rewards))
+    stray = [s.copy() for s in spikes]
+    stray[2] = np.append(stray[2], 5000.0)
+    wd = window_data(_rec(stray, rewards))
+    assert wd.stop_s[-1] < 61.0 and any("lie outside" in n and "unit 2:" in n for n in wd.notes)
+    # without the stray spike, a first reward at 3 s and a last at 59 s do not cut the session
+    assert clean.n_windows >= int(SPAN_S / 0.05) - 1 and not any("left out" in n for n in clean.notes)
+    # with a continuous behaviour series (e.g. the cursor) its span decides, not the first and last reward
+    rec = Recording(units=make_units_table(3), spike_times=stray,
+                    series={"reward": rewards, "cursor": TimeSeries(np.linspace(0, SPAN_S, 601), np.zeros(601))})
+    wd = window_data(rec)
+    assert wd.start_s[0] <= 0.05 and 59.9 <= wd.stop_s[-1] <= 60.1
+
+
+def test_an_all_nan_outcome_series_is_no_outcome():
+    t = np.linspace(0, SPAN_S, 601)
+    rec = Recording(units=make_units_table(3), spike_times=_spikes(),
+                    series={"reward": TimeSeries(t, np.full(t.size, np.nan)), "cursor": TimeSeries(t, np.zeros(t.size))})
+    with pytest.raises(DesignUnavailable, match="no finite value in any window.*candidates: series:cursor"):
+        analyze_recording(rec, design="naive")
+
+
+def test_silent_windows_are_cut_at_the_first_spike_exactly():
+    spikes = [s[s > 0.5] for s in _spikes()]
+    spikes[0] = np.concatenate([[30.0], spikes[0][spikes[0] > 30.0]])
+    spikes = [s[s >= 30.0] for s in spikes]  # nobody spikes before 30 s; unit 0 at exactly 30 s (a window edge)
+    wd = window_data(_rec(spikes, _reward()))
+    assert wd.start_s[0] == pytest.approx(30.0) and wd.counts[0].sum() >= 1
+    assert any("no unit spikes before 30 s;" in n for n in wd.notes)
+
+
+def test_a_proxy_for_every_laid_window_is_cut_with_the_windows():
+    from bci_credit.analysis._causal_data import make_windows
+    from bci_credit.analysis.causal import FuzzySpikeRD
+
+    spikes = _spikes()
+    rec = _rec(spikes, _reward(stop=30.0))
+    n_laid = make_windows(rec, 0.05)[0].size
+    proxy = np.random.default_rng(5).normal(size=(n_laid, 3))
+    res = FuzzySpikeRD(rec, proxy=proxy, cutoff=0.0).fit()
+    assert res.options["n_windows"] < n_laid
+    with pytest.raises(ValueError, match="the windows analysed"):
+        FuzzySpikeRD(rec, proxy=proxy[:-3], cutoff=0.0).fit()
+
+
+def test_a_threshold_given_with_design_auto_counts_for_the_reward_threshold_design():
+    t = np.linspace(0, SPAN_S, 6001)
+    dec = TimeSeries(t, np.sin(t))
+    rec = Recording(units=make_units_table(3), spike_times=_spikes(), series={"decoder_output": dec})
+    with pytest.raises(DesignUnavailable, match="give it: --threshold"):
+        analyze_recording(rec)
+    assert analyze_recording(rec, threshold=0.5).design == "reward-threshold"
+
+
+def test_output_subfolders_of_same_named_files_never_collide():
+    from bci_credit.cli.analyze import _subdirs
+
+    names = _subdirs(["x/a.nwb", "y/a.nwb", "z/a_2.nwb", "w/a.nwb"])
+    assert len(set(names.values())) == 4 and names["x/a.nwb"] == "a"
 
 
 def test_a_short_silent_edge_is_kept():

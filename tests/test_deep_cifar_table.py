@@ -37,10 +37,10 @@ def test_table_command_trains_every_method_with_its_own_settings(tmp_path, capsy
     result = json.loads((out / "cifar_table.json").read_text())
     assert list(result["table"]) == ["bp", "np-direct", "dfa"]
     for method, row in result["table"].items():
-        assert row["n_runs"] == 2 and row["epochs_run"] == [1] and row["paper_epochs"] == CT.PAPER_SETTINGS[method]["epochs"]
+        want = CT.PAPER_SETTINGS["cifar10"][method]
+        assert row["n_runs"] == 2 and row["epochs_run"] == [1] and row["paper_epochs"] == want["epochs"]
         assert 0.0 <= row["final_test_accuracy"]["mean"] <= 100.0
         _, cfg, progress = load_run(out / f"{method}_s0")
-        want = CT.PAPER_SETTINGS[method]
         assert (cfg.lr, cfg.adam_eps, cfg.batch_size, cfg.optimizer) == (want["lr"], want["adam_eps"],
                                                                          want["batch_size"], "adam")
         assert cfg.model_kwargs["activation"] == want["model_kwargs"]["activation"]
@@ -60,16 +60,23 @@ def test_a_failed_run_is_reported_and_the_others_finish(tmp_path, monkeypatch):
     def flaky(cfg, out_dir, **kw):
         if cfg.method == "dfa":
             raise RuntimeError("loss became NaN")
+        if cfg.method == "bp" and cfg.seed == 1:  # fails after its first epoch was written
+            real(cfg, out_dir, **kw)
+            raise FloatingPointError("the training loss became nan at step 9")
         return real(cfg, out_dir, **kw)
 
     monkeypatch.setattr(CT, "train", flaky)
     rc = _script().main(["--data-dir", str(tmp_path / "data"), "--quick", "--out", str(tmp_path / "t"), "--device",
-                         "cpu", "--no-progress", "--seeds", "0"])
+                         "cpu", "--no-progress", "--seeds", "0", "1"])
     assert rc == 1
     result = json.loads((tmp_path / "t" / "cifar_table.json").read_text())
     assert set(result["table"]) == {"bp", "np-direct"}
     assert "loss became NaN" in result["runs"]["dfa_s0"]["error"]
-    assert "Failed runs" in (tmp_path / "t" / "cifar_table.md").read_text()
+    bp = result["table"]["bp"]  # the failed seed is listed, not averaged
+    assert (bp["n_runs"], bp["n_failed"]) == (1, 1)
+    assert bp["final_test_accuracy"]["mean"] == result["runs"]["bp_s0"]["final_test_accuracy"]
+    md = (tmp_path / "t" / "cifar_table.md").read_text()
+    assert "Failed runs" in md and "| bp | 1 (1) |" in md
 
 
 def test_table_inputs_are_checked_before_training(tmp_path, capsys):
@@ -80,6 +87,11 @@ def test_table_inputs_are_checked_before_training(tmp_path, capsys):
     assert _script().main(["--data-dir", str(tmp_path / "none"), "--quick", "--out", str(tmp_path / "t")]) == 2
     assert "cifar10 not found" in capsys.readouterr().err
     assert CT.table_config("cifar100", "bp", 3, epochs=7).epochs == 7
+    # CIFAR-100: BP and DFA take cifar100_conv.py's tanh and 100 epochs; NP keeps its settings
+    c100 = {m: CT.table_config("cifar100", m) for m in CT.TABLE_METHODS}
+    assert c100["bp"].epochs == c100["dfa"].epochs == 100 and c100["np-direct"].epochs == 200
+    assert {c.model_kwargs["activation"] for c in c100.values()} == {"tanh"}
+    assert CT.table_config("cifar10", "bp").model_kwargs["activation"] == "relu"
 
 
 def test_per_image_standardization_is_tensorflows():

@@ -101,6 +101,11 @@ class WindowData:
         True when the windows are the recording's own table.
     notes : list of str
         What was assumed while building the arrays.
+    laid : slice or None
+        For laid windows, the part of the grid of :func:`make_windows` that is kept (see
+        :func:`window_data`); None for the recording's own windows.
+    n_laid : int
+        Length of that grid (``n_windows`` for the recording's own windows).
     """
 
     start_s: np.ndarray
@@ -114,6 +119,8 @@ class WindowData:
     window_s: float
     from_recording: bool
     notes: list = field(default_factory=list)
+    laid: slice | None = None
+    n_laid: int = 0
 
     @property
     def n_windows(self) -> int:
@@ -215,9 +222,7 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
         if kind in ("", "windows") and use_windows and rec.windows is not None and name in rec.windows.columns:
             return pd.to_numeric(rec.windows[name], errors="coerce").to_numpy(float), f"windows[{name!r}]"
         if kind in ("", "series") and name in rec.series:
-            ts = rec.series[name]
-            how = "events, summed per window" if ts.kind == "events" else "last sample in each window"
-            return series_per_window(ts, start_s, stop_s), f"series {name!r} ({how})"
+            return _series_outcome(rec, name, start_s, stop_s)
         if kind in ("", "trials"):
             ev = event_times_from_trials(rec, name)
             if ev is not None:
@@ -232,9 +237,7 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
                           f"{[c for c in reward_candidates(rec) if c != 'windows:reward'] or 'none'}")
         return y, "windows['reward']"
     if "reward" in rec.series:
-        ts = rec.series["reward"]
-        how = "events, summed per window" if ts.kind == "events" else "last sample in each window"
-        return series_per_window(ts, start_s, stop_s), f"series 'reward' ({how})"
+        return _series_outcome(rec, "reward", start_s, stop_s)
     ev = event_times_from_trials(rec, "reward_time_s")
     if ev is not None and ev.size:
         ts = TimeSeries(ev, np.ones(ev.size), kind="events")
@@ -242,6 +245,19 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
     return None, ("no reward signal (no windows 'reward' column, no 'reward' series, no trials 'reward_time_s'; "
                   "name the outcome with reward=NAME, --reward NAME on the command line; candidates: "
                   f"{', '.join(reward_candidates(rec)) or 'none'})")
+
+
+def _series_outcome(rec: Recording, name: str, start_s: np.ndarray,
+                    stop_s: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """A series as the outcome per window; ``(None, why)`` when it has no finite value in any window."""
+    ts = rec.series[name]
+    how = "events, summed per window" if ts.kind == "events" else "last sample in each window"
+    y = series_per_window(ts, start_s, stop_s)
+    if y.size and not np.isfinite(y).any():
+        others = [c for c in reward_candidates(rec) if c != f"series:{name}"]
+        return None, (f"series {name!r} has no finite value in any window (NaN throughout, or outside the windows); "
+                      f"name another outcome with reward=NAME (--reward NAME); candidates: {', '.join(others) or 'none'}")
+    return y, f"series {name!r} ({how})"
 
 
 # ----------------------------------------------------------------------------- windows
@@ -263,7 +279,9 @@ def window_data(rec: Recording, *, window_s: float | None = None, reward: str | 
 
     The recording's windows table (and its drive Z and spike indicator H) is used when it exists
     and ``window_s`` is None; otherwise contiguous windows of ``window_s`` (default
-    :data:`DEFAULT_WINDOW_S`) are laid over the recording and H is ``counts > 0``.
+    :data:`DEFAULT_WINDOW_S`) are laid over the recording, H is ``counts > 0``, and only the laid
+    windows where both the outcome and the spikes were observed are kept (:func:`_observed_span`;
+    what is left out is said in ``notes``).
     """
     notes: list[str] = []
     use_own = rec.windows is not None and window_s is None
@@ -278,9 +296,13 @@ def window_data(rec: Recording, *, window_s: float | None = None, reward: str | 
         drive = own_spiked = None
         notes.append(f"windows: {start.size} contiguous windows of {ws:g} s laid over the recording")
     y, src = resolve_reward(rec, start, stop, reward, use_windows=use_own)
+    n_laid, keep = start.size, None
     if not use_own and y is not None:
         keep = _observed_span(rec, start, stop, y, src, notes)
         start, stop, y = start[keep], stop[keep], y[keep]
+    elif use_own and y is not None and src.startswith("series") and not np.isfinite(y).all():
+        notes.append(f"outcome: {src} has no value in {int((~np.isfinite(y)).sum())} of the {y.size} windows (outside "
+                     "the series' span or NaN there); those windows are left out")
     counts = count_spikes(rec.spike_times, start, stop) if has_spikes(rec) else None
     if own_spiked is not None:
         spiked = own_spiked
@@ -289,45 +311,89 @@ def window_data(rec: Recording, *, window_s: float | None = None, reward: str | 
     widths = stop - start
     return WindowData(start_s=start, stop_s=stop, reward=y, reward_source=src, counts=counts, spiked=spiked,
                       drive=drive, unit_ids=rec.unit_ids, window_s=float(np.median(widths)) if widths.size else np.nan,
-                      from_recording=use_own, notes=notes)
+                      from_recording=use_own, notes=notes, laid=keep, n_laid=n_laid)
+
+
+def _behaviour_span(rec: Recording, y: np.ndarray, start: np.ndarray, stop: np.ndarray,
+                    events: bool) -> tuple[tuple[float, float] | None, str]:
+    """Where the outcome was observed (seconds), judged from the recording's data other than spikes,
+    and what that judgement rests on.
+
+    A continuous outcome (``"outcome"``): from its first to its last finite window. An outcome of
+    events (reward times, absent where nothing happened): the span of the trials table and of the
+    continuous series (``"behaviour"``), or, when the recording has neither, of the events
+    themselves (``"events"``).
+    """
+    if not events:
+        finite = np.flatnonzero(np.isfinite(y))
+        return ((float(start[finite[0]]), float(stop[finite[-1]])) if finite.size else None), "outcome"
+    spans = []
+    if rec.trials is not None and len(rec.trials):
+        a, b = rec.trials["start_s"].to_numpy(float), rec.trials["stop_s"].to_numpy(float)
+        if np.isfinite(a).any() and np.isfinite(b).any():
+            spans.append((float(np.nanmin(a)), float(np.nanmax(b))))
+    for ts in rec.series.values():
+        if ts.kind == "continuous" and ts.t_s.size:
+            step = float(np.median(np.diff(ts.t_s))) if ts.t_s.size > 1 else 0.0
+            spans.append((float(ts.t_s[0]), float(ts.t_s[-1]) + step))
+    if spans:
+        return (min(s[0] for s in spans), max(s[1] for s in spans)), "behaviour"
+    hit = np.flatnonzero(y > 0)
+    return ((float(start[hit[0]]), float(stop[hit[-1]])) if hit.size else None), "events"
 
 
 def _observed_span(rec: Recording, start: np.ndarray, stop: np.ndarray, y: np.ndarray, src: str,
                    notes: list) -> slice:
     """The laid windows where both the outcome and the spikes were observed, with notes on what is left out.
 
-    Windows before the outcome's first or after its last observed value (a reward series that
-    starts late or ends early), and windows outside the span of all spike times (when more than
-    1 % of the windows lie there: a short silent stretch at an edge is normal), carry no
-    information; a stray spike time far from the rest (or a long outcome series) would otherwise
-    stretch the windows. Spike times outside the span kept are counted in a note.
+    Windows are laid from the first to the last time of anything in the recording, so a stray spike
+    time far from the rest, or an outcome series longer than the spike trains, would stretch them
+    over stretches where nothing was observed. Kept: the windows inside the outcome's observed span
+    (:func:`_behaviour_span`): all of a continuous outcome's; for reward events, the span of the
+    trials and continuous series when more than 1 % of the windows lie outside it, or, with nothing
+    but the events to go by, their first-to-last span only when most windows lie outside it (a first
+    reward some way into a session is normal; a stray spike an hour later is not). Then the windows
+    inside the span of all spike times (when more than 1 % lie outside: a short silent edge is
+    normal). Spike times beyond the outcome's span are counted in a note.
     """
     n = start.size
-    finite = np.flatnonzero(np.isfinite(y))
-    lo, hi = (int(finite[0]), int(finite[-1]) + 1) if finite.size else (0, n)
-    if lo > 0 or hi < n:
-        notes.append(f"outcome: {src} is observed from {start[lo]:g} to {stop[hi - 1]:g} s only (the recording spans "
-                     f"{start[0]:g}-{stop[-1]:g} s); the {n - (hi - lo)} windows outside are left out")
+    events = "events" in src  # resolve_reward's description of an outcome of events
+    lo, hi = 0, n
+    span, basis = _behaviour_span(rec, y, start, stop, events)
+    if span is not None:
+        b_lo = int(np.searchsorted(stop, span[0] + EDGE_TOL_S, side="right"))  # windows ending by its start
+        b_hi = int(np.searchsorted(start, span[1] - EDGE_TOL_S, side="left"))  # windows starting before its end
+        outside = n - (b_hi - b_lo)
+        limit = {"outcome": 0, "behaviour": max(1, 0.01 * n), "events": b_hi - b_lo}[basis]
+        if b_hi > b_lo and outside > limit:
+            notes.append(f"outcome: {src} is observed from {start[b_lo]:g} to {stop[b_hi - 1]:g} s only (windows were "
+                         f"laid over {start[0]:g}-{stop[-1]:g} s); the {outside} windows outside are left out")
+            lo, hi = b_lo, b_hi
+        elif basis == "events":
+            span = None  # the events' own span was not used: no note on spikes beyond it
     trains = [st for st in rec.spike_times if st.size]
     if trains and hi > lo:
         first, last = min(st[0] for st in trains), max(st[-1] for st in trains)
-        # drop windows wholly before the first or after the last spike of any unit
-        s_lo = max(lo, int(np.searchsorted(stop, first - EDGE_TOL_S, side="right")))
+        # windows wholly before the first or after the last spike of any unit (count_spikes' edge rule)
+        s_lo = max(lo, int(np.searchsorted(stop, first + EDGE_TOL_S, side="right")))
         s_hi = min(hi, int(np.searchsorted(start, last + EDGE_TOL_S, side="right")))
         if s_hi > s_lo and (s_lo - lo) + (hi - s_hi) > max(1, 0.01 * (hi - lo)):  # a short silent edge is normal
-            notes.append(f"spikes: no unit spikes before {start[s_lo]:g} s or after {stop[s_hi - 1]:g} s; the "
-                         f"{(s_lo - lo) + (hi - s_hi)} windows of outcome outside that span are left out")
+            edges = ([f"before {start[s_lo]:g} s"] if s_lo > lo else []) + ([f"after {stop[s_hi - 1]:g} s"]
+                                                                            if s_hi < hi else [])
+            notes.append(f"spikes: no unit spikes {' or '.join(edges)}; the {(s_lo - lo) + (hi - s_hi)} windows of "
+                         "outcome there are left out")
             lo, hi = s_lo, s_hi
-    if hi > lo:  # spikes more than a window beyond the span (a last partial window is no news)
+    if span is not None:  # spikes beyond the outcome's span by more than a window: strays, or a longer recording
         width = float(np.median(stop - start))
-        a, b = start[lo] - width - EDGE_TOL_S, stop[hi - 1] + width - EDGE_TOL_S
+        a, b = span[0] - width - EDGE_TOL_S, span[1] + width - EDGE_TOL_S
         outside = {str(u): int((st < a).sum() + (st >= b).sum()) for u, st in zip(rec.unit_ids, rec.spike_times)}
         outside = {u: k for u, k in outside.items() if k}
         if outside:
             listed = ", ".join(f"unit {u}: {k}" for u, k in list(outside.items())[:5])
-            notes.append(f"spikes: {sum(outside.values())} spike time(s) of {len(outside)} unit(s) lie more than a window "
-                         f"outside the analysed span {start[lo]:g}-{stop[hi - 1]:g} s and are not used ({listed}"
-                         f"{', ...' if len(outside) > 5 else ''}); check them if they were not expected")
+            notes.append(f"spikes: {sum(outside.values())} spike time(s) of {len(outside)} unit(s) lie outside "
+                         f"{span[0]:g}-{span[1]:g} s, where the outcome was observed, and are not used ({listed}"
+                         f"{', ...' if len(outside) > 5 else ''}); check them if the spikes should not extend beyond "
+                         "the behaviour")
     return slice(lo, hi)
 
 

@@ -239,7 +239,7 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
         ids = control_unit if isinstance(control_unit, (list, tuple, np.ndarray)) else [control_unit]
         rec = _with_control(rec, ids)
     req = design_requirements(rec, reward=reward if design != "reward-threshold" else None, decoder=decoder,
-                              threshold=threshold if design == "reward-threshold" else None)
+                              threshold=threshold if design in ("reward-threshold", "auto") else None)
     label = None if source in ("simulation", "recording") else source
     if design == "auto":
         design = _auto_design(req)

@@ -275,9 +275,11 @@ class FuzzySpikeRD:
             vals, pr = self.proxy.values, self.proxy
         else:
             vals, pr = np.asarray(self.proxy, dtype=float), None
+        if wd.laid is not None and vals.shape == (wd.n_laid, self.recording.n_units):
+            vals = vals[wd.laid]  # a proxy for every laid window: keep the windows analysed
         if vals.shape != (wd.n_windows, self.recording.n_units):
-            raise ValueError(f"proxy must have shape (n_windows, n_units) = {(wd.n_windows, self.recording.n_units)}, "
-                             f"got {vals.shape}")
+            raise ValueError(f"proxy must have shape (n_windows, n_units) = {(wd.n_windows, self.recording.n_units)} "
+                             f"(the windows analysed; see the notes for windows left out), got {vals.shape}")
         return vals, pr
 
     def _cutoffs(self, P: np.ndarray, H: np.ndarray) -> np.ndarray:

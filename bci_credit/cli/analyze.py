@@ -91,14 +91,19 @@ def _kwargs(args) -> dict:
 
 
 def _subdirs(files: list[str]) -> dict[str, str]:
-    """One output subfolder name per file (its stem, made unique)."""
-    out, used = {}, {}
+    """One output subfolder name per file: its stem, made unique (``a``, ``a_2``, ...) against every
+    name already given, so that ``x/a.nwb``, ``y/a.nwb`` and ``z/a_2.nwb`` get three folders."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
     for f in files:
         stem = Path(f).stem or "file"
         stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
-        n = used.get(stem, 0)
-        used[stem] = n + 1
-        out[f] = stem if n == 0 else f"{stem}_{n + 1}"
+        name, k = stem, 1
+        while name in taken:
+            k += 1
+            name = f"{stem}_{k}"
+        taken.add(name)
+        out[f] = name
     return out
 
 

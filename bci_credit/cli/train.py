@@ -88,9 +88,8 @@ def run(args) -> int:
                            resume=not args.overwrite, argv=sys.argv)
         except (ValueError, FileNotFoundError, ConnectionError) as err:
             raise CLIError(str(err)) from None
-        except FloatingPointError as err:  # the run diverged: its folder keeps the metrics up to that point
-            raise CLIError(f"{err} (--lr; metrics.csv in {args.out} shows the run up to there; start again with "
-                           "--overwrite)") from None
+        except FloatingPointError as err:  # the run diverged
+            raise CLIError(f"{err} (--lr; start again with --overwrite)") from None
     s = result.summary
     if args.epochs == 0:
         print("bci-credit train: warning: 0 epochs: nothing to train; give --epochs 1 or more", file=sys.stderr)

@@ -54,7 +54,8 @@ open files read-only. Real-world cases handled (each with a warning in ``meta['w
   ``ThresholdCrossings``; n_bins x n_units whole numbers, as in DANDI 000404) becomes units whose spike
   times are *approximate*: the ``c`` spikes of a bin starting at ``t`` with width ``w`` are placed at
   ``t + (j + 0.5) w / c`` (``meta['spike_times_approximate'] = True``, ``meta['bin_width_s']``); without
-  either, a Recording with 0 units;
+  either, a Recording with 0 units (but a file written by bci_credit that has lost its ``/units``
+  while its weight trace names units is refused with :class:`NWBFormatError`);
 * unsorted spike times are sorted, NaN and infinite spike times dropped; units with 0 or 1 spikes are kept;
 * NaN ``start_time``/``stop_time`` are kept as NaN; event columns that look relative to the trial start
   are reported; ``X_time`` columns become ``X_time_s``; analysis windows with ``stop_time < start_time``
@@ -62,6 +63,8 @@ open files read-only. Real-world cases handled (each with a warning in ``meta['w
 * missing ``resolution`` (``meta['resolution_s'] = None``) or ``obs_intervals`` is fine;
 * timezone-less or anonymised (1900) session dates are kept and reported;
 * TimeSeries stored (channels, time) are transposed; mismatched timestamps are cut to the data;
+  NaN or infinite timestamps are dropped with their samples, timestamps out of order are sorted
+  (with the samples), and NaN samples are counted in a warning;
 * large or image series (raw acquisition) are not loaded unless named in ``series=``;
 * other tables (electrodes, pynwb 4 ``/events`` tables, epochs) are listed by :func:`inspect` but not
   loaded into the Recording, which has no place for them.
