@@ -260,3 +260,16 @@ def test_a_diverging_training_run_is_a_clean_error(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "the training loss became" in err and "lower the learning rate" in err and "Traceback" not in err
+
+
+def test_inspect_warns_when_spike_times_reach_beyond_the_behaviour(tmp_path):
+    from bci_credit.io import nwb
+
+    spikes = _spikes()
+    clean = _bci_like_file(tmp_path / "clean.nwb", spikes, _reward())
+    stray = [s.copy() for s in spikes]
+    stray[1] = np.append(stray[1], 5000.0)
+    path = _bci_like_file(tmp_path / "stray.nwb", stray, _reward())
+    assert not any("spike times run" in w for w in nwb.inspect(clean)["warnings"])
+    warnings = [w for w in nwb.inspect(path)["warnings"] if "spike times run" in w]
+    assert len(warnings) == 1 and "to 5000 s, beyond 0-60 s" in warnings[0]

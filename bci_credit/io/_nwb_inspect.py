@@ -76,6 +76,7 @@ def summarize(f, label: str, *, units_path: str | None = None, notes: Notes) -> 
         out["bin_width_s"] = width
     lo, hi = R.file_time_span(f, scan, spike_range)
     duration = float(hi - lo) if np.isfinite(hi - lo) else 0.0
+    _check_spikes_beyond_behaviour(f, scan, spike_range, notes)
     units = []
     for i, uid in enumerate(ids.tolist()):
         row: dict[str, Any] = {"id": uid, "n_spikes": int(counts[i]),
@@ -140,6 +141,20 @@ def summarize(f, label: str, *, units_path: str | None = None, notes: Notes) -> 
     out["processing"] = modules
     out["warnings"] = list(notes.messages)
     return out
+
+
+def _check_spikes_beyond_behaviour(f, scan, spike_range: tuple, notes: Notes) -> None:
+    """Warn when the spike times reach far beyond the file's trials and time series (a stray spike
+    time stretches the recording's duration and the units' mean rates)."""
+    b_lo, b_hi = R.file_time_span(f, scan, (np.inf, -np.inf))
+    s_lo, s_hi = spike_range
+    if not (np.isfinite(b_hi - b_lo) and np.isfinite(s_hi - s_lo)) or b_hi <= b_lo:
+        return
+    margin = max(1.0, 0.01 * (b_hi - b_lo))
+    if s_lo < b_lo - margin or s_hi > b_hi + margin:
+        notes.warn(f"spike times run from {s_lo:g} to {s_hi:g} s, beyond {b_lo:g}-{b_hi:g} s, the span of the file's "
+                   "trials and time series: the duration and mean rates below include that stretch; analyze uses "
+                   "only the span where the outcome was observed (check for stray spike times)")
 
 
 def _check_reversed(path: str, raw: dict, notes: Notes) -> None:
