@@ -292,8 +292,9 @@ def aggregate_check5(a) -> dict:
     from bci_credit.outputs import provenance, write_json
 
     out = {"dataset": a.dataset, "check5_paper_lr": _check5_paper_lr(a)}
-    folders = sorted(a.runs_dir.glob("check5_*_s*")) + sorted(a.runs_dir.glob("autoencoder_*_s*"))
-    if any(a.runs_dir.glob("autoencoder_*_s*")):  # check 7 runs (--part one --model autoencoder)
+    ae_folders = sorted(a.runs_dir.glob("autoencoder_*_s*"))
+    folders = sorted(a.runs_dir.glob("check5_*_s*")) + ae_folders
+    if ae_folders:  # check 7 runs (--part one --model autoencoder)
         out["autoencoder"] = _ae_long(a.runs_dir, {})
         if a.ae_long_runs_dir is not None:  # the same runs continued further (NP's best taken from the shorter)
             short = {m: {"mean_best_over_whole_run": v["mean_best_test_loss_per_32"]}

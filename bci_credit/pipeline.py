@@ -94,8 +94,9 @@ def _bci_outputs(rec, out: Path) -> list[Path]:
 MIN_DEMO_DURATION_S = 1.0
 
 
-def check_demo_duration(duration_s: float | None) -> None:
-    """Raise ValueError unless ``duration_s`` is None or a finite number of at least 1 s."""
+def check_demo_duration(duration_s: float | None, name: str = "duration_s") -> None:
+    """Raise ValueError (naming the option ``name``) unless ``duration_s`` is None or a finite number
+    of at least 1 s."""
     if duration_s is None:
         return
     try:
@@ -103,8 +104,9 @@ def check_demo_duration(duration_s: float | None) -> None:
     except (TypeError, ValueError):
         d = float("nan")
     if not (math.isfinite(d) and d >= MIN_DEMO_DURATION_S):
-        raise ValueError(f"duration_s must be a finite number of seconds, at least {MIN_DEMO_DURATION_S:g} (the "
-                         f"baseline block, a sixth of the session, calibrates the reward threshold), got {duration_s!r}")
+        raise ValueError(f"{name} must be a finite number of seconds, at least {MIN_DEMO_DURATION_S:g} (the "
+                         "baseline block, a sixth of the session, calibrates the reward threshold), "
+                         f"got {duration_s!r}")
 
 
 def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quick: bool = False,

@@ -172,10 +172,15 @@ def series_per_window(ts: TimeSeries, start_s: np.ndarray, stop_s: np.ndarray, *
     out = np.full(idx.size, np.nan)
     ok = idx >= 0
     if t.size:
-        step = float(np.median(np.diff(t))) if t.size > 1 else 0.0
-        ok &= np.asarray(stop_s) <= t[-1] + max(step, 0.0) + EDGE_TOL_S
+        ok &= np.asarray(stop_s) <= observed_until(ts) + EDGE_TOL_S
     out[ok] = vals[idx[ok]]
     return out
+
+
+def observed_until(ts: TimeSeries) -> float:
+    """The end of a continuous series' observation: its last sample plus one (median) sampling interval."""
+    t = ts.t_s
+    return float(t[-1]) + (max(float(np.median(np.diff(t))), 0.0) if t.size > 1 else 0.0)
 
 
 def event_times_from_trials(rec: Recording, column: str = "reward_time_s") -> np.ndarray | None:
@@ -256,7 +261,8 @@ def _series_outcome(rec: Recording, name: str, start_s: np.ndarray,
     if y.size and not np.isfinite(y).any():
         others = [c for c in reward_candidates(rec) if c != f"series:{name}"]
         return None, (f"series {name!r} has no finite value in any window (NaN throughout, or outside the windows); "
-                      f"name another outcome with reward=NAME (--reward NAME); candidates: {', '.join(others) or 'none'}")
+                      "name another outcome with reward=NAME (--reward NAME); candidates: "
+                      f"{', '.join(others) or 'none'}")
     return y, f"series {name!r} ({how})"
 
 
@@ -334,8 +340,7 @@ def _behaviour_span(rec: Recording, y: np.ndarray, start: np.ndarray, stop: np.n
             spans.append((float(np.nanmin(a)), float(np.nanmax(b))))
     for ts in rec.series.values():
         if ts.kind == "continuous" and ts.t_s.size:
-            step = float(np.median(np.diff(ts.t_s))) if ts.t_s.size > 1 else 0.0
-            spans.append((float(ts.t_s[0]), float(ts.t_s[-1]) + step))
+            spans.append((float(ts.t_s[0]), observed_until(ts)))
     if spans:
         return (min(s[0] for s in spans), max(s[1] for s in spans)), "behaviour"
     hit = np.flatnonzero(y > 0)

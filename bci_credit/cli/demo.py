@@ -38,9 +38,9 @@ def run(args) -> int:
     if args.seed < 0:
         raise CLIError(f"--seed must be a non-negative integer, got {args.seed}")
     try:
-        check_demo_duration(args.duration)
+        check_demo_duration(args.duration, "--duration")
     except ValueError as err:
-        raise CLIError(str(err).replace("duration_s", "--duration")) from None
+        raise CLIError(str(err)) from None
     out_dir(args.out, "demo")  # a bad --out fails now, not after the simulation
     t0 = time.time()
     summary = run_demo(args.out, seed=args.seed, duration_s=args.duration, quick=args.quick,

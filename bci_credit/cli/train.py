@@ -78,9 +78,9 @@ def run(args) -> int:
     cfg = TrainConfig(model=args.model, method=args.method, dataset=args.dataset, data_dir=args.data_dir,
                       download=args.download, epochs=args.epochs, batch_size=args.batch_size,
                       optimizer=args.optimizer, lr=args.lr, adam_eps=args.adam_eps, noise_std=args.noise_std,
-                      b_solver=args.b_solver, b_lr=args.b_lr, gamma=args.gamma, warmup_steps=args.warmup_steps, n_train=args.n_train,
-                      n_test=args.n_test, seed=args.seed, device=args.device, threads=args.threads,
-                      log_every=args.log_every, checkpoint_every=args.checkpoint_every)
+                      b_solver=args.b_solver, b_lr=args.b_lr, gamma=args.gamma, warmup_steps=args.warmup_steps,
+                      n_train=args.n_train, n_test=args.n_test, seed=args.seed, device=args.device,
+                      threads=args.threads, log_every=args.log_every, checkpoint_every=args.checkpoint_every)
     # a bad --out fails now, not after loading the data; a run that fails before writing leaves no folder
     with run_folder(args.out, "deep.train"):
         try:

@@ -206,7 +206,8 @@ def _markdown(result: dict) -> str:
         return "–" if d is None else f"{d['mean']:.1f}" + ("" if d.get("sd") is None else f" ± {d['sd']:.1f}")
 
     lines = [f"# CIFAR table: {result['dataset']} (test accuracy %)", "",
-             "| method | runs (failed) | epochs (paper's) | final | best over epochs | talk |", "|---|---|---|---|---|---|"]
+             "| method | runs (failed) | epochs (paper's) | final | best over epochs | talk |",
+             "|---|---|---|---|---|---|"]
     for method, row in result["table"].items():
         epochs = ", ".join(map(str, row["epochs_run"]))
         failed = f" ({row['n_failed']})" if row["n_failed"] else ""

@@ -74,9 +74,10 @@ def summarize(f, label: str, *, units_path: str | None = None, notes: Notes) -> 
         if finite:
             spike_range = (min(s[0] for s in finite), max(s[-1] for s in finite))
         out["bin_width_s"] = width
-    lo, hi = R.file_time_span(f, scan, spike_range)
+    behaviour = R.file_time_span(f, scan, (np.inf, -np.inf))  # trials, intervals and series
+    lo, hi = min(behaviour[0], spike_range[0]), max(behaviour[1], spike_range[1])
     duration = float(hi - lo) if np.isfinite(hi - lo) else 0.0
-    _check_spikes_beyond_behaviour(f, scan, spike_range, notes)
+    _check_spikes_beyond_behaviour(behaviour, spike_range, notes)
     units = []
     for i, uid in enumerate(ids.tolist()):
         row: dict[str, Any] = {"id": uid, "n_spikes": int(counts[i]),
@@ -143,11 +144,10 @@ def summarize(f, label: str, *, units_path: str | None = None, notes: Notes) -> 
     return out
 
 
-def _check_spikes_beyond_behaviour(f, scan, spike_range: tuple, notes: Notes) -> None:
+def _check_spikes_beyond_behaviour(behaviour: tuple, spike_range: tuple, notes: Notes) -> None:
     """Warn when the spike times reach far beyond the file's trials and time series (a stray spike
     time stretches the recording's duration and the units' mean rates)."""
-    b_lo, b_hi = R.file_time_span(f, scan, (np.inf, -np.inf))
-    s_lo, s_hi = spike_range
+    (b_lo, b_hi), (s_lo, s_hi) = behaviour, spike_range
     if not (np.isfinite(b_hi - b_lo) and np.isfinite(s_hi - s_lo)) or b_hi <= b_lo:
         return
     margin = max(1.0, 0.01 * (b_hi - b_lo))
