@@ -42,6 +42,19 @@ def test_help_has_example(capsys):
     assert "examples:" in text and "bci-credit analyze session.nwb" in text and "reward-threshold" in text
 
 
+@pytest.mark.parametrize("value", ["-1e9", "-2.5E-3", "-7", "-.5"])
+def test_negative_numbers_in_exponent_form_are_values(value):
+    from bci_credit.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["analyze", "f.nwb", "--threshold", value])
+    assert args.threshold == float(value)
+    args = parser.parse_args(["rd", "d.csv", "--y", "y", "--x", "x", "--cutoff", value])
+    assert args.cutoff == float(value)
+    with pytest.raises(SystemExit):  # an option's name still reads as one
+        parser.parse_args(["analyze", "f.nwb", "--threshold", "-x"])
+
+
 def test_single_file(files, tmp_path, capsys):
     out = tmp_path / "out"
     rc, stdout, _ = run_cli([files["sim"], "--design", "spike", "--out", out, "--no-density"], capsys)

@@ -12,9 +12,15 @@ import contextlib
 import importlib
 import logging
 import pkgutil
+import re
 import sys
 
 __all__ = ["main", "build_parser", "CLIError", "out_dir", "run_folder"]
+
+
+# argparse reads "-1e9" or "-1E-3" as an option, so "--threshold -1e9" failed with "expected one
+# argument"; every number, exponents included, is a value (argparse's own rule, widened).
+_NEGATIVE_NUMBER = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 
 
 class CLIError(Exception):
@@ -88,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
+    for command_parser in (parser, *sub.choices.values()):
+        command_parser._negative_number_matcher = _NEGATIVE_NUMBER
     return parser
 
 
