@@ -267,3 +267,54 @@ def test_rd_plot_returns_axes():
     plt.close(fig)
     with pytest.raises(ValueError, match="one side"):
         rd_bins(y, np.abs(x))
+
+
+def test_placebo_cutoffs_cut_per_row_options_to_each_side():
+    from bci_credit.analysis.rd_diagnostics import placebo_cutoffs
+
+    x, y = _sim(n=1500, seed=16)
+    rng = np.random.default_rng(3)
+    site, age = rng.integers(0, 15, x.size), rng.normal(size=x.size)
+    df = pd.DataFrame({"x": x, "y": y, "site": site, "age": age, "w": np.ones(x.size)})
+    cuts = [-0.5, 0.5]
+    plain = placebo_cutoffs(y, x, cuts)
+    by_name = placebo_cutoffs("y", "x", cuts, data=df, cluster="site", covs="age", weights="w")
+    by_array = placebo_cutoffs(y, x, cuts, cluster=site, covs=age, weights=np.ones(x.size))
+    assert by_name.reason.isna().all()
+    pd.testing.assert_frame_equal(by_name, by_array)
+    for i, c in enumerate(cuts):   # each placebo equals the fit on its side, options cut alike
+        m = x < 0 if c < 0 else x >= 0
+        ref = RD(y[m], x[m], c, cluster=site[m], covs=age[m], weights=np.ones(m.sum())).fit()
+        np.testing.assert_allclose(by_name.estimate.iloc[i], ref.tau_cl, rtol=1e-12)
+    assert not np.allclose(by_name.se_rb, plain.se_rb)
+
+
+def test_bandwidth_sensitivity_scales_each_side_of_a_two_sided_selector():
+    from bci_credit.analysis.rd_diagnostics import bandwidth_sensitivity
+
+    x, y = _sim(n=1500, seed=17)
+    bs = bandwidth_sensitivity(y, x, bwselect="msetwo", factors=(0.5, 1.0))
+    sel, one = bs.iloc[0], bs.iloc[2]
+    assert sel.h_left != sel.h_right
+    np.testing.assert_allclose([one.h_left, one.h_right, one.b_left, one.b_right, one.estimate],
+                               [sel.h_left, sel.h_right, sel.b_left, sel.b_right, sel.estimate], rtol=1e-10)
+    np.testing.assert_allclose([bs.h_left.iloc[1], bs.h_right.iloc[1]], 0.5 * np.array([sel.h_left, sel.h_right]))
+
+
+def test_pandas_inputs_with_different_indexes_are_refused():
+    x, y = _sim(n=400, seed=18)
+    df = pd.DataFrame({"x": x, "y": y})
+    shuffled = df.sort_values("y")
+    with pytest.raises(ValueError, match="different indexes"):
+        RD(shuffled.y, df.x)
+    np.testing.assert_allclose(RD(shuffled.y, shuffled.x).fit().tau_cl, RD(y, x).fit().tau_cl, rtol=1e-12)
+
+
+def test_degenerate_inputs_name_their_cause():
+    x, y = _sim(n=400, seed=19)
+    with pytest.raises(ValueError, match="at least 2 clusters on each side.*found 1 below and 1"):
+        RD(y, x, cluster=np.where(x < 0, "a", "b"))
+    with pytest.raises(ValueError, match="covariate 'age' has no finite value"):
+        RD("y", "x", data=pd.DataFrame({"x": x, "y": y, "age": np.nan}), covs="age")
+    with pytest.raises(ValueError, match="deriv must be a non-negative integer"):
+        RD(y, x, deriv=-1)

@@ -83,3 +83,71 @@ def test_help_has_example(capsys):
         main(["rd", "--help"])
     out = capsys.readouterr().out
     assert "bci-credit rd data.csv" in out and "--json" in out
+
+
+# ----------------------------------------------------------------------------- a user's pass (session 8)
+def _curved(tmp_path, name="d.csv", **cols):
+    df = pd.read_csv(DATA)
+    for k, v in cols.items():
+        df[k] = v
+    f = tmp_path / name
+    df.to_csv(f, index=False)
+    return f, df
+
+
+@pytest.mark.parametrize("name, content, match", [
+    ("d.csv.gz", b"x,y\n1,2\n", "Not a gzipped file"),
+    ("d.zip", b"x,y\n1,2\n", "not a zip file"),
+    ("d.csv", b"\x89HDF\r\n\x1a\n" + bytes(64), "HDF5 file, not a CSV file; for an NWB recording use 'bci-credit analyze'"),
+    ("d.csv", b"x;y\n1;2\n3;4\n", "does not look comma-separated"),
+    ("d.csv", b"x, y\n1,2\n3,4\n", "note the spaces in ' y'"),
+    ("d.csv", b"x,x,y\n1,2,3\n", "repeats the column name(s) 'x'"),
+])
+def test_unreadable_files_are_one_line_errors(tmp_path, capsys, name, content, match):
+    f = tmp_path / name
+    f.write_bytes(content)
+    _one_line_error(capsys, ["rd", str(f), "--y", "y", "--x", "x"], match)
+    assert f.read_bytes() == content
+
+
+def test_urls_and_bad_level_are_refused_before_reading(capsys):
+    _one_line_error(capsys, ["rd", "http://example.org/d.csv", "--y", "y", "--x", "x"], "is a URL")
+    _one_line_error(capsys, ["rd", str(DATA), "--y", "y", "--x", "x", "--level", "0.95"], "use --level 95")
+
+
+def test_vce_with_cluster_is_checked_not_replaced(tmp_path, capsys):
+    f, df = _curved(tmp_path, site=np.arange(len(pd.read_csv(DATA))) % 12)
+    _one_line_error(capsys, ["rd", str(f), "--y", "y", "--x", "x", "--cluster", "site", "--vce", "hc2"],
+                    "--vce 'hc2' with clusters")
+    assert main(["rd", str(f), "--y", "y", "--x", "x", "--cluster", "site", "--vce", "HC1", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["vce"] == "cr1"
+    assert out.err.strip() == "bci-credit rd: warning: --vce 'hc1' is not a cluster-robust option; using --vce 'cr1'"
+    assert main(["rd", str(f), "--y", "y", "--x", "x", "--kernel", "TRI", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kernel"] == "triangular"
+
+
+def test_json_records_the_design_and_input(tmp_path, capsys):
+    site = np.arange(len(pd.read_csv(DATA))) % 12
+    f, df = _curved(tmp_path, site=site)
+    assert main(["rd", str(f), "--y", "yf", "--x", "x", "--fuzzy", "t", "--covs", "z1", "--cluster", "site",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fuzzy"] is True and out["covs"] == ["z1"] and len(out["coef_covs"]) == 1
+    assert out["columns"] == {"y": "yf", "x": "x", "fuzzy": "t", "covs": ["z1"], "cluster": "site", "weights": None}
+    assert out["data"] == str(f) and out["mass_points"] is False
+    assert sum(out["n_clusters"]) >= 12 and out["first_stage"]["se_rb"] > 0
+    from bci_credit.analysis.rd import RD
+
+    res = RD("yf", "x", data=df, fuzzy="t", covs=["z1"], cluster="site").fit()
+    np.testing.assert_allclose(out["first_stage"]["tau_bc"], res.first_stage["coef"][1], rtol=1e-12)
+
+
+def test_summary_columns_stay_apart_and_mass_points_are_shown(tmp_path, capsys):
+    df = pd.read_csv(DATA)
+    f, _ = _curved(tmp_path, uv=df["y"] * 1e-6, xi=np.round(df["x"] * 10))
+    assert main(["rd", str(f), "--y", "uv", "--x", "x"]) == 0
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(("Conventional", "Robust"))]
+    assert all(" [" in ln for ln in rows), rows
+    assert main(["rd", str(f), "--y", "y", "--x", "xi"]) == 0
+    assert "Mass points in x" in capsys.readouterr().out

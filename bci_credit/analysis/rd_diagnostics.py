@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .rd import RD, _column, _numeric
+from .rd import RD, _check_aligned, _column, _covs_matrix, _numeric
 
 __all__ = ["placebo_cutoffs", "bandwidth_sensitivity"]
 
@@ -48,9 +48,11 @@ def placebo_cutoffs(y, x, cutoffs: Sequence[float] | None = None, *, true_cutoff
     n_placebo : int
         Number of default placebo cutoffs (when ``cutoffs`` is None).
     data : DataFrame, optional
-        Holds the columns named by ``y`` and ``x``.
+        Holds the columns named by ``y``, ``x`` and the per-row options.
     rd_kwargs
-        Options of :class:`~bci_credit.analysis.rd.RD` (kernel, p, bwselect, vce, ...).
+        Options of :class:`~bci_credit.analysis.rd.RD` (kernel, p, bwselect, vce, ...). The per-row
+        options ``fuzzy``, ``covs``, ``cluster`` and ``weights`` (arrays or column names) are cut to
+        each placebo's side with y and x.
 
     Returns
     -------
@@ -59,10 +61,18 @@ def placebo_cutoffs(y, x, cutoffs: Sequence[float] | None = None, *, true_cutoff
         :func:`~bci_credit.analysis.rd.fit_many` and ``reason``); under no effect about 5 % of the
         robust p-values ``pv_rb`` should fall below 0.05.
     """
+    _check_aligned(x=x, y=y, **{k: rd_kwargs.get(k) for k in ("fuzzy", "covs", "cluster", "weights")})
     xa = _numeric(_column(x, "x", data), "x")
     ya = _numeric(_column(y, "y", data, xa.size), "y")
+    per_row = {k: _column(rd_kwargs.pop(k), k, data, xa.size) for k in ("fuzzy", "cluster", "weights")
+               if rd_kwargs.get(k) is not None}
+    if rd_kwargs.get("covs") is not None:
+        mat, names = _covs_matrix(rd_kwargs.pop("covs"), data, xa.size)
+        per_row["covs"] = pd.DataFrame(mat, columns=names)
     good = np.isfinite(xa) & np.isfinite(ya)
     xa, ya = xa[good], ya[good]
+    per_row = {k: v[good] if isinstance(v, np.ndarray) else v[good].reset_index(drop=True)
+               for k, v in per_row.items()}
     if cutoffs is None:
         lo, hi = xa[xa < true_cutoff], xa[xa >= true_cutoff]
         k = max(1, n_placebo // 2)
@@ -78,7 +88,9 @@ def placebo_cutoffs(y, x, cutoffs: Sequence[float] | None = None, *, true_cutoff
             row.update(_failed(ValueError("placebo cutoff equals the true cutoff")))
         else:
             try:
-                row.update(_row(RD(ya[m], xa[m], c, **rd_kwargs).fit()))
+                side_rows = {k: v[m] if isinstance(v, np.ndarray) else v[m].reset_index(drop=True)
+                             for k, v in per_row.items()}
+                row.update(_row(RD(ya[m], xa[m], c, **side_rows, **rd_kwargs).fit()))
             except ValueError as err:
                 row.update(_failed(err))
         rows.append(row)
@@ -89,7 +101,7 @@ def bandwidth_sensitivity(y, x, cutoff: float = 0.0, *, h_grid: Sequence[float] 
                           factors: Sequence[float] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0), data: pd.DataFrame | None = None,
                           **rd_kwargs) -> pd.DataFrame:
     """RD estimates over a grid of main bandwidths h (bias bandwidth b = h / rho, rho = h/b of the
-    data-driven fit unless ``rho`` is given).
+    data-driven fit on each side unless ``rho`` is given).
 
     Parameters
     ----------
@@ -97,7 +109,9 @@ def bandwidth_sensitivity(y, x, cutoff: float = 0.0, *, h_grid: Sequence[float] 
     cutoff : float
         The RD cutoff.
     h_grid : sequence of float, optional
-        Bandwidths to use; by default ``factors`` times the data-driven (``bwselect``) bandwidth.
+        Bandwidths to use (the same on both sides); by default ``factors`` times the data-driven
+        (``bwselect``) bandwidths, each side's own (so that factor 1 is the selected fit, also for
+        the two-sided selectors such as ``msetwo``).
     factors : sequence of float
         Multiples of the data-driven h used when ``h_grid`` is None.
     data : DataFrame, optional
@@ -108,19 +122,20 @@ def bandwidth_sensitivity(y, x, cutoff: float = 0.0, *, h_grid: Sequence[float] 
     Returns
     -------
     DataFrame
-        One row per bandwidth: ``h_factor`` (h over the data-driven h), ``selected`` (True for the
-        data-driven fit), the estimates and ``reason``.
+        One row per bandwidth: ``h`` (the mean of ``h_left`` and ``h_right`` when they differ),
+        ``h_factor`` (h over the data-driven h), ``selected`` (True for the data-driven fit), the
+        estimates and ``reason``.
     """
     base_kw = {k: v for k, v in rd_kwargs.items() if k not in ("h", "b", "rho")}
     base = RD(y, x, cutoff, data=data, **base_kw).fit()
-    h0 = float(np.mean(base.h))
-    rho = rd_kwargs.get("rho") or float(np.mean(base.h / base.b))
-    grid = [h0 * f for f in factors] if h_grid is None else [float(h) for h in h_grid]
-    rows = [{"h": h0, "h_factor": 1.0, "selected": True, **_row(base)}]
+    h0 = np.asarray(base.h, dtype=float)
+    rho = np.asarray(base.h / base.b, dtype=float) if not rd_kwargs.get("rho") else float(rd_kwargs["rho"])
+    grid = [h0 * f for f in factors] if h_grid is None else [np.array([float(h)] * 2) for h in h_grid]
+    rows = [{"h": float(np.mean(h0)), "h_factor": 1.0, "selected": True, **_row(base)}]
     for h in grid:
-        row = {"h": h, "h_factor": h / h0, "selected": False}
+        row = {"h": float(np.mean(h)), "h_factor": float(np.mean(h / h0)), "selected": False}
         try:
-            row.update(_row(RD(y, x, cutoff, data=data, h=h, rho=rho, **base_kw).fit()))
+            row.update(_row(RD(y, x, cutoff, data=data, h=h, b=h / rho, **base_kw).fit()))
         except ValueError as err:
             row.update(_failed(err))
         rows.append(row)
