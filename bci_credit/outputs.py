@@ -156,6 +156,29 @@ def provenance(script: str, argv: list[str] | None = None) -> dict:
     return {"script": script, "argv": list(sys.argv if argv is None else argv), "versions": versions()}
 
 
+def remove_previous_outputs(out_dir: str | os.PathLike, keep: list[str]) -> list[str]:
+    """Delete the files that the previous run in ``out_dir`` wrote (its ``run.json`` lists them) and
+    this run did not rewrite (``keep``), so that the folder describes one run only.
+
+    Only plain files named in that list and lying directly in ``out_dir`` are touched. Returns
+    their names.
+    """
+    out = Path(out_dir)
+    try:
+        listed = json.loads((out / "run.json").read_text()).get("files") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    removed = []
+    for name in listed:
+        if not isinstance(name, str) or name in keep or name == "run.json" or Path(name).name != name:
+            continue
+        path = out / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed.append(name)
+    return removed
+
+
 def write_run_json(out_dir: str | os.PathLike, *, command: str, config: Any = None, seed: Any = None,
                    argv: list[str] | None = None, extra: dict | None = None) -> Path:
     """Write ``run.json``: command, config, seed, versions, argv and time."""

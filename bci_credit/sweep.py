@@ -686,6 +686,12 @@ def _plain_tree(obj: Any) -> Any:
 
 def _check_same(old: dict, new: dict, out: Path) -> None:
     diff = [k for k in ("format", "config", "grid", "root_seed", "metrics") if _plain_tree(old.get(k)) != _plain_tree(new[k])]
+    old_keys, new_keys = list(old.get("grid") or {}), list(new["grid"])
+    if not diff and old_keys != new_keys:  # the same grid in another order numbers its points differently
+        raise ValueError(
+            f"{out} holds this sweep with its grid keys in another order ({', '.join(old_keys)}); the tasks are "
+            f"numbered in that order, so give the grid in it (--grid {' --grid '.join(old_keys)}) to resume"
+        )
     if diff:
         raise ValueError(
             f"{out} holds a different sweep (it differs in: {', '.join(diff)}); use another --out, or --overwrite to "

@@ -39,6 +39,8 @@ def out_dir(path, command: str, option: str = "--out"):
 
     from ..outputs import OutputPathError, ensure_dir
 
+    if not str(path).strip():
+        raise CLIError(f"{option} is empty; give the folder to write the {command} results to")
     run = Path(path) / "run.json"
     if run.is_file():
         try:

@@ -50,7 +50,7 @@ def run(args) -> int:
         raise CLIError(f"unknown prediction {args.name!r}; choose one of: {', '.join(PREDICTIONS)}")
     if args.seed < 0:
         raise CLIError("--seed must be a non-negative integer")
-    from ..outputs import write_run_json
+    from ..outputs import remove_previous_outputs, write_run_json
     from ..predict import run_prediction, write_prediction
 
     path = args.out or f"out/predict/{args.name}"
@@ -61,9 +61,11 @@ def run(args) -> int:
         except RuntimeError as err:  # a protocol that cannot be set up for this seed (e.g. rate calibration)
             raise CLIError(f"{args.name}: {err}") from err
     files = write_prediction(res, out, nwb=args.nwb, figures=not args.no_figures)
+    names = [f.name for f in files]
+    removed = remove_previous_outputs(out, names)
     write_run_json(out, command="predict", config=res.settings, seed=args.seed,
-                   extra={"prediction": args.name, "quick": args.quick, "passed": res.passed,
-                          "files": [f.name for f in files]})
+                   extra={"prediction": args.name, "quick": args.quick, "passed": res.passed, "files": names})
     print(res.summary())
-    print(f"wrote {len(files) + 1} files to {out}/")
+    print(f"wrote {len(files) + 1} files to {out}/"
+          + (f" (removed the previous run's {', '.join(removed)})" if removed else ""))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import CLIError, out_dir
+from . import CLIError, run_folder
 
 EXAMPLE = """\
 Simulate a population of LIF neurons with correlated noise from a preset or a TOML config, and
@@ -80,14 +80,16 @@ def run(args) -> int:
         raise CLIError("give a preset name or a TOML config (see --list)")
     cfg = load_with_overrides(args.config, args.set, args.duration, args.seed)
     from ..experiment import run as run_experiment
-    from ..outputs import write_run_json
+    from ..outputs import remove_previous_outputs, write_run_json
     from ..report import write_session_outputs
 
-    out = out_dir(args.out, "simulate")  # a bad --out fails now, not after the simulation
-    rec = run_experiment(cfg, progress=not args.no_progress and sys.stderr.isatty())
+    with run_folder(args.out, "simulate") as out:  # a bad --out fails now, not after the simulation
+        rec = run_experiment(cfg, progress=not args.no_progress and sys.stderr.isatty())
     files = write_session_outputs(rec, out, nwb=not args.no_nwb)
-    write_run_json(out, command="simulate", config=cfg.to_dict(), seed=cfg.run.seed,
-                   extra={"files": [str(f.name) for f in files]})
+    names = [str(f.name) for f in files]
+    removed = remove_previous_outputs(out, names)
+    write_run_json(out, command="simulate", config=cfg.to_dict(), seed=cfg.run.seed, extra={"files": names})
     print(rec.summary())
-    print(f"wrote {len(files) + 1} files to {out}/")
+    print(f"wrote {len(files) + 1} files to {out}/"
+          + (f" (removed the previous run's {', '.join(removed)})" if removed else ""))
     return 0

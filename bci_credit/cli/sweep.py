@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import CLIError, out_dir
+from . import CLIError, run_folder
 
 EPILOG = """\
 Runs every grid point x replicate as one task (each with its own seed spawned from one root seed,
@@ -88,18 +88,18 @@ def run(args) -> int:
     metrics = _load_metrics(args.metrics) if args.metrics else None
     from ..sweep import run_sweep
 
-    out = out_dir(args.out, "sweep")  # a bad --out fails now, not after the tasks
     try:
-        res = run_sweep(cfg, args.grid, replicates=args.replicates, out=out, seed=args.seed, metrics=metrics,
-                        n_jobs=args.n_jobs, scheduler=args.scheduler,
-                        progress=not args.no_progress and sys.stderr.isatty(), overwrite=args.overwrite,
-                        figure=not args.no_figure, argv=["bci-credit", *sys.argv[1:]])
+        with run_folder(args.out, "sweep") as out:  # a bad --out fails now; a bad grid leaves no folder
+            res = run_sweep(cfg, args.grid, replicates=args.replicates, out=out, seed=args.seed, metrics=metrics,
+                            n_jobs=args.n_jobs, scheduler=args.scheduler,
+                            progress=not args.no_progress and sys.stderr.isatty(), overwrite=args.overwrite,
+                            figure=not args.no_figure, argv=["bci-credit", *sys.argv[1:]])
     except ConfigError as err:
         raise CLIError(str(err)) from None
     except (ValueError, RuntimeError, ConnectionError, ImportError) as err:
         raise CLIError(str(err)) from None
     except KeyboardInterrupt:
-        print(f"sweep interrupted: finished tasks are saved in {out}/; run the same command again to resume",
+        print(f"sweep interrupted: finished tasks are saved in {args.out}/; run the same command again to resume",
               file=sys.stderr)
         raise
     n = len(res.results)

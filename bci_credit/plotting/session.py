@@ -14,10 +14,14 @@ def plot_raster(rec: Recording, ax, *, max_units: int = 50, t_max_s: float | Non
     """Spike raster of up to ``max_units`` units (control units in red)."""
     t0 = rec.t_start_s
     t1 = t0 + (t_max_s if t_max_s is not None else rec.duration_s)
-    for k, (uid, st) in enumerate(zip(rec.units.index[:max_units], rec.spike_times[:max_units])):
+    ids = list(rec.units.index[:max_units])
+    for k, st in enumerate(rec.spike_times[:len(ids)]):  # row k is the unit with id ids[k], as in the tables
         st = st[(st >= t0) & (st <= t1)]
         color = "tab:red" if rec.units["is_control"].iloc[k] else "k"
-        ax.vlines(st, k + 0.6, k + 1.4, color=color, lw=0.6)
+        ax.vlines(st, k - 0.4, k + 0.4, color=color, lw=0.6)
+    if 0 < len(ids) <= 20:
+        ax.set_yticks(range(len(ids)), [str(u) for u in ids])
+    ax.set_ylim(-0.6, max(len(ids), 1) - 0.4)
     ax.set_xlim(t0, t1)
     ax.set_ylabel("unit")
     ax.set_xlabel("time (s)")
