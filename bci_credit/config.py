@@ -2,10 +2,12 @@
 
 A configuration has four tables, each a dataclass::
 
-    [population]  n_neurons, w (one value or one per neuron), c, x, control_unit
+    [population]  n_neurons, w (one value or one per neuron), c, x, control_unit (the cost's
+                  control unit, where the cost has one)
     [model]       LIF parameters (see :class:`bci_credit.sim.LIFParams`)
     [task]        cost: a name or a table {name = ..., params...}
-    [learning]    rule: "none" or a rule name, plus its hyper-parameters
+    [learning]    rule: "none" or a rule name, plus its hyper-parameters (each given once: directly
+                  or in a ``params`` table)
     [run]         duration_s, seed, record_weights_every_s
 
 Presets live in ``data/presets/*.toml``; :func:`load_preset` finds them by name.
@@ -17,6 +19,7 @@ import dataclasses
 import inspect
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -129,7 +132,7 @@ class TaskConfig:
         typ = COSTS.get(name)
         if typ is None or not dataclasses.is_dataclass(typ):
             return  # make_cost names the problem
-        fields = {f.name: f for f in dataclasses.fields(typ)}
+        fields = {f.name: f for f in dataclasses.fields(typ) if f.init}  # not e.g. a fixed cost's n_neurons
         for key, value in self.cost.items():
             if key == "name":
                 continue
@@ -164,7 +167,9 @@ class LearningConfig:
 
     Checked at load time: the rule name, the hyper-parameter names (those of the rule's
     ``__init__``), their types (a number where the rule's default is a number, true/false where it
-    is a boolean), the step sizes the rule itself checks, and ``p > 0``. With ``rule = "none"``
+    is a boolean), ``p > 0``, and everything the rule itself checks before learning (its
+    ``_check_params``: ranges, choices such as ``gain`` or ``step``, ``record_every``, the weight
+    bounds); ``oracle`` needs ``cost`` or ``beta``. With ``rule = "none"``
     the names must belong to some rule (they are kept for a rule switched on later, e.g. by a grid
     over ``learning.rule``); ``p`` is also the RD window of :func:`bci_credit.sweep.default_metrics`.
     """
@@ -217,6 +222,10 @@ class LearningConfig:
                 make_rule(self.rule, **params)._check_params()
             except (TypeError, ValueError) as err:
                 raise ConfigError(f"learning: {err}") from None
+        if self.rule == "oracle" and params.get("cost") is None and params.get("beta") is None:
+            # a configured simulation gives no per-window true effect (only the BCI session does)
+            raise ConfigError("learning.rule 'oracle' needs the true effect: give learning.cost (a cost name or "
+                              "table, e.g. the task's cost) or learning.beta (the effects, one per neuron)")
         object.__setattr__(self, "params", params)  # a plain dict; whole numbers as int, flags as bool
 
 
@@ -260,12 +269,28 @@ class SimulationConfig:
             raise ConfigError(f"run.duration_s={self.run.duration_s} s is shorter than one window "
                               f"(model.window_s={self.model.window_s} s); give run.duration_s >= window_s")
         cost = self.task.build()
+        n = self.population.n_neurons
         need = getattr(cost, "n_neurons", None)
-        if need is not None and need != self.population.n_neurons:
+        if need is not None and need != n:
             raise ConfigError(
-                f"task.cost {getattr(cost, 'name', cost)!r} is defined for {need} neurons but population.n_neurons = "
-                f"{self.population.n_neurons}"
+                f"task.cost {getattr(cost, 'name', cost)!r} is defined for {need} neurons but "
+                f"population.n_neurons = {n}"
             )
+        control, unit = getattr(cost, "control", None), self.population.control_unit
+        if unit is not None and isinstance(control, int) and control != unit:
+            raise ConfigError(f"population.control_unit = {unit} but task.cost.control = {control}: the control unit "
+                              f"is the one the cost singles out; set both to the same unit")
+        for key, value in self.learning.params.items():  # one value, or one per neuron
+            if isinstance(value, (list, tuple)) and np.shape(value) not in ((1,), (n,)):
+                raise ConfigError(f"learning.{key} has {np.size(value)} values for {n} neurons; give one value "
+                                  f"or one per neuron")
+        oracle_cost = self.learning.params.get("cost") if self.learning.rule == "oracle" else None
+        if oracle_cost is not None:
+            from .tasks.costs import make_cost
+
+            need = getattr(make_cost(oracle_cost), "n_neurons", None)
+            if need is not None and need != n:
+                raise ConfigError(f"learning.cost is defined for {need} neurons but population.n_neurons = {n}")
 
     def to_dict(self) -> dict:
         """A plain dict (TOML/JSON-friendly) that :meth:`from_dict` turns back into this config."""
@@ -297,8 +322,11 @@ class SimulationConfig:
                 if not isinstance(params, Mapping):
                     raise ConfigError(f"learning.params must be a table of hyper-parameters (e.g. params = {{p = 0.1}}), "
                                       f"got {params!r}")
-                params = dict(params)
-                params.update(sub)  # hyper-parameters may sit directly in [learning]
+                twice = sorted(set(params) & set(sub))
+                if twice:
+                    raise ConfigError(f"learning.{twice[0]} is given twice, directly in [learning] and in "
+                                      f"learning.params; give it once")
+                params = {**params, **sub}  # hyper-parameters may sit directly in [learning]
                 sub = {"rule": rule, "params": params}
             names = {f.name for f in dataclasses.fields(typ)}
             bad = set(sub) - names
@@ -309,7 +337,9 @@ class SimulationConfig:
             except ConfigError:
                 raise
             except (TypeError, ValueError) as err:
-                raise ConfigError(f"[{key}]: {err}") from None
+                lif = re.match(r"LIFParams\.(\w+)", str(err)) if key == "model" else None
+                where = f"model.{lif[1]}" if lif else f"[{key}]"  # the TOML key, where the error names one
+                raise ConfigError(f"{where}: {err}") from None
         return cls(name=str(d.get("name", "custom")), **parts)
 
     def with_overrides(self, **dotted) -> "SimulationConfig":
@@ -321,7 +351,10 @@ class SimulationConfig:
             table, name = key.split(".", 1)
             if table not in d or not isinstance(d[table], dict):
                 raise ConfigError(f"override {key!r}: no table [{table}]")
-            d[table][name] = value
+            if table == "learning" and name not in ("rule", "params"):
+                d[table]["params"][name] = value  # a hyper-parameter: replaces the one in params
+            else:
+                d[table][name] = value
         return SimulationConfig.from_dict(d)
 
 
@@ -342,6 +375,8 @@ def list_presets() -> list[str]:
 def load_config(path: str | os.PathLike) -> SimulationConfig:
     """Read a TOML configuration file."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; give a TOML file")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:

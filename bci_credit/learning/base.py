@@ -73,8 +73,14 @@ class LearningRule:
     needs_unperturbed: bool = False
     #: Hyper-parameters checked by :meth:`initialize` (step sizes, rates, time constants):
     #: name -> smallest allowed value and whether it is itself allowed, e.g. ``{"epsilon": (0.0, True)}``
-    #: means "a finite number >= 0", ``{"eta": (0.0, False)}`` "a finite number > 0".
+    #: means "a finite number >= 0", ``{"eta": (0.0, False)}`` "a finite number > 0"; a smallest value
+    #: of None means "a finite number" (one, or one per neuron).
     _checked_params: dict = {}
+    #: Whole-number hyper-parameters: name -> smallest allowed value (``record_every``, where the
+    #: rule has it, is always checked: a whole number >= 1).
+    _int_params: dict = {}
+    #: Hyper-parameters with a fixed set of values: name -> the allowed values.
+    _choice_params: dict = {}
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -104,19 +110,64 @@ class LearningRule:
 
     # -- the online interface ------------------------------------------------------------
     def _check_params(self) -> None:
-        """Raise a ValueError naming any hyper-parameter of ``_checked_params`` out of its range."""
+        """Raise a ValueError naming the first hyper-parameter that is out of range or not a valid choice.
+
+        Checks ``_checked_params``, ``_int_params`` and ``_choice_params`` and, where the rule has
+        them, ``record_every`` (>= 1), ``gain`` (see :func:`~bci_credit.learning.gain.make_gain`) and
+        the weight bounds (``w_min < w_max``; None = no bound).
+        """
+        from ..checks import check_number
+        from .gain import make_gain
+
+        cls = type(self).__name__
         for name, (low, inclusive) in self._checked_params.items():
             value = getattr(self, name)
             try:
                 if isinstance(value, (str, bytes)):
                     raise TypeError
                 a = np.asarray(value, dtype=float)
-                ok = bool(np.isfinite(a).all()) and bool((a >= low).all() if inclusive else (a > low).all())
+                ok = bool(np.isfinite(a).all()) and (low is None or bool((a >= low if inclusive else a > low).all()))
             except (TypeError, ValueError, OverflowError):
                 ok = False
             if not ok:
-                bound = f">= {low:g}" if inclusive else f"> {low:g}"
-                raise ValueError(f"{type(self).__name__}: {name} must be a finite number {bound}, got {value!r}")
+                bound = "" if low is None else f" >= {low:g}" if inclusive else f" > {low:g}"
+                raise ValueError(f"{cls}: {name} must be a finite number{bound}, got {value!r}")
+        ints = {"record_every": 1, **self._int_params} if hasattr(self, "record_every") else self._int_params
+        for name, low in ints.items():
+            value = check_number(getattr(self, name), f"{cls}: {name}", integer=True)
+            if value < low:
+                raise ValueError(f"{cls}: {name} must be a whole number >= {low}, got {value!r}")
+        for name, choices in self._choice_params.items():
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in choices:
+                raise ValueError(f"{cls}: {name} {value!r} is not a valid {name}; choose one of {list(choices)}")
+        if hasattr(self, "gain"):
+            try:
+                make_gain(self.gain)
+            except ValueError as err:
+                raise ValueError(f"{cls}: {err}") from None
+        if hasattr(self, "w_min") and hasattr(self, "w_max"):
+            bounds = {}
+            for name, side, limit, beyond in (("w_min", "lower", "below +inf", np.inf),
+                                              ("w_max", "upper", "above -inf", -np.inf)):
+                value = getattr(self, name)
+                try:
+                    if isinstance(value, (str, bytes)):
+                        raise TypeError
+                    a = np.asarray(-beyond if value is None else value, dtype=float)  # None: no bound
+                    ok = not (np.isnan(a).any() or (a == beyond).any())
+                except (TypeError, ValueError, OverflowError):
+                    ok = False
+                if not ok:
+                    raise ValueError(f"{cls}: {name} must be a number {limit} (or None: no {side} bound), "
+                                     f"got {value!r}")
+                bounds[name] = a
+            try:
+                ok = bool((bounds["w_min"] < bounds["w_max"]).all())
+            except ValueError:  # one bound per neuron, but not as many lower as upper bounds
+                ok = False
+            if not ok:
+                raise ValueError(f"{cls}: w_min={self.w_min!r} must be below w_max={self.w_max!r}")
 
     def initialize(self, w0: np.ndarray, context: WindowContext) -> None:
         """Start learning from weights ``w0`` (replicates, neurons); checks the hyper-parameters first."""

@@ -128,12 +128,14 @@ class OnlineGain(Gain):
 
 
 def make_gain(spec) -> Gain:
-    """``"lookup"`` | ``"finite_difference"`` | ``"online"`` | a float (constant) | a Gain."""
+    """``"lookup"`` | ``"finite_difference"`` | ``"online"`` | ``"constant"`` | a finite number (constant) | a Gain."""
     if isinstance(spec, Gain):
         return spec
-    if isinstance(spec, (int, float)):
-        return ConstantGain(float(spec))
     table = {"lookup": LookupGain, "finite_difference": FiniteDifferenceGain, "online": OnlineGain, "constant": ConstantGain}
-    if spec not in table:
-        raise ValueError(f"unknown gain {spec!r}; choose one of {sorted(table)} or give a number")
+    if isinstance(spec, (int, float, np.integer, np.floating)) and not isinstance(spec, (bool, np.bool_)):
+        if not np.isfinite(spec):
+            raise ValueError(f"gain {spec!r} is not a valid gain; a constant gain must be a finite number")
+        return ConstantGain(float(spec))
+    if not isinstance(spec, str) or spec not in table:
+        raise ValueError(f"gain {spec!r} is not a valid gain; choose one of {sorted(table)} or give a number")
     return table[spec]()

@@ -48,7 +48,7 @@ class OracleRule(LearningRule):
         Record the history every this many windows.
     """
 
-    _checked_params = {"epsilon": (0.0, True)}
+    _checked_params = {"epsilon": (0.0, True), "tau_windows": (1.0, True)}
 
     def __init__(self, epsilon: float = 1e5, tau_windows: float = 20.0, cost=None, beta=None, gain="lookup",
                  w_min: float | None = 2.0, w_max: float | None = 20.0, record_every: int = 1):
@@ -61,10 +61,26 @@ class OracleRule(LearningRule):
         self.w_max = w_max
         self.record_every = record_every
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        cls = type(self).__name__
+        if self.beta is not None:
+            try:
+                ok = not isinstance(self.beta, (str, bytes)) and bool(np.isfinite(np.asarray(self.beta, float)).all())
+            except (TypeError, ValueError, OverflowError):
+                ok = False
+            if not ok:
+                raise ValueError(f"{cls}: beta must be finite numbers (one, or one per neuron), got {self.beta!r}")
+        if self.cost is not None:
+            from ..tasks.costs import make_cost
+
+            try:
+                make_cost(self.cost)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{cls}: cost: {err}") from None
+
     def initialize(self, w0, context) -> None:
         super().initialize(w0, context)
-        if not self.tau_windows >= 1:
-            raise ValueError(f"tau_windows must be >= 1, got {self.tau_windows}")
         self.beta_ = np.zeros_like(self.weights_)
         if self.beta is not None:
             try:

@@ -50,6 +50,7 @@ class NodePerturbationRule(LearningRule):
     """
 
     _checked_params = {"sigma_pert": (0.0, True), "epsilon": (0.0, True), "tau_baseline": (1.0, True)}
+    _choice_params = {"baseline": ("running", "paired", "none")}
 
     def __init__(self, sigma_pert: float = 20.0, epsilon: float = 0.1, baseline: str = "running",
                  tau_baseline: float = 20.0, w_min: float | None = 2.0, w_max: float | None = 20.0,
@@ -68,8 +69,6 @@ class NodePerturbationRule(LearningRule):
 
     def initialize(self, w0, context) -> None:
         super().initialize(w0, context)
-        if self.baseline not in ("running", "paired", "none"):
-            raise ValueError(f"baseline must be 'running', 'paired' or 'none', got {self.baseline!r}")
         self.rbar_ = None
         self.beta_ = np.zeros_like(self.weights_)  # last gradient estimate (R - b) e
         self.n_updates_ = np.zeros(self.weights_.shape, dtype=np.int64)

@@ -27,6 +27,16 @@ from .gain import make_gain
 __all__ = ["RDDRule", "RepoRDDRule", "ObservedDependenceRule"]
 
 
+def _check_p(rule: LearningRule) -> None:
+    """The half-width ``p`` of the near-threshold band must be positive (inf: every window)."""
+    try:
+        ok = not isinstance(rule.p, (str, bytes, bool, np.bool_)) and bool(np.all(np.asarray(rule.p, dtype=float) > 0))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{type(rule).__name__}: p must be positive, got {rule.p!r}")
+
+
 class RDDRule(LearningRule):
     """Canonical online spike-discontinuity learning rule.
 
@@ -58,7 +68,9 @@ class RDDRule(LearningRule):
         Record ``history_`` every this many windows.
     """
 
-    _checked_params = {"eta": (0.0, False), "epsilon": (0.0, True)}
+    _checked_params = {"eta": (0.0, False), "epsilon": (0.0, True), "beta0": (None, True)}
+    _int_params = {"warmup": 0}
+    _choice_params = {"step": ("constant", "decay")}
 
     def __init__(self, p: float = 0.1, eta: float = 0.1, epsilon: float = 1e5, step: str = "constant",
                  linear: bool = True, gain="lookup", w_min: float | None = 2.0, w_max: float | None = 20.0,
@@ -75,12 +87,12 @@ class RDDRule(LearningRule):
         self.warmup = warmup
         self.record_every = record_every
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        _check_p(self)
+
     def initialize(self, w0, context) -> None:
         super().initialize(w0, context)
-        if self.step not in ("constant", "decay"):
-            raise ValueError(f"step must be 'constant' or 'decay', got {self.step!r}")
-        if not self.p > 0:
-            raise ValueError(f"p must be positive, got {self.p}")
         shape = self.weights_.shape
         self.theta_ = np.zeros(shape + (4,))  # gamma, beta, alpha_r, alpha_l
         self.theta_[..., 1] = self.beta0
@@ -157,10 +169,12 @@ class RepoRDDRule(LearningRule):
         self.w_max = w_max
         self.record_every = record_every
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        _check_p(self)
+
     def initialize(self, w0, context) -> None:
         super().initialize(w0, context)
-        if not self.p > 0:
-            raise ValueError(f"p must be positive, got {self.p}")
         shape = self.weights_.shape
         self.V_ = np.zeros(shape + (3,))
         self._dV = np.zeros(shape + (3,))

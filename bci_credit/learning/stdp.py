@@ -62,7 +62,9 @@ class RewardModulatedSTDPRule(LearningRule):
         Record the history every this many windows.
     """
 
-    _checked_params = {"epsilon": (0.0, True)}
+    _checked_params = {"epsilon": (0.0, True), "tau_eligibility_s": (0.0, False), "a_plus": (None, True),
+                       "a_minus": (None, True), "tau_baseline": (1.0, True)}
+    _choice_params = {"baseline": ("running", "none")}
 
     def __init__(self, epsilon: float = 1.0, tau_eligibility_s: float = 0.5, a_plus: float = 1.0,
                  a_minus: float = 1.0, baseline: str = "running", tau_baseline: float = 50.0,
@@ -79,12 +81,6 @@ class RewardModulatedSTDPRule(LearningRule):
 
     def initialize(self, w0, context) -> None:
         super().initialize(w0, context)
-        if self.baseline not in ("running", "none"):
-            raise ValueError(f"baseline must be 'running' or 'none', got {self.baseline!r}")
-        if not self.tau_eligibility_s > 0:
-            raise ValueError(f"tau_eligibility_s must be positive, got {self.tau_eligibility_s}")
-        if not self.tau_baseline >= 1:
-            raise ValueError(f"tau_baseline must be >= 1 window, got {self.tau_baseline}")
         window_s = context.window_steps * context.dt_s
         self.decay_ = math.exp(-window_s / self.tau_eligibility_s)
         self.eligibility_ = np.zeros_like(self.weights_)

@@ -97,15 +97,17 @@ class LIFParams:
         for name in ("dt_s", "tau_m_s", "tau_s", "window_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"LIFParams.{name} must be positive, got {getattr(self, name)}")
-        if self.refractory_s < 0 or self.sigma < 0:
-            raise ValueError("LIFParams.refractory_s and sigma must be non-negative")
+        for name in ("refractory_s", "sigma"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"LIFParams.{name} must be non-negative, got {getattr(self, name)}")
         if self.noise not in ("per_step", "sde"):
             raise ValueError(f"LIFParams.noise must be 'per_step' or 'sde', got {self.noise!r}")
         if self.threshold <= self.v_reset:
-            raise ValueError("LIFParams.threshold must be above v_reset")
+            raise ValueError(f"LIFParams.threshold must be above v_reset, got threshold={self.threshold} "
+                             f"<= v_reset={self.v_reset}")
         ws = self.window_s / self.dt_s
         if abs(ws - round(ws)) > 1e-6 or round(ws) < 1:
-            raise ValueError(f"window_s={self.window_s} is not a whole number of dt_s={self.dt_s} steps")
+            raise ValueError(f"LIFParams.window_s={self.window_s} is not a whole number of dt_s={self.dt_s} steps")
 
     @property
     def window_steps(self) -> int:

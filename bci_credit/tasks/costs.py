@@ -11,6 +11,8 @@ from typing import Callable, Union
 
 import numpy as np
 
+from ..checks import check_number
+
 __all__ = [
     "Cost",
     "QuadraticCost",
@@ -63,7 +65,7 @@ class QuadraticCost(Cost):
     a2q: float = 20.0
     x: float = 2.0
     name: str = "quadratic"
-    n_neurons: int = 2
+    n_neurons: int = field(default=2, init=False)  # fixed: the cost reads s1 and s2
 
     def __call__(self, s):
         s = self._check(s)
@@ -85,7 +87,7 @@ class BananaCost(Cost):
     y: float = 0.1
     z: float = 0.0
     name: str = "banana"
-    n_neurons: int = 2
+    n_neurons: int = field(default=2, init=False)  # fixed: the cost reads s1 and s2
 
     def __call__(self, s):
         s = self._check(s)
@@ -134,8 +136,8 @@ class TargetRateCost(Cost):
     """BCI / "biofeedback" cost: ``R = ||s - target||_2`` (Euclidean norm, not squared).
 
     ``target`` is in spikes per step (0.02 = 20 Hz at dt = 1 ms), one value per neuron.
-    ``mode="brain"`` gives the brain-control variant ``R = |s_c|`` of the control neuron c;
-    ``mode="dual"`` gives ``R = ||s - target|| + |s_c|``.
+    ``mode="brain"`` gives the brain-control variant ``R = |s_c|`` of the control neuron
+    c = ``control`` (an index into ``target``); ``mode="dual"`` gives ``R = ||s - target|| + |s_c|``.
     """
 
     target: tuple = (0.02,) * 10
@@ -145,8 +147,14 @@ class TargetRateCost(Cost):
 
     def __post_init__(self):
         object.__setattr__(self, "target", tuple(float(v) for v in np.ravel(self.target)))
+        if not self.target:
+            raise ValueError("TargetRateCost needs target rates (one per neuron)")
         if self.mode not in ("rate", "brain", "dual"):
             raise ValueError(f"TargetRateCost.mode must be 'rate', 'brain' or 'dual', got {self.mode!r}")
+        control = check_number(self.control, "TargetRateCost.control", integer=True)
+        if not 0 <= control < len(self.target):
+            raise ValueError(f"TargetRateCost.control={self.control} is not a neuron index (0..{len(self.target) - 1})")
+        object.__setattr__(self, "control", control)
 
     @property
     def n_neurons(self) -> int:  # type: ignore[override]
