@@ -252,3 +252,14 @@ def test_lifparams_names_the_negative_field():
         LIFParams(sigma=-1)
     with pytest.raises(ValueError, match=r"^LIFParams.refractory_s must be non-negative, got -1$"):
         LIFParams(refractory_s=-1, sigma=-1)
+
+
+def test_every_cost_rebuilds_from_its_description():
+    # describe() writes the fixed n_neurons of the 2-neuron costs; make_cost must take it back
+    from bci_credit.tasks.costs import COSTS, LinearReadoutCost, make_cost
+
+    for name in COSTS:
+        cost = LinearReadoutCost.random(3, seed=0) if name == "linear_readout" else make_cost(name)
+        assert make_cost(cost.describe()) == cost, name
+    with pytest.raises(ValueError, match="n_neurons = 2 fixed; got 3"):
+        make_cost({"name": "quadratic", "n_neurons": 3})

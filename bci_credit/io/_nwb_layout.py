@@ -159,6 +159,8 @@ def clock_times(n: int, clock: dict) -> np.ndarray:
         return float(clock["t0"]) + idx * float(clock["dt"])
     if formula == "mul_k":
         return (idx + int(clock["k0"])) * float(clock["dt"])
+    if formula == "steps":  # a whole number of simulation steps per sample (window edges)
+        return (idx * int(clock["m"]) + int(clock["k0"])) * float(clock["dt"])
     raise ValueError(f"unknown clock formula {formula!r}")
 
 
@@ -166,7 +168,8 @@ def find_clock(t: np.ndarray, dt_hint: float | None = None) -> dict | None:
     """A regular clock that reproduces ``t`` exactly, or None.
 
     Tried: ``arange(n) / rate + t0`` (the NWB formula), ``t0 + arange(n) * dt`` and
-    ``(arange(n) + k0) * dt``, with ``dt`` from the first gap, the mean gap (also rounded to 12 digits) and ``dt_hint``.
+    ``(arange(n) + k0) * dt``, with ``dt`` from the first gap, the mean gap (also rounded to 12 digits) and ``dt_hint``;
+    and, with ``dt_hint`` the simulation step, ``(arange(n) * m + k0) * dt_hint`` (``m`` steps per sample).
     A file then stores ``starting_time`` + ``rate`` (what other NWB tools use) and the layout
     records the formula so bci_credit reads the times back bit for bit.
     """
@@ -188,4 +191,9 @@ def find_clock(t: np.ndarray, dt_hint: float | None = None) -> dict | None:
         for clock in candidates:
             if np.array_equal(clock_times(n, clock), t):
                 return clock
+    if dt_hint and dt_hint > 0 and round(mean_gap / dt_hint) >= 1:
+        clock = {"formula": "steps", "k0": int(round(t[0] / dt_hint)), "m": int(round(mean_gap / dt_hint)),
+                 "dt": float(dt_hint)}
+        if np.array_equal(clock_times(n, clock), t):
+            return clock
     return None

@@ -445,7 +445,7 @@ def _add_series(nwbfile, modules, used, name, t, values, unit, description, kind
         return entry
     clock = L.find_clock(t, dt_hint)
     if clock is not None:
-        rate = float(clock["rate"]) if "rate" in clock else 1.0 / float(clock["dt"])
+        rate = float(clock["rate"]) if "rate" in clock else 1.0 / (float(clock["dt"]) * int(clock.get("m", 1)))
         timing = {"starting_time": float(t[0]), "rate": rate}
         entry["clock"] = clock
     else:

@@ -27,9 +27,10 @@ def run_online(pop: LIFPopulation, rule: LearningRule, cost: Callable, n_windows
 
     Each window is simulated with the rule's current weights; the cost of the filtered outputs
     at the window's end is the reward; the rule then updates the weights. Returns the per-window
-    blocks (when ``keep_blocks``) and the weight trace of replicate 0 sampled every
-    ``record_every_s`` seconds. A rule with ``sigma_pert > 0`` needs a population built with the
-    same ``sigma_pert``.
+    blocks (when ``keep_blocks``) and the weight trace of replicate 0: the start, every
+    ``record_every_s`` seconds, and the end of the run (also when ``n_windows`` is not a whole
+    number of sampling intervals, so ``trace.values[-1]`` is always the final weights). A rule
+    with ``sigma_pert > 0`` needs a population built with the same ``sigma_pert``.
     """
     if getattr(rule, "sigma_pert", 0.0) and pop.sigma_pert != rule.sigma_pert:
         raise ValueError(f"{type(rule).__name__} needs a population with sigma_pert={rule.sigma_pert} "
@@ -63,5 +64,8 @@ def run_online(pop: LIFPopulation, rule: LearningRule, cost: Callable, n_windows
             w_trace.append(rule.weights_[0].copy())
         if progress_bar is not None and (k + 1) % 100 == 0:
             progress_bar.update(100)
+    if int(n_windows) % every:  # the last window was not sampled: end the trace with the final weights
+        t_trace.append(pop.t_s)
+        w_trace.append(rule.weights_[0].copy())
     pop.w = rule.weights_.copy()
     return blocks, WeightTrace(np.asarray(t_trace), np.asarray(w_trace))

@@ -76,12 +76,18 @@ class PredictionResult:
 def write_prediction(result: PredictionResult, out_dir, *, nwb: str = "one", figures: bool = True) -> list[Path]:
     """Write ``prediction.json``, one CSV per table, figures (PNG) and NWB files into ``out_dir``.
 
-    ``nwb``: ``"one"`` (the first representative session), ``"all"`` or ``"none"``.
+    ``nwb``: ``"one"`` (the first representative session), ``"all"`` or ``"none"``. A prediction
+    without representative sessions writes no NWB file; when ``nwb`` asks for files, a note saying
+    so is added to ``result.notes`` (so to ``prediction.json`` and :meth:`PredictionResult.summary`).
     """
     from ..outputs import save_figure, write_csv, write_json
 
     if nwb not in ("one", "all", "none"):
         raise ValueError(f"nwb must be 'one', 'all' or 'none', got {nwb!r}")
+    if nwb != "none" and not result.recordings:
+        note = no_nwb_note(result.name, nwb)
+        if note not in result.notes:
+            result.notes.append(note)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = [write_json(result.to_json(), out / "prediction.json")]
@@ -99,6 +105,12 @@ def write_prediction(result: PredictionResult, out_dir, *, nwb: str = "one", fig
         for name, rec in items[:1] if nwb == "one" else items:
             files.append(write(rec, out / f"{_safe(name)}.nwb"))
     return [Path(f) for f in files]
+
+
+def no_nwb_note(name: str, nwb: str) -> str:
+    """The note of a prediction that has no representative session to write as NWB."""
+    return (f"no NWB file written (nwb={nwb!r}): the {name} prediction keeps no representative simulated session "
+            "(its runs are batched or clamped simulations); its results are in the CSV tables")
 
 
 def _safe(name: str) -> str:

@@ -94,4 +94,4 @@ def run(quick: bool = False, seed: int = 0, progress: bool = False) -> Predictio
              "standard errors of the pooled bias treat units as independent (an approximation: units share noise)"]
     return PredictionResult(NAME, CLAIM, numbers, checks, tables={"estimates": df, "error_noncontrol": err_nc,
                                                                      "error_control": err_c},
-                            recordings={f"session_c{cmax}": rep}, settings={**s, "seed": seed}, quick=quick, notes=notes)
+                            recordings={f"bias_c{cmax}": rep}, settings={**s, "seed": seed}, quick=quick, notes=notes)

@@ -9,7 +9,10 @@ c in {0.1, 0.5, 0.9} with the repository rule as RDD (p = 0.2, epsilon = 1e4) an
 dependence (p = 1, epsilon = 5e4); 16 runs are 16 replicates of one batched population.
 
 Pass (§6 A6): for c >= 0.5 the RDD plateau (mean cost over the last 50 s) is at least 10 % below
-OD's, and OD lowers the non-special weights more than RDD.
+OD's, and the mean non-special weight ends lower under OD than under RDD (paired over replicates:
+the 95 % CI of RDD - OD lies above 0; §6 A6: 17.4 / 17.1 / 16.8 under RDD against 16.8 / 15.9 /
+15.1 under OD). The quick form (8 replicates, 200 s of pretraining) is too small to resolve that
+difference: with seed 0 its CI includes 0 and the check fails.
 """
 
 from __future__ import annotations
@@ -25,12 +28,16 @@ from ._base import PredictionResult
 
 NAME = "special_neuron"
 CLAIM = ("In the special-neuron task, RDD learning reaches a plateau cost >= 10 % below observed dependence for "
-         "c >= 0.5, and OD wrongly lowers the non-special weights (every correlated neuron takes the blame).")
+         "c >= 0.5, and the non-special neurons end with lower weights under OD than under RDD (with correlated "
+         "noise every neuron shares the blame for the special neuron's error).")
 FULL = {"cs": (0.1, 0.5, 0.9), "n_replicates": 16, "pretrain_s": 500.0, "perturb_s": 500.0, "plateau_s": 50.0,
         "variants": ("rate", "brain", "dual")}
 QUICK = {"cs": (0.9,), "n_replicates": 8, "pretrain_s": 200.0, "perturb_s": 250.0, "plateau_s": 50.0,
          "variants": ("rate",)}
 RULES = {"rdd": dict(p=0.2, eta=0.1, epsilon=1e4), "od": dict(p=1.0, eta=0.1, epsilon=5e4)}
+QUICK_NOTE = ("quick form: 8 replicates after 200 s of pretraining (the weights are still rising) are too few to "
+              "resolve the non-special weight difference reliably (seed 0: its CI includes 0, the check fails); the "
+              "full form resolves it (seed 0: CI above 0 at c = 0.5 and 0.9)")
 
 
 def run(quick: bool = False, seed: int = 0, progress: bool = False) -> PredictionResult:
@@ -72,7 +79,8 @@ def run(quick: bool = False, seed: int = 0, progress: bool = False) -> Predictio
                        "w_nonspecial_diff_ci": mean_ci((gw["rdd"] - gw["od"]).to_numpy(float))}
         if c >= 0.5:
             checks[f"c = {c}: RDD plateau >= 10 % below OD"] = rel >= 0.10
-            checks[f"c = {c}: OD lowers the non-special weights more than RDD"] = gw["od"].mean() < gw["rdd"].mean()
+            checks[f"c = {c}: non-special weights end lower under OD than under RDD (paired 95 % CI > 0)"] = bool(
+                out[str(c)]["w_nonspecial_diff_ci"]["ci_lo"] > 0)
     checks["perturbed phase starts from the pretrained weights (not the initial ones)"] = bool(
         not np.allclose(w_pre, pre.w_initial))
     numbers = {"by_c": out, "pretrained_cost_last_50s": float(pre.cost_pretrain[:, -win:].mean()),
@@ -85,4 +93,5 @@ def run(quick: bool = False, seed: int = 0, progress: bool = False) -> Predictio
     return PredictionResult(NAME, CLAIM, numbers, checks, tables={"runs": df, "summary": summ, "cost_curves": curves},
                             settings={**s, "seed": seed, "rules": RULES}, quick=quick,
                             notes=["rules: bci_credit.learning.RepoRDDRule (epsilon applies to V0 = beta/2, as the "
-                                   "original did)", "plateau = mean cost over the last 50 s of the perturbed phase"])
+                                   "original did)", "plateau = mean cost over the last 50 s of the perturbed phase"]
+                            + ([QUICK_NOTE] if quick else []))

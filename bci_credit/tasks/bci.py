@@ -497,6 +497,9 @@ def run_session(cfg: SessionConfig, *, rule=None, rule_params: dict | None = Non
             if bar is not None and k % 100 == 0:
                 bar.update(100)
         mapping.end_block(world.mstate, block, k * p.window_s, logd)
+    if k % every_w:  # the trace always ends with the final weights
+        wt_t.append(k * p.window_s)
+        wt_v.append(w.copy())
     if bar is not None:
         bar.close()
     spikes_all = tuple(np.concatenate(e) if e else np.empty(0, int) for e in ev)
@@ -529,12 +532,12 @@ def _true_window_effect(world, mapping, pre_m, spikes, b, block, t0, cost) -> np
 
 def _build_recordings(cfg, spec, mapping, world, logd, Z, H, rew_all, cost_all, block_of, spikes_all, wt_t, wt_v,
                       truth_rows, t_units, w_init, w_final, rule_obj, root) -> list:
-    from ..experiment import EPOCH
+    from ..experiment import EPOCH, step_times, window_times
     from ..outputs import versions
 
     p = cfg.model
     R, W, N = Z.shape
-    starts = np.arange(W) * p.window_s
+    starts, stops = window_times(0, W, p)
     rep, neu, stp = spikes_all
     # tick series
     tick_t = np.concatenate(logd.tick_t) if logd.tick_t else np.empty(0)
@@ -601,8 +604,8 @@ def _build_recordings(cfg, spec, mapping, world, logd, Z, H, rew_all, cost_all, 
         st, nu = stp[sel], neu[sel]
         order = np.argsort(st, kind="stable")
         st, nu = st[order], nu[order]
-        spike_times = [st[nu == i] * p.dt_s for i in range(N)]
-        windows = pd.DataFrame({"start_s": starts, "stop_s": starts + p.window_s, "reward": rew_all[r],
+        spike_times = [step_times(st[nu == i], p) for i in range(N)]
+        windows = pd.DataFrame({"start_s": starts, "stop_s": stops, "reward": rew_all[r],
                                 "cost": cost_all[r], "block": block_of.astype(str)})
         series: dict = {}
         if tick_t.size:
@@ -623,7 +626,7 @@ def _build_recordings(cfg, spec, mapping, world, logd, Z, H, rew_all, cost_all, 
             series["reward"] = TimeSeries(rt, np.full(rt.size, float(getattr(mapping, "reward_value", 1.0))),
                                           unit="a.u.", description="reward deliveries", kind="events")
         else:
-            series["reward"] = TimeSeries(starts + p.window_s, rew_all[r], unit="a.u.",
+            series["reward"] = TimeSeries(stops, rew_all[r], unit="a.u.",
                                           description="cost R at each window's end (minimised)")
         trials = None
         rows = logd.trials[r]

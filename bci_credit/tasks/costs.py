@@ -6,6 +6,7 @@ Each cost is a small frozen dataclass; calling it on filtered outputs ``s`` shap
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
@@ -220,4 +221,10 @@ def make_cost(spec: Union[str, dict, Cost, Callable]) -> Cost:
     name = params.pop("name")
     if name not in COSTS:
         raise ValueError(f"unknown cost {name!r}; choose one of {sorted(COSTS)}")
-    return COSTS[name](**params)
+    typ = COSTS[name]
+    for f in dataclasses.fields(typ) if dataclasses.is_dataclass(typ) else ():
+        if not f.init and f.name in params:  # a fixed field, as describe() writes it: must agree
+            given = params.pop(f.name)
+            if given != f.default:
+                raise ValueError(f"cost {name!r} has {f.name} = {f.default} fixed; got {given!r}")
+    return typ(**params)
