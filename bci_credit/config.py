@@ -132,9 +132,10 @@ class TaskConfig:
         typ = COSTS.get(name)
         if typ is None or not dataclasses.is_dataclass(typ):
             return  # make_cost names the problem
-        fields = {f.name: f for f in dataclasses.fields(typ) if f.init}  # not e.g. a fixed cost's n_neurons
+        fields = {f.name: f for f in dataclasses.fields(typ) if f.init}
+        fixed = {f.name for f in dataclasses.fields(typ) if not f.init}  # e.g. a 2-neuron cost's n_neurons
         for key, value in self.cost.items():
-            if key == "name":
+            if key == "name" or key in fixed:  # a fixed field (as describe() writes it): make_cost checks it
                 continue
             if key not in fields:
                 raise ConfigError(f"task.cost: cost {self.cost['name']!r} has no parameter {key!r}; "
@@ -277,7 +278,9 @@ class SimulationConfig:
                 f"population.n_neurons = {n}"
             )
         control, unit = getattr(cost, "control", None), self.population.control_unit
-        if unit is not None and isinstance(control, int) and control != unit:
+        uses_control = getattr(cost, "mode", None) in ("brain", "dual") or (
+            isinstance(self.task.cost, Mapping) and "control" in self.task.cost)
+        if unit is not None and isinstance(control, int) and uses_control and control != unit:
             raise ConfigError(f"population.control_unit = {unit} but task.cost.control = {control}: the control unit "
                               f"is the one the cost singles out; set both to the same unit")
         for key, value in self.learning.params.items():  # one value, or one per neuron

@@ -686,12 +686,6 @@ def _plain_tree(obj: Any) -> Any:
 
 def _check_same(old: dict, new: dict, out: Path) -> None:
     diff = [k for k in ("format", "config", "grid", "root_seed", "metrics") if _plain_tree(old.get(k)) != _plain_tree(new[k])]
-    old_keys, new_keys = list(old.get("grid") or {}), list(new["grid"])
-    if not diff and old_keys != new_keys:  # the same grid in another order numbers its points differently
-        raise ValueError(
-            f"{out} holds this sweep with its grid keys in another order ({', '.join(old_keys)}); the tasks are "
-            f"numbered in that order, so give the grid in it (--grid {' --grid '.join(old_keys)}) to resume"
-        )
     if diff:
         raise ValueError(
             f"{out} holds a different sweep (it differs in: {', '.join(diff)}); use another --out, or --overwrite to "
@@ -777,6 +771,11 @@ def run_sweep(config: SimulationConfig | str | os.PathLike, grid: Mapping[str, S
         if old is not None and root is None:
             root = old.get("root_seed")
         root = int(root) if root is not None else int(np.random.SeedSequence().entropy)
+        if old is not None and isinstance(old.get("grid"), dict) and list(old["grid"]) != list(grid) \
+                and set(old["grid"]) == set(grid):
+            # the tasks are numbered over the keys in order: the same grid given in another order resumes in the
+            # stored order (else one point's runs would be filed under another's number)
+            grid = {k: grid[k] for k in old["grid"]}
         spec = _spec(cfg, grid, replicates, root, metrics_fn)
         if old is not None:
             _check_same(old, spec, out)

@@ -218,7 +218,7 @@ def test_fixed_two_neuron_costs_take_no_n_neurons(cost_cls):
     est = load_preset("paper_2neuron_estimation")
     name = cost_cls().name
     over = {"task.cost": {"name": name, "n_neurons": 3}, "population.n_neurons": 3, "population.w": [10.0]}
-    with pytest.raises(ConfigError, match=rf"cost '{name}' has no parameter 'n_neurons'; valid parameters: \[[^]]*\]$"):
+    with pytest.raises(ConfigError, match=rf"cost '{name}' has n_neurons = 2 fixed; got 3"):
         est.with_overrides(**over)
     with pytest.raises(ConfigError, match=r"valid parameters: \['a1', 'a2', 'a2q', 'x'\]"):
         est.with_overrides(**{"task.cost": {"name": "quadratic", "a11": 1.0}})
@@ -263,3 +263,25 @@ def test_every_cost_rebuilds_from_its_description():
         assert make_cost(cost.describe()) == cost, name
     with pytest.raises(ValueError, match="n_neurons = 2 fixed; got 3"):
         make_cost({"name": "quadratic", "n_neurons": 3})
+
+
+def test_a_rate_cost_that_does_not_name_its_control_unit_takes_any_control_unit():
+    # in mode "rate" the cost never reads `control`; its default (0) must not veto population.control_unit
+    bci = load_preset("bci_10neuron")
+    target = [0.02] * 10
+    target[3] = 0.0
+    cfg = bci.with_overrides(**{"population.control_unit": 3,
+                                "task.cost": {"name": "target_rate", "target": target, "mode": "rate"}})
+    assert cfg.population.control_unit == 3
+    with pytest.raises(ConfigError, match="control_unit = 3 but task.cost.control = 0"):
+        bci.with_overrides(**{"population.control_unit": 3,
+                              "task.cost": {"name": "target_rate", "target": target, "mode": "brain"}})
+
+
+def test_a_cost_table_written_by_describe_loads():
+    from bci_credit.tasks.costs import QuadraticCost
+
+    base = load_preset("paper_2neuron_estimation")
+    assert base.with_overrides(**{"task.cost": QuadraticCost().describe()}).task.build() == QuadraticCost()
+    with pytest.raises(ConfigError, match="n_neurons = 2 fixed; got 3"):
+        base.with_overrides(**{"task.cost": {**QuadraticCost().describe(), "n_neurons": 3}})

@@ -162,3 +162,23 @@ def test_window_edge_clocks_are_stored_as_a_rate_and_read_back_exactly(tmp_path)
     back = nwb.read(path)
     assert np.array_equal(back.series["reward"].t_s, rec.series["reward"].t_s)
     assert np.array_equal(back.windows["stop_s"].to_numpy(), rec.windows["stop_s"].to_numpy())
+
+
+def test_a_clock_the_reader_does_not_know_falls_back_to_the_nwb_timing(tmp_path):
+    """A layout clock of a newer bci_credit is a note, not a failure: the file's starting_time + rate serve."""
+    from bci_credit.io import _nwb_read as R
+    from bci_credit.io._nwb_layout import Notes
+
+    class Group(dict):
+        pass
+
+    notes = Notes()
+    t = np.arange(5) * 0.05 + 0.05
+    original = R.H.read_series
+    R.H.read_series = lambda g, notes, path: (t, np.zeros(5), None, None)
+    try:
+        out = R.own_series({"/p": Group()}, "reward", {"path": "/p", "clock_steps": {"formula": "future"}}, notes)
+    finally:
+        R.H.read_series = original
+    assert np.array_equal(out[0], t)
+    assert any("unknown clock 'future'" in n for n in notes.messages)

@@ -151,3 +151,17 @@ def test_summary_columns_stay_apart_and_mass_points_are_shown(tmp_path, capsys):
     assert all(" [" in ln for ln in rows), rows
     assert main(["rd", str(f), "--y", "y", "--x", "xi"]) == 0
     assert "Mass points in x" in capsys.readouterr().out
+
+
+def test_review_fixes_home_paths_levels_numeric_headers(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    f, _ = _curved(tmp_path, name="home.csv")
+    assert main(["rd", "~/home.csv", "--y", "y", "--x", "x", "--json"]) == 0  # ~ is the home folder, as pandas had it
+    capsys.readouterr()
+    for level in ("0", "-5", "150"):
+        _one_line_error(capsys, ["rd", str(DATA), "--y", "y", "--x", "x", f"--level={level}"], "in (0, 100)")
+    g = tmp_path / "num.csv"
+    g.write_text("0.1,0.10,y\n" + "".join(f"{i / 40 - 0.5},{i},{i % 7}\n" for i in range(40)))
+    assert main(["rd", str(g), "--y", "y", "--x", "0.1", "--json"]) == 0  # two names, not one repeated
+    assert main(["rd", str(DATA), "--y", "y", "--x", "x", "--vce", "cr1"]) == 0
+    assert "--vce 'cr1' needs --cluster COL" in capsys.readouterr().err

@@ -203,15 +203,18 @@ def test_a_different_sweep_in_the_folder_is_refused(cfg, tmp_path):
     assert res.results["population.c"].tolist() == [0.9]
 
 
-def test_the_same_grid_in_another_key_order_is_refused_on_resume(cfg, tmp_path):
-    # tasks are numbered over the keys in order; a reordered grid used to resume, filing runs of
-    # one grid point under another's number
+def test_the_same_grid_in_another_key_order_resumes_in_the_stored_order(cfg, tmp_path):
+    # tasks are numbered over the keys in order; a reordered grid used to resume with the new order,
+    # filing runs of one grid point under another's number
     out = tmp_path / "s"
-    run_sweep(cfg, {"c": [0.0, 0.9], "p": [0.01, 0.2]}, out=out, seed=1, figure=False)
-    with pytest.raises(ValueError, match=r"grid keys in another order \(population.c, learning.p\).*--grid population.c --grid learning.p"):
-        run_sweep(cfg, {"p": [0.01, 0.2], "c": [0.0, 0.9]}, out=out, seed=1, replicates=2)
-    again = run_sweep(cfg, {"c": [0.0, 0.9], "p": [0.01, 0.2]}, out=out, seed=1, replicates=2, figure=False)
+    first = run_sweep(cfg, {"c": [0.0, 0.9], "p": [0.01, 0.2]}, out=out, seed=1, figure=False)
+    again = run_sweep(cfg, {"p": [0.01, 0.2], "c": [0.0, 0.9]}, out=out, seed=1, replicates=2, figure=False)
     assert (again.n_resumed, again.n_run) == (4, 4)
+    res = again.results
+    for (point, rep), row in res.set_index(["point", "replicate"]).iterrows():
+        ref = first.results[(first.results.point == point)].iloc[0]  # one point, one pair of values
+        assert (row["population.c"], row["learning.p"]) == (ref["population.c"], ref["learning.p"])
+    assert res.groupby("point")[["population.c", "learning.p"]].nunique().max().max() == 1
 
 
 def test_two_sweeps_cannot_write_one_folder(cfg, tmp_path):

@@ -62,6 +62,7 @@ def _read_csv(path: str):
 
     if "://" in path:
         raise CLIError(f"{path} is a URL; rd reads a local CSV file: download it first")
+    path = os.path.expanduser(path)
     if os.path.isdir(path):
         raise CLIError(f"{path} is a directory, not a CSV file")
     if not os.path.exists(path):
@@ -77,7 +78,7 @@ def _read_csv(path: str):
         raise CLIError(f"{path} is an HDF5 file, not a CSV file; for an NWB recording use 'bci-credit analyze'")
     try:
         header = pd.read_csv(path, nrows=0).columns  # pandas renames repeated names ("a", "a.1")
-        raw = pd.read_csv(path, nrows=1, header=None).iloc[0].tolist() if len(header) else []
+        raw = pd.read_csv(path, nrows=1, header=None, dtype=str).iloc[0].tolist() if len(header) else []
         df = pd.read_csv(path)
     except pd.errors.EmptyDataError:
         raise CLIError(f"{path} is empty: it needs a header row and data rows") from None
@@ -106,10 +107,17 @@ def _column_error(path: str, missing: list[str], columns) -> CLIError:
                     f"{', '.join(map(repr, names))}{hint}")
 
 
+def _cli_words(message: str) -> str:
+    """The API's argument names in a message, as the CLI's options."""
+    return message.replace("vce=", "--vce ").replace("cluster=...", "--cluster COL")
+
+
 def run(args) -> int:
     import json
     import warnings
 
+    if not 0 < args.level < 100:
+        raise CLIError(f"--level is a confidence level in percent, in (0, 100) (e.g. 95); got {args.level:g}")
     if args.level < 1:
         raise CLIError(f"--level is a percentage: for a {100 * args.level:g} % interval use --level "
                        f"{100 * args.level:g}, got {args.level:g}")
@@ -124,6 +132,7 @@ def run(args) -> int:
     from ..analysis.rd import RD
 
     vce = args.vce or ("cr1" if args.cluster else "nn")
+    caught: list = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -131,9 +140,10 @@ def run(args) -> int:
                      weights=args.weights, p=args.p, q=args.q, deriv=args.deriv, h=args.h, b=args.b,
                      kernel=args.kernel, bwselect=args.bwselect, vce=vce, level=args.level).fit()
     except ValueError as err:
-        raise CLIError(str(err).splitlines()[0].replace("vce=", "--vce ")) from None
-    for w in caught:
-        print(f"bci-credit rd: warning: {str(w.message).replace('vce=', '--vce ')}", file=sys.stderr)
+        raise CLIError(_cli_words(str(err).splitlines()[0])) from None
+    finally:
+        for w in caught:
+            print(f"bci-credit rd: warning: {_cli_words(str(w.message))}", file=sys.stderr)
     if args.json:
         from ..outputs import to_jsonable
 

@@ -14,7 +14,7 @@ import numpy as np
 logger = logging.getLogger("bci_credit")
 
 #: Version of the bci_credit layout stored in ``/processing/misc/bci_credit_meta``.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: series clocks of the 'steps' formula (stored as clock_steps)
 META_TABLE = "bci_credit_meta"
 DECODER_TABLE = "bci_decoder"
 WEIGHTS_NAME = "weights"

@@ -240,8 +240,13 @@ def own_series(f, name: str, entry: dict, notes: Notes) -> tuple[np.ndarray, np.
         values = H.read_values(g["data"])
     else:
         t, values, _, _ = H.read_series(g, notes, path)
-        if entry.get("clock"):
-            t = L.clock_times(t.size, entry["clock"])
+        clock = entry.get("clock") or entry.get("clock_steps")
+        if clock:
+            try:
+                t = L.clock_times(t.size, clock)
+            except (ValueError, KeyError, TypeError):  # a clock of a newer layout: the NWB timing is close
+                notes.warn(f"series {name!r}: unknown clock {clock.get('formula')!r} in the bci_credit layout; "
+                           "times from the file's starting_time and rate")
     return t, L.restore_dtype(values, entry.get("dtype"))
 
 

@@ -447,7 +447,9 @@ def _add_series(nwbfile, modules, used, name, t, values, unit, description, kind
     if clock is not None:
         rate = float(clock["rate"]) if "rate" in clock else 1.0 / (float(clock["dt"]) * int(clock.get("m", 1)))
         timing = {"starting_time": float(t[0]), "rate": rate}
-        entry["clock"] = clock
+        # a 'steps' clock under its own key: a reader of layout version 1 does not know the formula and
+        # then takes the times from starting_time + rate (equal to within rounding)
+        entry["clock_steps" if clock["formula"] == "steps" else "clock"] = clock
     else:
         timing = {"timestamps": _dataio(t)}
     ts = NWBTimeSeries(name=nwb_name, data=_dataio(values), unit=str(unit), description=description, **timing)
