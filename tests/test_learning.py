@@ -10,7 +10,7 @@ from bci_credit.learning import (
 from bci_credit.learning.gain import OnlineGain, gain_table, LookupGain
 
 ALL_RULES = [RDDRule(), RepoRDDRule(), ObservedDependenceRule(), NodePerturbationRule(),
-             NodePerturbationRule(baseline="paired"), ReinforceRule(), RDDRule(gain="online")]
+             NodePerturbationRule(baseline="paired"), ReinforceRule(), RDDRule(gain="online"), RDDRule(step="rls")]
 
 
 @pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: repr(r)[:40])
@@ -43,6 +43,40 @@ def test_canonical_rule_recovers_beta_within_5_percent():
     assert rule.beta_[0, 0] == pytest.approx(beta, rel=0.05)
     # only near-threshold windows cause plasticity
     assert rule.n_updates_[0, 0] == np.sum(np.abs(z - 1) < 0.1)
+
+
+@pytest.mark.parametrize("linear", [True, False])
+def test_rls_step_is_the_batch_rd_regression_at_any_reward_offset(linear):
+    """step='rls' equals the batch RD estimate of the in-band windows (local-linear or local-mean),
+    and a constant added to every reward leaves it unchanged (the 1/k 'decay' step has neither)."""
+    from bci_credit.analysis.spiking import rdd_constant, rdd_linear
+
+    z, r = _synthetic_windows(2.0, 4000, np.random.default_rng(5))
+    batch = (rdd_linear if linear else rdd_constant)(z[:, None], r, 0.1)[0]
+    for offset in (0.0, 3.0, -10.0):
+        rule = _feed(RDDRule(p=0.1, step="rls", linear=linear, epsilon=0.0, record_every=1000), z, r + offset)
+        assert rule.beta_[0, 0] == pytest.approx(batch, rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("rule", [RDDRule(warmup=0), RDDRule(step="rls", warmup=0), RepoRDDRule()],
+                         ids=["constant", "rls", "repo"])
+def test_a_window_with_a_nan_reward_or_drive_teaches_nothing(rule):
+    """One NaN used to turn beta and the weights into NaN for good (0 * NaN in the masks)."""
+    ctx = WindowContext(threshold=1.0, window_steps=50, dt_s=0.001, decay=0.99, k0=0.01, sigma=np.array([10.0]))
+    rule.initialize(np.full((1, 2), 10.0), ctx)
+
+    def win(z, reward):
+        z = np.asarray([z], float)
+        return WindowData(drive=z, spiked=z > 1, counts=(z > 1).astype(float), reward=np.array([reward]),
+                          s_end=0 * z, index=0)
+
+    rule.update(win([1.05, 0.95], np.nan))   # both in band, reward missing
+    rule.update(win([np.nan, 0.95], 1.0))    # neuron 0's drive missing
+    assert np.isfinite(rule.beta_).all() and np.isfinite(rule.weights_).all()
+    assert rule.n_updates_[0, 0] == 0
+    for k in range(50):
+        rule.update(win([0.95 + 0.1 * (k % 2), 1.05 - 0.1 * (k % 2)], 1.0 + (k % 2)))
+    assert np.isfinite(rule.beta_).all() and np.isfinite(rule.weights_).all()
 
 
 def test_repository_rule_converges_to_half_beta():

@@ -6,8 +6,10 @@ update ``w_i <- clip(w_i - epsilon * beta_i * dmu_i/dw_i, w_min, w_max)`` once p
 * :class:`RDDRule` — the canonical rule (the default). Each neuron keeps a local piecewise-linear
   model ``E[R | Z] ~ gamma + beta H + (alpha_r H + alpha_l (1 - H)) (Z - theta)``, valid for
   ``|Z - theta| < p``, and takes one least-mean-squares step on it **only** in windows where its
-  drive came within ``p`` of threshold. Outside the band there is no plasticity at all. With a
-  ``1/k`` step it converges to the local-linear RD regression, so ``beta_`` estimates the jump.
+  drive came within ``p`` of threshold. Outside the band there is no plasticity at all. The
+  ``"rls"`` step (recursive least squares: the ``1/k`` step preconditioned by the inverse moment
+  matrix of the regressors) equals the local-linear RD regression over the windows seen so far,
+  so ``beta_`` is the batch jump estimate at every window.
 * :class:`RepoRDDRule` — the original repository's paired 3-parameter variant, for bit-faithful
   replication: a below-band window is regressed on ``-V0`` and the next above-band window on
   ``+V0``, one update per pair. Its fixed point is **V0 = beta / 2** (half the jump). The original
@@ -45,11 +47,18 @@ class RDDRule(LearningRule):
     p : float
         Half-width of the near-threshold band ``|Z - theta| < p``.
     eta : float
-        Step size of the beta regression (constant, or ``eta / (k + 1)`` with ``step="decay"``).
+        Step size of the beta regression (constant, or ``eta / (k + 1)`` with ``step="decay"``;
+        not used by ``step="rls"``).
     epsilon : float
         Weight learning rate (0 = estimate beta only).
-    step : {"constant", "decay"}
-        Constant steps track non-stationarity; decaying steps converge to the batch regression.
+    step : {"constant", "decay", "rls"}
+        ``"constant"`` tracks non-stationarity. ``"decay"`` is the paper's plain ``1/k`` step: it
+        approaches the batch regression only as ``k^(-eta * lambda)``, with ``lambda`` the smallest
+        eigenvalue of the regressors' moment matrix (about 0.2 for the intercept and jump), so it
+        needs ``eta`` of 1 or more, and because the intercept starts at 0 it is slow for rewards far
+        from 0 (the recipes use it with ``eta`` 1-3, as the paper's figures did). ``"rls"``
+        (recursive least squares) is the exact running local-linear regression of the in-band
+        windows (ridge 1e-8 towards the start values): use it to estimate beta online.
     linear : bool
         Include the slopes ``alpha_r, alpha_l`` (local-linear model); False gives the local-mean
         (constant) model.
@@ -66,11 +75,17 @@ class RDDRule(LearningRule):
         to its bound before any causal information arrives).
     record_every : int
         Record ``history_`` every this many windows.
+
+    Notes
+    -----
+    A window whose reward is not finite teaches no neuron, and one whose drive is not finite teaches
+    not that neuron (no update, as the batch estimators leave such windows out).
     """
 
     _checked_params = {"eta": (0.0, False), "epsilon": (0.0, True), "beta0": (None, True)}
     _int_params = {"warmup": 0}
-    _choice_params = {"step": ("constant", "decay")}
+    _choice_params = {"step": ("constant", "decay", "rls")}
+    _RLS_RIDGE = 1e-8
 
     def __init__(self, p: float = 0.1, eta: float = 0.1, epsilon: float = 1e5, step: str = "constant",
                  linear: bool = True, gain="lookup", w_min: float | None = 2.0, w_max: float | None = 20.0,
@@ -97,6 +112,8 @@ class RDDRule(LearningRule):
         self.theta_ = np.zeros(shape + (4,))  # gamma, beta, alpha_r, alpha_l
         self.theta_[..., 1] = self.beta0
         self.n_updates_ = np.zeros(shape, dtype=np.int64)
+        if self.step == "rls":  # inverse of (ridge * I + sum of a a^T) per neuron
+            self.P_ = np.broadcast_to(np.eye(4) / self._RLS_RIDGE, shape + (4, 4)).copy()
         self.gain_ = make_gain(self.gain)
         self.gain_.reset(self.weights_, context)
 
@@ -106,21 +123,28 @@ class RDDRule(LearningRule):
         return self.theta_[..., 1]
 
     def update(self, window: WindowData) -> np.ndarray:
+        finite_r = np.isfinite(window.reward)[:, None]
+        reward = np.where(finite_r, window.reward[:, None], 0.0)
         d = window.drive - self.context_.threshold
-        near = np.abs(d) < self.p
+        ok = finite_r & np.isfinite(d)
+        d = np.where(ok, d, 0.0)
+        near = ok & (np.abs(d) < self.p)
         h = window.spiked.astype(float)
         a = np.stack([np.ones_like(d), h, h * d, (1 - h) * d], axis=-1)
         if not self.linear:
             a[..., 2:] = 0.0
         first = near & (self.n_updates_ == 0)
         if self.step == "constant" and first.any():
-            self.theta_[..., 0] = np.where(first, window.reward[:, None], self.theta_[..., 0])
-        err = np.einsum("...k,...k->...", self.theta_, a) - window.reward[:, None]
-        if self.step == "decay":
-            lr = self.eta / (self.n_updates_ + 1.0)
+            self.theta_[..., 0] = np.where(first, reward, self.theta_[..., 0])
+        err = np.einsum("...k,...k->...", self.theta_, a) - reward
+        if self.step == "rls":
+            Pa = np.einsum("...jk,...k->...j", self.P_, a)
+            gain = Pa / (1.0 + np.einsum("...k,...k->...", a, Pa))[..., None]
+            self.theta_ -= (near * err)[..., None] * gain
+            self.P_ -= near[..., None, None] * gain[..., :, None] * Pa[..., None, :]
         else:
-            lr = np.full(d.shape, float(self.eta))
-        self.theta_ -= (near * lr * err)[..., None] * a
+            lr = self.eta / (self.n_updates_ + 1.0) if self.step == "decay" else np.full(d.shape, float(self.eta))
+            self.theta_ -= (near * lr * err)[..., None] * a
         self.n_updates_ += near
         self.gain_.observe(window)
         if self.epsilon:
@@ -189,10 +213,13 @@ class RepoRDDRule(LearningRule):
         return 2.0 * self.V_[..., 0]
 
     def update(self, window: WindowData) -> np.ndarray:
+        finite_r = np.isfinite(window.reward)[:, None]
+        R = np.where(finite_r, window.reward[:, None], 0.0)
         d = window.drive - self.context_.threshold
-        R = window.reward[:, None]
-        below = (d > -self.p) & (d < 0)
-        above = (d >= 0) & (d < self.p)
+        ok = finite_r & np.isfinite(d)  # a window with a NaN reward or drive is left out
+        d = np.where(ok, d, 0.0)
+        below = ok & (d > -self.p) & (d < 0)
+        above = ok & (d >= 0) & (d < self.p)
         lc = 1.0 if self.linear_correction else 0.0
         zeros = np.zeros_like(d)
         # below band, first of a pair: regress -R on V0 (a_b = [1, 0, -(Z - theta)])
