@@ -160,6 +160,13 @@ def run(config: SimulationConfig, *, progress: bool = False, rule=None) -> Recor
     pc, p = config.population, config.model
     cost = config.task.build()
     seed = config.run.seed
+    recorded = config.to_dict()
+    if rule is not None:  # the rule that runs, not the config's, goes into the provenance
+        from .outputs import to_jsonable
+
+        recorded["learning"] = {"rule": type(rule).__name__, "params": to_jsonable(
+            {k: v if isinstance(v, (int, float, str, bool, list, tuple, type(None), np.ndarray)) else repr(v)
+             for k, v in rule.get_params().items()}), "given_as": "rule object (config.learning not used)"}
     if rule is None and config.learning.rule != "none":
         from .learning import make_rule
 
@@ -187,7 +194,7 @@ def run(config: SimulationConfig, *, progress: bool = False, rule=None) -> Recor
     truth_seed = np.random.SeedSequence(seed if seed is not None else 0).spawn(2)[1] if seed is not None else None
     rec = block_to_recording(
         block, pop, cost, control_unit=pc.control_unit, truth_seed=truth_seed, weights=weights,
-        meta={"config": config.to_dict(), "versions": versions(), "name": config.name,
+        meta={"config": recorded, "versions": versions(), "name": config.name,
               "learning_rule": None if rule is None else type(rule).__name__},
     )
     rec.meta["seed"] = seed_repr(seed)

@@ -117,3 +117,12 @@ def test_online_gain_is_local_and_positive():
                              reward=np.zeros(1), s_end=np.zeros((1, 2)), index=0))
     val = g(np.array([[10.0, 5.0]]))
     assert val[0, 0] == pytest.approx(2 * (1 / 50) / 10, rel=0.01) and val[0, 1] < val[0, 0]
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: repr(r)[:40])
+def test_rules_clone_as_scikit_learn_estimators(rule):
+    from sklearn.base import clone
+
+    twin = clone(rule)
+    assert type(twin) is type(rule) and twin is not rule
+    assert twin.get_params(deep=True) == rule.get_params()

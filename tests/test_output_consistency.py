@@ -182,3 +182,14 @@ def test_a_clock_the_reader_does_not_know_falls_back_to_the_nwb_timing(tmp_path)
         R.H.read_series = original
     assert np.array_equal(out[0], t)
     assert any("unknown clock 'future'" in n for n in notes.messages)
+
+
+def test_a_rule_object_run_on_a_config_is_what_the_recording_records():
+    from bci_credit.learning import RepoRDDRule
+
+    cfg = load_preset("paper_2neuron_banana").with_overrides(**{"run.duration_s": 0.5})
+    rule = RepoRDDRule(p=0.05, epsilon=3e5).fit(cfg)
+    learning = rule.recording_.meta["config"]["learning"]
+    assert learning["rule"] == "RepoRDDRule" and learning["params"]["p"] == 0.05
+    assert learning["params"]["epsilon"] == 3e5
+    assert run(cfg).meta["config"]["learning"] == cfg.to_dict()["learning"]  # from the config: unchanged

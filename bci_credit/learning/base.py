@@ -87,8 +87,8 @@ class LearningRule:
         sig = inspect.signature(cls.__init__)
         return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD]
 
-    def get_params(self) -> dict:
-        """Hyper-parameters as given to ``__init__``."""
+    def get_params(self, deep: bool = True) -> dict:
+        """Hyper-parameters as given to ``__init__`` (``deep`` as in scikit-learn; no rule nests another)."""
         return {k: getattr(self, k) for k in self._param_names()}
 
     def set_params(self, **params) -> "LearningRule":
