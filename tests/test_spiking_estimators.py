@@ -60,3 +60,16 @@ def test_paired_do_truth_and_sp_truth(fig3a_quick):
     assert beta[1] == pytest.approx(-3.26, abs=0.15)
     sp = spike_perturbation_effects(block.s_end, cost, window_steps=20, decay=pop.decay, k0=pop.k0, seed=2)
     assert sp.mean(axis=0)[0] == pytest.approx(5.47, abs=0.3)  # the repository's SP truth
+
+
+def test_a_nan_drive_is_left_out_of_both_rdd_estimators():
+    from bci_credit.analysis.spiking import rdd_constant, rdd_linear
+
+    rng = np.random.default_rng(0)
+    z = rng.uniform(0, 2, (1000, 2))
+    r = 2.0 * (z[:, 0] > 1) + 0.5 * (z[:, 0] - 1) + rng.normal(0, 0.3, 1000)
+    out_of_band = int(np.argmax(np.abs(z[:, 0] - 1) > 0.5))
+    clean_c, clean_l = rdd_constant(z, r, 0.1), rdd_linear(z, r, 0.1)
+    z[out_of_band, 0] = np.nan
+    np.testing.assert_array_equal(rdd_constant(z, r, 0.1), clean_c)
+    np.testing.assert_array_equal(rdd_linear(z, r, 0.1), clean_l)  # was NaN

@@ -142,6 +142,7 @@ def rdd_constant_se(z, r, p: float, theta: float = 1.0, *, one_sided: bool = Fal
 
 def _side_intercept(d, r, mask):
     m = mask.astype(float)
+    d = np.where(mask, d, 0.0)  # a NaN drive outside the mask must not reach the sums (0 * NaN = NaN)
     n = m.sum(axis=-2)
     sx = np.einsum("...wn,...wn->...n", m, d)
     sxx = np.einsum("...wn,...wn->...n", m, d * d)
