@@ -56,7 +56,7 @@ def banana():
     ('rule = "rdd_repo"\ngain = "lokup"', r"learning: RepoRDDRule: gain 'lokup' is not a valid gain"),
     ('rule = "reinforce"\ngain = [1, 2]', r"learning: ReinforceRule: gain \[1, 2\] is not a valid gain"),
     ('rule = "rdd"\nstep = "constnt"', r"learning: RDDRule: step 'constnt' is not a valid step; choose one of "
-                                       r"\['constant', 'decay'\]"),
+                                       r"\['constant', 'decay', 'rls'\]"),
     ('rule = "node_perturbation"\nbaseline = "runing"',
      r"learning: NodePerturbationRule: baseline 'runing' is not a valid baseline; choose one of "
      r"\['running', 'paired', 'none'\]"),

@@ -126,3 +126,15 @@ def test_rules_clone_as_scikit_learn_estimators(rule):
     twin = clone(rule)
     assert type(twin) is type(rule) and twin is not rule
     assert twin.get_params(deep=True) == rule.get_params()
+
+
+def test_set_params_checks_what_it_sets_and_keeps_the_rule_on_refusal():
+    rule = RDDRule()
+    with pytest.raises(ValueError, match="eta must be a finite number > 0"):
+        rule.set_params(eta=-0.5, p=0.2)
+    assert (rule.eta, rule.p) == (0.1, 0.1)
+    with pytest.raises(ValueError, match="linear must be True or False"):
+        rule.set_params(linear="no")
+    with pytest.raises(ValueError, match="sigma_pert must be a finite number > 0"):
+        NodePerturbationRule(sigma_pert=0.0).set_params()
+    assert rule.set_params(eta=0.2).eta == 0.2

@@ -92,12 +92,22 @@ class LearningRule:
         return {k: getattr(self, k) for k in self._param_names()}
 
     def set_params(self, **params) -> "LearningRule":
-        """Set hyper-parameters; unknown names are an error."""
+        """Set hyper-parameters; unknown names and values the rule's check refuses are an error (and
+        leave the rule unchanged). A learning rule reads most of them at each update; ``gain`` and the
+        start values (e.g. ``beta0``) take effect at the next :meth:`initialize`."""
         valid = set(self._param_names())
-        for k, v in params.items():
+        for k in params:
             if k not in valid:
                 raise ValueError(f"{type(self).__name__} has no parameter {k!r}; valid: {sorted(valid)}")
+        before = {k: getattr(self, k) for k in params}
+        for k, v in params.items():
             setattr(self, k, v)
+        try:
+            self._check_params()
+        except ValueError:
+            for k, v in before.items():
+                setattr(self, k, v)
+            raise
         return self
 
     def clone(self) -> "LearningRule":
@@ -120,6 +130,10 @@ class LearningRule:
         from .gain import make_gain
 
         cls = type(self).__name__
+        defaults = inspect.signature(type(self).__init__).parameters
+        for name, param in defaults.items():  # a flag is True or False ("no" would count as true)
+            if isinstance(param.default, bool) and not isinstance(getattr(self, name, False), (bool, np.bool_)):
+                raise ValueError(f"{cls}: {name} must be True or False, got {getattr(self, name)!r}")
         for name, (low, inclusive) in self._checked_params.items():
             value = getattr(self, name)
             try:

@@ -49,7 +49,7 @@ class NodePerturbationRule(LearningRule):
         Record ``history_`` every this many windows.
     """
 
-    _checked_params = {"sigma_pert": (0.0, True), "epsilon": (0.0, True), "tau_baseline": (1.0, True)}
+    _checked_params = {"sigma_pert": (0.0, False), "epsilon": (0.0, True), "tau_baseline": (1.0, True)}
     _choice_params = {"baseline": ("running", "paired", "none")}
 
     def __init__(self, sigma_pert: float = 20.0, epsilon: float = 0.1, baseline: str = "running",
