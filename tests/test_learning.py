@@ -138,3 +138,14 @@ def test_set_params_checks_what_it_sets_and_keeps_the_rule_on_refusal():
     with pytest.raises(ValueError, match="sigma_pert must be a finite number > 0"):
         NodePerturbationRule(sigma_pert=0.0).set_params()
     assert rule.set_params(eta=0.2).eta == 0.2
+
+
+@pytest.mark.parametrize("n, match", [(2.9, "n_windows must be a whole number"), (-3, "n_windows must be >= 0")])
+def test_run_online_refuses_a_number_of_windows_it_would_round(n, match):
+    from bci_credit.learning.loop import run_online
+    from bci_credit.sim import LIFParams, LIFPopulation
+    from bci_credit.tasks.costs import BananaCost
+
+    pop = LIFPopulation(np.array([[14.0, 7.0]]), c=0.5, params=LIFParams(window_s=0.05, tau_s=0.2), seed=0)
+    with pytest.raises(ValueError, match=match):
+        run_online(pop, RDDRule(), BananaCost(), n)

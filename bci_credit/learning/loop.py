@@ -21,8 +21,8 @@ def context_of(pop: LIFPopulation) -> WindowContext:
 
 
 def run_online(pop: LIFPopulation, rule: LearningRule, cost: Callable, n_windows: int, *,
-               record_every_s: float = 1.0, progress_bar=None, keep_blocks: bool = True,
-               windows_per_call: int = 1) -> tuple[list[WindowBlock], WeightTrace]:
+               record_every_s: float = 1.0, progress_bar=None,
+               keep_blocks: bool = True) -> tuple[list[WindowBlock], WeightTrace]:
     """Run ``n_windows`` windows of online learning on every replicate of ``pop``.
 
     Each window is simulated with the rule's current weights; the cost of the filtered outputs
@@ -32,6 +32,11 @@ def run_online(pop: LIFPopulation, rule: LearningRule, cost: Callable, n_windows
     number of sampling intervals, so ``trace.values[-1]`` is always the final weights). A rule
     with ``sigma_pert > 0`` needs a population built with the same ``sigma_pert``.
     """
+    from ..checks import check_number
+
+    n_windows = check_number(n_windows, "n_windows", integer=True)  # 2.9 ran 2 windows, -3 none, silently
+    if n_windows < 0:
+        raise ValueError(f"n_windows must be >= 0, got {n_windows}")
     if getattr(rule, "sigma_pert", 0.0) and pop.sigma_pert != rule.sigma_pert:
         raise ValueError(f"{type(rule).__name__} needs a population with sigma_pert={rule.sigma_pert} "
                          f"(got {pop.sigma_pert})")
