@@ -21,35 +21,15 @@ import pandas as pd
 from .config import SimulationConfig
 from .random import seed_repr
 from .recording import Recording, TimeSeries, WeightTrace, make_units_table
-from .sim.lif import LIFParams, LIFPopulation, WindowBlock, concat_blocks, run_windows
+from .sim.lif import LIFPopulation, WindowBlock, concat_blocks, run_windows, step_times, window_times
 from .sim.truth import paired_do_effects
 
-__all__ = ["run", "block_to_recording", "window_times", "step_times", "EPOCH"]
+__all__ = ["run", "block_to_recording", "EPOCH"]
 
 log = logging.getLogger("bci_credit")
 
 #: Session start time written for simulations (fixed, so files are reproducible).
 EPOCH = _dt.datetime(2020, 1, 1, tzinfo=_dt.timezone.utc)
-
-
-def step_times(steps, params: LIFParams) -> np.ndarray:
-    """Times (s) of simulation steps: the whole step count times ``params.dt_s``.
-
-    Spike times and window edges (:func:`window_times`) are both written this way, so they round
-    alike and a spike at a window's first step is at that window's start, bit for bit.
-    """
-    return np.asarray(steps) * params.dt_s
-
-
-def window_times(first_window: int, n_windows: int, params: LIFParams) -> tuple[np.ndarray, np.ndarray]:
-    """Start and stop times (s) of ``n_windows`` windows from window index ``first_window``.
-
-    Each edge is a whole step count times ``dt_s`` (:func:`step_times`), so the spikes of window
-    ``k`` (steps ``k * window_steps`` to ``(k + 1) * window_steps - 1``) fall in its
-    ``[start, stop)`` and a window's stop is the next one's start.
-    """
-    edges = step_times((int(first_window) + np.arange(int(n_windows) + 1)) * params.window_steps, params)
-    return edges[:-1], edges[1:]
 
 
 def _realised_threshold_effect(s_end, s_window, z, cost, threshold, near_threshold):

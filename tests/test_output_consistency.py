@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from bci_credit.config import load_preset
-from bci_credit.experiment import run, window_times
+from bci_credit.experiment import run
+from bci_credit.sim.lif import window_times
 from bci_credit.learning import make_rule
 from bci_credit.learning.loop import run_online
 from bci_credit.sim.lif import LIFParams, LIFPopulation

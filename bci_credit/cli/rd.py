@@ -77,8 +77,8 @@ def _read_csv(path: str):
     if head.startswith(b"\x89HDF"):
         raise CLIError(f"{path} is an HDF5 file, not a CSV file; for an NWB recording use 'bci-credit analyze'")
     try:
-        header = pd.read_csv(path, nrows=0).columns  # pandas renames repeated names ("a", "a.1")
-        raw = pd.read_csv(path, nrows=1, header=None, dtype=str).iloc[0].tolist() if len(header) else []
+        # the header row as written (pandas renames repeated names "a", "a.1" in the frame)
+        raw = pd.read_csv(path, nrows=1, header=None, dtype=str).iloc[0].tolist()
         df = pd.read_csv(path)
     except pd.errors.EmptyDataError:
         raise CLIError(f"{path} is empty: it needs a header row and data rows") from None

@@ -57,6 +57,29 @@ class WindowData:
     reward_unperturbed: np.ndarray | None = None
 
 
+def as_floats(value) -> np.ndarray | None:
+    """``value`` (a number or numbers) as a float array, or None when it is not numbers (text included)."""
+    if isinstance(value, (str, bytes)):
+        return None
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def finite_window(window: "WindowData", threshold) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reward (replicates, 1), the drive's distance to threshold and a mask of the usable entries.
+
+    A window whose reward is not finite is usable for no neuron, one whose drive is not finite not
+    for that neuron; unusable entries are 0 in the reward and distance, so that masked products stay
+    finite (0 * NaN is NaN).
+    """
+    finite_r = np.isfinite(window.reward)[:, None]
+    d = window.drive - threshold
+    ok = finite_r & np.isfinite(d)
+    return np.where(finite_r, window.reward[:, None], 0.0), np.where(ok, d, 0.0), ok
+
+
 def clip_weights(w: np.ndarray, w_min: float | None, w_max: float | None) -> np.ndarray:
     """Clip weights to ``[w_min, w_max]`` (``None`` = no bound)."""
     lo = -np.inf if w_min is None else w_min
@@ -136,13 +159,9 @@ class LearningRule:
                 raise ValueError(f"{cls}: {name} must be True or False, got {getattr(self, name)!r}")
         for name, (low, inclusive) in self._checked_params.items():
             value = getattr(self, name)
-            try:
-                if isinstance(value, (str, bytes)):
-                    raise TypeError
-                a = np.asarray(value, dtype=float)
-                ok = bool(np.isfinite(a).all()) and (low is None or bool((a >= low if inclusive else a > low).all()))
-            except (TypeError, ValueError, OverflowError):
-                ok = False
+            a = as_floats(value)
+            ok = a is not None and bool(np.isfinite(a).all()) and (
+                low is None or bool((a >= low if inclusive else a > low).all()))
             if not ok:
                 bound = "" if low is None else f" >= {low:g}" if inclusive else f" > {low:g}"
                 raise ValueError(f"{cls}: {name} must be a finite number{bound}, got {value!r}")
@@ -165,14 +184,8 @@ class LearningRule:
             for name, side, limit, beyond in (("w_min", "lower", "below +inf", np.inf),
                                               ("w_max", "upper", "above -inf", -np.inf)):
                 value = getattr(self, name)
-                try:
-                    if isinstance(value, (str, bytes)):
-                        raise TypeError
-                    a = np.asarray(-beyond if value is None else value, dtype=float)  # None: no bound
-                    ok = not (np.isnan(a).any() or (a == beyond).any())
-                except (TypeError, ValueError, OverflowError):
-                    ok = False
-                if not ok:
+                a = as_floats(-beyond if value is None else value)  # None: no bound
+                if a is None or np.isnan(a).any() or (a == beyond).any():
                     raise ValueError(f"{cls}: {name} must be a number {limit} (or None: no {side} bound), "
                                      f"got {value!r}")
                 bounds[name] = a

@@ -45,7 +45,7 @@ def run_online(pop: LIFPopulation, rule: LearningRule, cost: Callable, n_windows
     every = max(1, int(round(record_every_s / p.window_s)))
     t_trace, w_trace, blocks = [pop.t_s], [rule.weights_[0].copy()], []
     paired = bool(getattr(rule, "needs_unperturbed", False))
-    for k in range(int(n_windows)):
+    for k in range(n_windows):
         r_unpert = None
         if paired:
             snap = pop.snapshot()
@@ -69,7 +69,7 @@ def run_online(pop: LIFPopulation, rule: LearningRule, cost: Callable, n_windows
             w_trace.append(rule.weights_[0].copy())
         if progress_bar is not None and (k + 1) % 100 == 0:
             progress_bar.update(100)
-    if int(n_windows) % every:  # the last window was not sampled: end the trace with the final weights
+    if n_windows % every:  # the last window was not sampled: end the trace with the final weights
         t_trace.append(pop.t_s)
         w_trace.append(rule.weights_[0].copy())
     pop.w = rule.weights_.copy()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LearningRule, WindowData, clip_weights
+from .base import LearningRule, WindowData, as_floats, clip_weights
 from .gain import make_gain
 
 __all__ = ["OracleRule", "NoLearningRule"]
@@ -65,11 +65,8 @@ class OracleRule(LearningRule):
         super()._check_params()
         cls = type(self).__name__
         if self.beta is not None:
-            try:
-                ok = not isinstance(self.beta, (str, bytes)) and bool(np.isfinite(np.asarray(self.beta, float)).all())
-            except (TypeError, ValueError, OverflowError):
-                ok = False
-            if not ok:
+            beta = as_floats(self.beta)
+            if beta is None or not np.isfinite(beta).all():
                 raise ValueError(f"{cls}: beta must be finite numbers (one, or one per neuron), got {self.beta!r}")
         if self.cost is not None:
             from ..tasks.costs import make_cost

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LearningRule, WindowData, clip_weights
+from .base import LearningRule, WindowData, as_floats, clip_weights, finite_window
 from .gain import make_gain
 
 __all__ = ["RDDRule", "RepoRDDRule", "ObservedDependenceRule"]
@@ -31,11 +31,8 @@ __all__ = ["RDDRule", "RepoRDDRule", "ObservedDependenceRule"]
 
 def _check_p(rule: LearningRule) -> None:
     """The half-width ``p`` of the near-threshold band must be positive (inf: every window)."""
-    try:
-        ok = not isinstance(rule.p, (str, bytes, bool, np.bool_)) and bool(np.all(np.asarray(rule.p, dtype=float) > 0))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
+    p = None if isinstance(rule.p, (bool, np.bool_)) else as_floats(rule.p)
+    if p is None or not bool(np.all(p > 0)):
         raise ValueError(f"{type(rule).__name__}: p must be positive, got {rule.p!r}")
 
 
@@ -123,11 +120,7 @@ class RDDRule(LearningRule):
         return self.theta_[..., 1]
 
     def update(self, window: WindowData) -> np.ndarray:
-        finite_r = np.isfinite(window.reward)[:, None]
-        reward = np.where(finite_r, window.reward[:, None], 0.0)
-        d = window.drive - self.context_.threshold
-        ok = finite_r & np.isfinite(d)
-        d = np.where(ok, d, 0.0)
+        reward, d, ok = finite_window(window, self.context_.threshold)
         near = ok & (np.abs(d) < self.p)
         h = window.spiked.astype(float)
         a = np.stack([np.ones_like(d), h, h * d, (1 - h) * d], axis=-1)
@@ -213,11 +206,7 @@ class RepoRDDRule(LearningRule):
         return 2.0 * self.V_[..., 0]
 
     def update(self, window: WindowData) -> np.ndarray:
-        finite_r = np.isfinite(window.reward)[:, None]
-        R = np.where(finite_r, window.reward[:, None], 0.0)
-        d = window.drive - self.context_.threshold
-        ok = finite_r & np.isfinite(d)  # a window with a NaN reward or drive is left out
-        d = np.where(ok, d, 0.0)
+        R, d, ok = finite_window(window, self.context_.threshold)  # a NaN reward or drive is left out
         below = ok & (d > -self.p) & (d < 0)
         above = ok & (d >= 0) & (d < self.p)
         lc = 1.0 if self.linear_correction else 0.0

@@ -43,7 +43,8 @@ from ._kernels import lif_chunk
 from ._rng import ZIG_F, ZIG_K, ZIG_W, new_states
 from .filters import output_filter
 
-__all__ = ["LIFParams", "LIFPopulation", "WindowBlock", "simulate", "run_windows", "concat_blocks"]
+__all__ = ["LIFParams", "LIFPopulation", "WindowBlock", "simulate", "run_windows", "concat_blocks", "step_times",
+           "window_times"]
 
 _CHUNK_TARGET = 2_000_000  # neuron-steps per compiled call (bounds the spike-event buffer)
 
@@ -128,6 +129,26 @@ class LIFParams:
     def replace(self, **changes) -> "LIFParams":
         """A copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)
+
+
+def step_times(steps, params: LIFParams) -> np.ndarray:
+    """Times (s) of simulation steps: the whole step count times ``params.dt_s``.
+
+    Spike times and window edges (:func:`window_times`) are both written this way, so they round
+    alike and a spike at a window's first step is at that window's start, bit for bit.
+    """
+    return np.asarray(steps) * params.dt_s
+
+
+def window_times(first_window: int, n_windows: int, params: LIFParams) -> tuple[np.ndarray, np.ndarray]:
+    """Start and stop times (s) of ``n_windows`` windows from window index ``first_window``.
+
+    Each edge is a whole step count times ``dt_s`` (:func:`step_times`), so the spikes of window
+    ``k`` (steps ``k * window_steps`` to ``(k + 1) * window_steps - 1``) fall in its
+    ``[start, stop)`` and a window's stop is the next one's start.
+    """
+    edges = step_times((int(first_window) + np.arange(int(n_windows) + 1)) * params.window_steps, params)
+    return edges[:-1], edges[1:]
 
 
 @dataclass

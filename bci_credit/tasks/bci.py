@@ -117,7 +117,7 @@ from ..learning.base import LearningRule, WindowData
 from ..learning.loop import context_of
 from ..random import seed_repr, seed_sequence
 from ..recording import Recording, TimeSeries, WeightTrace, make_units_table
-from ..sim.lif import LIFPopulation
+from ..sim.lif import LIFPopulation, step_times, window_times
 from .bci_config import (
     BCI_MODEL, Block, CouplingConfig, NoiseConfig, SessionConfig, TruthConfig, TuningConfig, WristConfig,
 )
@@ -443,11 +443,11 @@ def run_session(cfg: SessionConfig, *, rule=None, rule_params: dict | None = Non
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_total, unit="window", desc="BCI session")
-    k = 0  # window index; times are whole step counts times dt (as experiment.window_times)
+    k = 0  # window index; times are whole step counts times dt (sim.lif.step_times)
     for block in cfg.blocks:
         nb = int(math.floor(block.duration_s / p.window_s + 1e-9))
         block_end = k + nb
-        mapping.start_block(world.mstate, block, (k * ws) * p.dt_s, logd)
+        mapping.start_block(world.mstate, block, step_times(k * ws, p), logd)
         for _ in range(nb):
             t0 = k * ws
             x_k = exo.window(k)
@@ -492,13 +492,13 @@ def run_session(cfg: SessionConfig, *, rule=None, rule_params: dict | None = Non
                 truth_rows.append((job.k, res))
             k += 1
             if (k % every_w) == 0:
-                wt_t.append((k * ws) * p.dt_s)
+                wt_t.append(step_times(k * ws, p))
                 wt_v.append(w.copy())
             if bar is not None and k % 100 == 0:
                 bar.update(100)
-        mapping.end_block(world.mstate, block, (k * ws) * p.dt_s, logd)
+        mapping.end_block(world.mstate, block, step_times(k * ws, p), logd)
     if k % every_w:  # the trace always ends with the final weights
-        wt_t.append((k * ws) * p.dt_s)
+        wt_t.append(step_times(k * ws, p))
         wt_v.append(w.copy())
     if bar is not None:
         bar.close()
@@ -532,7 +532,7 @@ def _true_window_effect(world, mapping, pre_m, spikes, b, block, t0, cost) -> np
 
 def _build_recordings(cfg, spec, mapping, world, logd, Z, H, rew_all, cost_all, block_of, spikes_all, wt_t, wt_v,
                       truth_rows, t_units, w_init, w_final, rule_obj, root) -> list:
-    from ..experiment import EPOCH, step_times, window_times
+    from ..experiment import EPOCH
     from ..outputs import versions
 
     p = cfg.model
@@ -643,7 +643,8 @@ def _build_recordings(cfg, spec, mapping, world, logd, Z, H, rew_all, cost_all, 
         if "theta" in world.mstate:
             dec_meta["theta_hz"] = float(world.mstate["theta"][r])
         meta = {
-            "source": "simulation", "name": "bci_session", "dt_s": p.dt_s, "duration_s": (W * p.window_steps) * p.dt_s,
+            "source": "simulation", "name": "bci_session", "dt_s": p.dt_s,
+            "duration_s": float(step_times(W * p.window_steps, p)),
             "session_start_time": EPOCH.isoformat(), "model": dataclasses.asdict(p), "config": cfg.to_dict(),
             "seed": {"root": seed_repr(root), "replicate": r}, "replicate": r, "c": cfg.noise.c,
             "decoder": dec_meta, "learning_rule": None if rule_obj is None else type(rule_obj).__name__,
