@@ -74,10 +74,12 @@ def finite_window(window: "WindowData", threshold) -> tuple[np.ndarray, np.ndarr
     for that neuron; unusable entries are 0 in the reward and distance, so that masked products stay
     finite (0 * NaN is NaN).
     """
-    finite_r = np.isfinite(window.reward)[:, None]
+    reward = window.reward[:, None]
     d = window.drive - threshold
-    ok = finite_r & np.isfinite(d)
-    return np.where(finite_r, window.reward[:, None], 0.0), np.where(ok, d, 0.0), ok
+    ok = np.isfinite(reward) & np.isfinite(d)
+    if ok.all():  # the usual case: nothing to blank
+        return reward, d, ok
+    return np.where(np.isfinite(reward), reward, 0.0), np.where(ok, d, 0.0), ok
 
 
 def clip_weights(w: np.ndarray, w_min: float | None, w_max: float | None) -> np.ndarray:
