@@ -21,6 +21,7 @@ import math
 import os
 import re
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -265,8 +266,22 @@ class SimulationConfig:
     run: RunConfig = field(default_factory=RunConfig)
     name: str = "custom"
 
+    @property
+    def n_windows(self) -> int:
+        """Whole windows in ``run.duration_s`` (the simulation runs this many; a remainder is dropped)."""
+        return int(math.floor(float(self.run.duration_s) / self.model.window_s + 1e-9))
+
+    @property
+    def duration_note(self) -> str | None:
+        """A warning when ``run.duration_s`` is not a whole number of windows (None when it is)."""
+        n, window_s, duration = self.n_windows, self.model.window_s, float(self.run.duration_s)
+        if math.isclose(n * window_s, duration, rel_tol=1e-9, abs_tol=1e-12):
+            return None
+        return (f"run.duration_s={duration:g} s is not a whole number of {window_s:g}-s windows: "
+                f"simulating {n} windows ({n * window_s:g} s)")
+
     def __post_init__(self):
-        if int(math.floor(float(self.run.duration_s) / self.model.window_s + 1e-9)) < 1:  # as experiment.run counts
+        if self.n_windows < 1:
             raise ConfigError(f"run.duration_s={self.run.duration_s} s is shorter than one window "
                               f"(model.window_s={self.model.window_s} s); give run.duration_s >= window_s")
         cost = self.task.build()
@@ -346,8 +361,24 @@ class SimulationConfig:
         return cls(name=str(d.get("name", "custom")), **parts)
 
     def with_overrides(self, **dotted) -> "SimulationConfig":
-        """A copy with ``table.key=value`` overrides, e.g. ``with_overrides(**{"population.c": 0.9})``."""
+        """A copy with ``table.key=value`` overrides, e.g. ``with_overrides(**{"population.c": 0.9})``.
+
+        ``learning.NAME`` sets one hyper-parameter of the rule. Changing ``learning.rule`` from one
+        rule to another starts the new rule from its own defaults, with a warning naming what was
+        dropped: the config's hyper-parameters were chosen for the old rule (an RDD ``p = 0.1`` kept
+        by ``od`` would make it an RDD rule; ``epsilon`` has another scale in ``reinforce``).
+        Hyper-parameters given in the same call are kept. Switching from or to ``"none"`` keeps them.
+        """
         d = self.to_dict()
+        old_rule, new_rule = d["learning"]["rule"], dotted.get("learning.rule")
+        if new_rule not in (None, "none", old_rule) and old_rule != "none":
+            dropped = sorted(set(d["learning"]["params"]) - {k.split(".", 1)[1] for k in dotted
+                                                             if k.startswith("learning.")})
+            d["learning"]["params"] = {}
+            if dropped:
+                warnings.warn(f"learning.rule {new_rule!r} replaces {old_rule!r}: starting it from its own defaults, "
+                              f"without the settings of {old_rule!r}: {dropped} (set them again to keep them)",
+                              UserWarning, stacklevel=2)
         for key, value in dotted.items():
             if "." not in key:
                 raise ConfigError(f"override {key!r} must be written table.key (e.g. population.c)")

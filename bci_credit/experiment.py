@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import logging
-import math
 import os
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -153,7 +153,9 @@ def run(config: SimulationConfig, *, progress: bool = False, rule=None) -> Recor
         rule = make_rule(config.learning.rule, **dict(config.learning.params))
     pop = LIFPopulation(np.asarray(pc.w)[None, :], c=pc.c, x=pc.x, params=p, seed=seed,
                         sigma_pert=getattr(rule, "sigma_pert", 0.0))
-    n_windows = int(math.floor(config.run.duration_s / p.window_s + 1e-9))
+    n_windows = config.n_windows
+    if config.duration_note:
+        warnings.warn(config.duration_note, UserWarning, stacklevel=2)
     bar = None
     if progress:
         from tqdm.auto import tqdm

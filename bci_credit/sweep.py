@@ -59,6 +59,7 @@ import math
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -325,12 +326,16 @@ def make_tasks(config: SimulationConfig, grid: Mapping[str, list], replicates: i
         _check_size(grid, replicates)
     points = _points(grid)
     tasks = []
+    said = set()
     for g, params in enumerate(points):
         if validate:
             try:
-                config.with_overrides(**params)
+                note = config.with_overrides(**params).duration_note  # and a rule switch warns here, once
             except ConfigError as err:
                 raise ConfigError(f"grid point {params}: {err}") from None
+            if note and note not in said:
+                said.add(note)
+                warnings.warn(note, UserWarning, stacklevel=2)
         items = tuple(params.items())
         for r in range(replicates):
             tasks.append(SweepTask(g, r, items, child_seed(root_seed, g, r)))
@@ -418,8 +423,11 @@ def run_task(task: SweepTask, *, config: SimulationConfig, metrics: Callable | N
     """Simulate one task and return its metrics (flattened); runs in a worker."""
     from .experiment import run as run_experiment
 
-    cfg = config.with_overrides(**dict(task.params), **{"run.seed": task.seed})
-    rec = run_experiment(cfg)
+    with warnings.catch_warnings():  # said once for the whole sweep (make_tasks, run_sweep), not per task
+        for said in _SAID_ONCE:
+            warnings.filterwarnings("ignore", message=said, category=UserWarning)
+        cfg = config.with_overrides(**dict(task.params), **{"run.seed": task.seed})
+        rec = run_experiment(cfg)
     values = _flatten((metrics or default_metrics)(rec, cfg))
     clash = set(values) & (_RESERVED | {k for k, _ in task.params})
     if clash:
@@ -427,6 +435,8 @@ def run_task(task: SweepTask, *, config: SimulationConfig, metrics: Callable | N
     return values
 
 
+#: Warnings make_tasks gives once per sweep, silenced in the tasks (see run_task).
+_SAID_ONCE = (r"learning\.rule .* replaces", r"run\.duration_s=.* is not a whole number")
 _RESERVED = {"task_id", "point", "replicate", "seed", "status", "reason", "elapsed_s", "cpu_s", "worker"}
 
 

@@ -212,6 +212,18 @@ def test_rule_none_keeps_the_settings_of_a_rule_switched_on_later(banana):
         banana.with_overrides(**{"learning.rule": "none", "learning.etta": 0.1})
 
 
+def test_switching_to_another_rule_starts_it_from_its_defaults(banana):
+    # od kept the preset's RDD p = 0.1, i.e. it ran as an RDD rule; reinforce refused rdd's p and eta
+    with pytest.warns(UserWarning, match=r"learning.rule 'od' replaces 'rdd': starting it from its own defaults, "
+                                         r"without the settings of 'rdd': \['epsilon', 'eta', 'p', 'w_max', 'w_min'\]"):
+        od = banana.with_overrides(**{"learning.rule": "od"})
+    assert od.learning.params == {}
+    with pytest.warns(UserWarning, match=r"without the settings of 'rdd': \['eta', 'p', 'w_max', 'w_min'\]"):
+        nr = banana.with_overrides(**{"learning.rule": "reinforce", "learning.epsilon": 10.0})
+    assert nr.learning.params == {"epsilon": 10.0}
+    assert banana.with_overrides(**{"learning.rule": "rdd"}).learning.params == banana.learning.params
+
+
 def test_unknown_learning_grid_key_fails_before_running(est):
     grid = normalize_grid(est, ["learning.foo=1,2"])
     with pytest.raises(ConfigError, match=r"grid point .*learning.params \['foo'\] are not hyper-parameters of any learning rule"):

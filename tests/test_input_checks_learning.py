@@ -137,6 +137,8 @@ def test_simulate_reports_a_bad_rule_setting_in_one_line(tmp_path, capsys):
     (RDDRule(w_min=30.0, w_max=20.0), r"RDDRule: w_min=30.0 must be below w_max=20.0"),
     (RDDRule(w_min=math.inf, w_max=None), r"RDDRule: w_min must be a number below \+inf"),
     (RDDRule(w_min=[2.0, 30.0], w_max=20.0), r"RDDRule: w_min=\[2.0, 30.0\] must be below w_max=20.0"),
+    (RDDRule(w_min=[2.0, 3.0], w_max=[20.0, 20.0, 20.0]),
+     r"RDDRule: w_min has 2 values and w_max 3; give one number or one per neuron for each"),
     (ObservedDependenceRule(gain=np.nan), r"ObservedDependenceRule: gain nan is not a valid gain"),
     (RepoRDDRule(record_every=0), r"RepoRDDRule: record_every must be a whole number >= 1"),
     (NodePerturbationRule(baseline="runing"), r"NodePerturbationRule: baseline 'runing' is not a valid baseline"),
@@ -285,3 +287,58 @@ def test_a_cost_table_written_by_describe_loads():
     assert base.with_overrides(**{"task.cost": QuadraticCost().describe()}).task.build() == QuadraticCost()
     with pytest.raises(ConfigError, match="n_neurons = 2 fixed; got 3"):
         base.with_overrides(**{"task.cost": {**QuadraticCost().describe(), "n_neurons": 3}})
+
+
+# -- the online interface used directly (a user's own loop) ---------------------------------------
+
+def _window(**kw):
+    from bci_credit.learning import WindowData
+
+    z = np.array([[1.05, 0.9]])
+    args = dict(drive=z, spiked=z > 1, counts=(z > 1).astype(float), reward=np.array([0.5]), s_end=z, index=0)
+    return WindowData(**{**args, **kw})
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(reward=0.5), r"reward must hold one number per replicate, shape \(1,\), got shape \(\)"),
+    (dict(reward=np.array([0.5, 0.2])), r"reward must hold one number per replicate"),
+    (dict(drive=np.array([1.05, 0.9])), r"drive must be shaped \(replicates, neurons\), got shape \(2,\)"),
+    (dict(spiked=np.array([[True]])), r"spiked must have the shape of drive \(1, 2\), got \(1, 1\)"),
+    (dict(s_end=np.zeros((3, 2))), r"s_end must have one row per replicate \(1\)"),
+])
+def test_window_data_refuses_wrong_shapes(changes, message):
+    with pytest.raises(ValueError, match=message):
+        _window(**changes)
+
+
+def test_update_refuses_a_window_of_another_shape_or_before_initialize():
+    rule = RDDRule(gain=1e-3)
+    with pytest.raises(RuntimeError, match=r"initialize\(w0, context\) first"):
+        rule.update(_window())
+    rule.initialize(np.array([[10.0, 10.0, 10.0]]), CTX)
+    with pytest.raises(ValueError, match=r"window has shape \(1, 2\) .* but the weights \(1, 3\)"):
+        rule.update(_window())
+    rule.initialize(np.array([[10.0, 10.0]]), CTX)
+    assert rule.update(_window()).shape == (1, 2)
+
+
+def test_run_online_refuses_a_cost_that_does_not_give_one_reward_per_replicate():
+    from bci_credit.learning.loop import run_online
+    from bci_credit.sim import LIFPopulation
+
+    pop = LIFPopulation(np.array([[12.0, 9.0], [10.0, 10.0]]), c=0.5, params=LIFParams(window_s=0.05), seed=0)
+    with pytest.raises(ValueError, match=r"returned shape \(\) .* one reward per replicate, shape \(2,\)"):
+        run_online(pop, RDDRule(gain=1e-3), lambda s: float(s.sum()), 3)
+
+
+def test_a_gain_object_given_to_a_rule_is_not_changed_by_learning():
+    from bci_credit.learning.loop import run_online
+    from bci_credit.learning.gain import OnlineGain
+    from bci_credit.sim import LIFPopulation
+
+    gain = OnlineGain()
+    rule = RDDRule(gain=gain)
+    pop = LIFPopulation(np.array([[12.0, 9.0]]), c=0.5, params=LIFParams(window_s=0.05), seed=0)
+    run_online(pop, rule, BananaCost(), 50)
+    assert rule.gain is gain and not hasattr(gain, "mu_")  # the rule learns with its own copy
+    assert rule.gain_ is not gain and rule.gain_.mu_.shape == (1, 2)

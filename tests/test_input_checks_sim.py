@@ -84,6 +84,36 @@ def test_observed_dependence_and_band_counts_reject_bad_p_and_theta():
         rdd_constant(Z, R, 0.1, np.nan)
 
 
+@pytest.mark.parametrize("fn", [rdd_constant, rdd_linear, rdd_constant_se, band_counts], ids=lambda f: f.__name__)
+def test_estimators_take_one_p_per_unit(fn):
+    # a list of half-widths was a TypeError from deep inside numpy ("bad operand type for unary -")
+    both = fn(Z, R, [0.1, 0.3]) if fn is not band_counts else fn(Z, [0.1, 0.3])
+    one = [fn(Z, R, p) if fn is not band_counts else fn(Z, p) for p in (0.1, 0.3)]
+    np.testing.assert_array_equal(np.asarray(both)[..., 0], np.asarray(one[0])[..., 0])
+    np.testing.assert_array_equal(np.asarray(both)[..., 1], np.asarray(one[1])[..., 1])
+    with pytest.raises(ValueError, match=rf"{fn.__name__}: p must be one number or one per unit \(2 units\), got shape \(3,\)"):
+        fn(Z, R, [0.1, 0.2, 0.3]) if fn is not band_counts else fn(Z, [0.1, 0.2, 0.3])
+
+
+def test_truths_refuse_impossible_spike_steps_and_injection_probabilities():
+    from bci_credit.sim.truth import paired_do_effects, spike_perturbation_effects
+    from bci_credit.tasks.costs import BananaCost
+
+    s = RNG.random((1, 50, 2))
+    kw = dict(window_steps=20, decay=0.99, k0=0.01)
+    for steps in (np.full((1, 50, 2), 20), np.full((1, 50, 2), -1), np.full((1, 50, 2), 2.5)):
+        with pytest.raises(ValueError, match=r"paired_do_effects: steps must be whole step numbers within the window, 0\.\.19"):
+            paired_do_effects(s, 0.1 * s, BananaCost(), steps=steps, **kw)
+    with pytest.raises(ValueError, match=r"s_window must have the shape of s_end"):
+        paired_do_effects(s, s[:, :10], BananaCost(), **kw)
+    with pytest.raises(ValueError, match=r"s_end must be shaped \(replicates, windows, neurons\), got shape \(50, 2\)"):
+        paired_do_effects(s[0], s[0], BananaCost(), **kw)
+    for p_inject in (0.0, 1.0, 1.5):  # one group empty: every effect NaN, silently
+        with pytest.raises(ValueError, match="p_inject must lie strictly between 0 and 1"):
+            spike_perturbation_effects(s, BananaCost(), p_inject=p_inject, **kw)
+    assert np.isfinite(spike_perturbation_effects(s, BananaCost(), p_inject=0.3, seed=0, **kw)).all()
+
+
 def test_documented_nan_behaviour():
     """NaN drive windows are left out; a NaN reward propagates to NaN (documented, not dropped)."""
     z = Z.copy()
@@ -115,6 +145,25 @@ def test_simulate_rejects_duration_shorter_than_a_window_and_non_numbers():
         simulate(W, "ten", seed=1)
     block, _ = simulate(W, 0.02, params=LIFParams(window_s=0.02), seed=1)  # exactly one window is fine
     assert block.n_windows == 1
+
+
+def test_a_duration_that_is_not_whole_windows_is_said_not_silently_rounded(tmp_path, capsys):
+    from bci_credit.cli import main
+    from bci_credit.experiment import run
+
+    cfg = load_preset("paper_2neuron_estimation").with_overrides(**{"run.duration_s": 1.025})
+    with pytest.warns(UserWarning, match=r"run.duration_s=1.025 s is not a whole number of 0.02-s windows: "
+                                         r"simulating 51 windows \(1.02 s\)"):
+        rec = run(cfg)
+    assert rec.meta["duration_s"] == pytest.approx(1.02)
+    assert main(["simulate", "paper_2neuron_estimation", "--duration", "1.025", "--no-nwb", "--out",
+                 str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert err.strip() == ("bci-credit simulate: warning: run.duration_s=1.025 s is not a whole number of 0.02-s "
+                           "windows: simulating 51 windows (1.02 s)")
+    assert main(["simulate", "paper_2neuron_estimation", "--duration", "1", "--no-nwb", "--out",
+                 str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("w", [[[np.nan, 0.5]], [[np.inf, 0.5]], [12.0, -np.inf]])

@@ -258,6 +258,21 @@ def test_cli_sweep_help_and_errors(tmp_path, capsys):
     assert "not a config field" in capsys.readouterr().err
 
 
+def test_cli_sweep_says_a_rule_switch_and_a_rounded_duration_once(tmp_path, capsys):
+    from bci_credit.cli import main
+
+    assert main(["sweep", "paper_2neuron_banana", "--grid", "learning.rule=rdd,od", "--replicates", "2",
+                 "--duration", "0.52", "--out", str(tmp_path / "s"), "--no-figure", "--no-progress"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "bci-credit sweep: warning: run.duration_s=0.52 s is not a whole number of 0.05-s windows: "
+        "simulating 10 windows (0.5 s)",
+        "bci-credit sweep: warning: learning.rule 'od' replaces 'rdd': starting it from its own defaults, without "
+        "the settings of 'rdd': ['epsilon', 'eta', 'p', 'w_max', 'w_min'] (set them again to keep them)"]
+    results = pd.read_csv(tmp_path / "s" / "results.csv")
+    assert (results["status"] == "ok").all() and len(results) == 4
+
+
 SLOW_METRICS = """
 import time
 from bci_credit.sweep import default_metrics

@@ -65,7 +65,8 @@ def _check_inputs(z, r, p, theta, where: str):
     """Validate the estimators' inputs (shapes and scalars only: values are not scanned).
 
     ``z`` (drive) must be ``(..., windows, units)`` and ``r`` (reward) ``(..., windows)`` with the
-    same number of windows and broadcastable leading (replicate) axes. Returns them as float arrays.
+    same number of windows and broadcastable leading (replicate) axes; ``p`` one number or one per
+    unit. Returns ``z`` and ``r`` as float arrays and ``p`` as a float or a float array of shape (units,).
     """
     z = np.asarray(z, dtype=float)
     if z.ndim < 2:
@@ -85,8 +86,15 @@ def _check_inputs(z, r, p, theta, where: str):
                 f"{r.shape}; pass r with shape {z.shape[:-1]}{hint}")
     if p is not None:
         _check_scalar(p, "p", where, positive=True)
+        if type(p) is not float:
+            p = np.asarray(p, dtype=float)
+            if p.ndim == 0:
+                p = float(p)
+            elif p.shape != (z.shape[-1],):
+                raise ValueError(f"{where}: p must be one number or one per unit ({z.shape[-1]} units), "
+                                 f"got shape {p.shape}")
     _check_scalar(theta, "theta", where, positive=False)
-    return z, r
+    return z, r, p
 
 
 def _broadcastable(a: tuple, b: tuple) -> bool:
@@ -114,9 +122,9 @@ def rdd_constant(z, r, p: float, theta: float = 1.0, *, one_sided: bool = False)
     """Constant (local-mean) RDD estimate of beta per neuron.
 
     ``z`` (drive) is ``(..., windows, units)``, ``r`` (reward) ``(..., windows)``, ``p`` > 0 the
-    band half-width; returns ``(..., units)``. See the module docstring for NaN handling.
+    band half-width (one number, or one per unit); returns ``(..., units)``. See the module docstring for NaN handling.
     """
-    z, r = _check_inputs(z, r, p, theta, "rdd_constant")
+    z, r, p = _check_inputs(z, r, p, theta, "rdd_constant")
     return _rdd_constant(z, r, p, theta, one_sided)
 
 
@@ -129,7 +137,7 @@ def _rdd_constant(z, r, p, theta, one_sided):
 
 def rdd_constant_se(z, r, p: float, theta: float = 1.0, *, one_sided: bool = False) -> np.ndarray:
     """Standard error of :func:`rdd_constant` (independent windows): ``sqrt(var_a/n_a + var_b/n_b)``."""
-    z, r = _check_inputs(z, r, p, theta, "rdd_constant_se")
+    z, r, p = _check_inputs(z, r, p, theta, "rdd_constant_se")
     _, above, below = _masks(z, p, theta, one_sided)
     out = 0.0
     for m in (above.astype(float), below.astype(float)):
@@ -159,7 +167,7 @@ def rdd_linear(z, r, p: float, theta: float = 1.0, *, one_sided: bool = False) -
 
     Same inputs and output as :func:`rdd_constant`; a side with fewer than 2 windows gives NaN.
     """
-    z, r = _check_inputs(z, r, p, theta, "rdd_linear")
+    z, r, p = _check_inputs(z, r, p, theta, "rdd_linear")
     return _rdd_linear(z, r, p, theta, one_sided)
 
 
@@ -170,12 +178,12 @@ def _rdd_linear(z, r, p, theta, one_sided):
 
 def observed_dependence(z, r, theta: float = 1.0, *, linear: bool = False, p: float = 1.0) -> np.ndarray:
     """Observed dependence: the RD estimator over (essentially) all windows, ``p = 1``."""
-    z, r = _check_inputs(z, r, p, theta, "observed_dependence")
+    z, r, p = _check_inputs(z, r, p, theta, "observed_dependence")
     return (_rdd_linear if linear else _rdd_constant)(z, r, p, theta, False)
 
 
 def band_counts(z, p: float, theta: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Number of windows just above and just below threshold per neuron (``z``: (..., windows, units))."""
-    z, _ = _check_inputs(z, None, p, theta, "band_counts")
+    z, _, p = _check_inputs(z, None, p, theta, "band_counts")
     _, above, below = _masks(z, p, theta, False)
     return above.sum(axis=-2), below.sum(axis=-2)

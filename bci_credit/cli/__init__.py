@@ -76,6 +76,24 @@ def run_folder(path, command: str, option: str = "--out"):
         raise
 
 
+@contextlib.contextmanager
+def warnings_as_lines(command: str):
+    """Show each UserWarning raised inside as one line, ``bci-credit COMMAND: warning: ...``, on stderr
+    when it happens (Python's default adds the file and source line); other warnings are shown as usual."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning):
+            print(f"bci-credit {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        default = warnings.showwarning
+        warnings.showwarning = show
+        yield
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import CLIError, run_folder
+from . import CLIError, run_folder, warnings_as_lines
 
 EXAMPLE = """\
 Simulate a population of LIF neurons with correlated noise from a preset or a TOML config, and
@@ -15,7 +15,11 @@ effects, weights) as NWB plus run.json, CSV tables and a figure into the output 
 examples:
   bci-credit simulate paper_2neuron_estimation --out out/sim
   bci-credit simulate my_config.toml --set population.c=0.9 --set run.duration_s=30 --out out/c09
+  bci-credit simulate paper_2neuron_banana --set learning.rule=reinforce --set learning.epsilon=50
   bci-credit simulate --list
+
+--set learning.NAME=VALUE sets a hyper-parameter of the rule. Switching learning.rule to another rule
+starts it from its own defaults (the preset's settings were for its own rule; a warning names them).
 """
 
 
@@ -78,12 +82,13 @@ def run(args) -> int:
         return 0
     if not args.config:
         raise CLIError("give a preset name or a TOML config (see --list)")
-    cfg = load_with_overrides(args.config, args.set, args.duration, args.seed)
+    with warnings_as_lines("simulate"):  # e.g. a rule switched by --set learning.rule=...
+        cfg = load_with_overrides(args.config, args.set, args.duration, args.seed)
     from ..experiment import run as run_experiment
     from ..outputs import remove_previous_outputs, write_run_json
     from ..report import write_session_outputs
 
-    with run_folder(args.out, "simulate") as out:  # a bad --out fails now, not after the simulation
+    with run_folder(args.out, "simulate") as out, warnings_as_lines("simulate"):  # a bad --out fails now
         rec = run_experiment(cfg, progress=not args.no_progress and sys.stderr.isatty())
     files = write_session_outputs(rec, out, nwb=not args.no_nwb)
     names = [str(f.name) for f in files]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import CLIError, run_folder
+from . import CLIError, run_folder, warnings_as_lines
 
 EPILOG = """\
 Runs every grid point x replicate as one task (each with its own seed spawned from one root seed,
@@ -84,12 +84,13 @@ def run(args) -> int:
 
     if args.replicates < 1:
         raise CLIError(f"--replicates must be >= 1, got {args.replicates}")
-    cfg = load_with_overrides(args.config, args.set, args.duration, None)
+    with warnings_as_lines("sweep"):  # e.g. a rule switched by --set learning.rule=...
+        cfg = load_with_overrides(args.config, args.set, args.duration, None)
     metrics = _load_metrics(args.metrics) if args.metrics else None
     from ..sweep import run_sweep
 
     try:
-        with run_folder(args.out, "sweep") as out:  # a bad --out fails now; a bad grid leaves no folder
+        with run_folder(args.out, "sweep") as out, warnings_as_lines("sweep"):  # a bad --out fails now
             res = run_sweep(cfg, args.grid, replicates=args.replicates, out=out, seed=args.seed, metrics=metrics,
                             n_jobs=args.n_jobs, scheduler=args.scheduler,
                             progress=not args.no_progress and sys.stderr.isatty(), overwrite=args.overwrite,

@@ -56,6 +56,28 @@ class WindowData:
     eligibility: np.ndarray | None = None
     reward_unperturbed: np.ndarray | None = None
 
+    def __post_init__(self):
+        """Check the shapes (not the values): a wrong shape would otherwise fail deep inside a rule."""
+        drive = np.asarray(self.drive)
+        if drive.ndim != 2:
+            raise ValueError(f"WindowData: drive must be shaped (replicates, neurons), got shape {drive.shape}; "
+                             f"for one replicate pass drive[None]")
+        for name in ("spiked", "counts", "eligibility"):
+            value = getattr(self, name)
+            if value is not None and np.shape(value) != drive.shape:
+                raise ValueError(f"WindowData: {name} must have the shape of drive {drive.shape}, "
+                                 f"got {np.shape(value)}")
+        for name in ("reward", "reward_unperturbed"):
+            value = getattr(self, name)
+            if value is not None and np.shape(value) != drive.shape[:1]:
+                raise ValueError(f"WindowData: {name} must hold one number per replicate, shape {drive.shape[:1]}, "
+                                 f"got shape {np.shape(value)}")
+        if np.shape(self.s_end)[:1] != drive.shape[:1]:
+            raise ValueError(f"WindowData: s_end must have one row per replicate ({drive.shape[0]}), "
+                             f"got shape {np.shape(self.s_end)}")
+        self.drive = drive
+        self.reward = np.asarray(self.reward, dtype=float)
+
 
 def as_floats(value) -> np.ndarray | None:
     """``value`` (a number or numbers) as a float array, or None when it is not numbers (text included)."""
@@ -194,7 +216,8 @@ class LearningRule:
             try:
                 ok = bool((bounds["w_min"] < bounds["w_max"]).all())
             except ValueError:  # one bound per neuron, but not as many lower as upper bounds
-                ok = False
+                raise ValueError(f"{cls}: w_min has {bounds['w_min'].size} values and w_max {bounds['w_max'].size}; "
+                                 f"give one number or one per neuron for each") from None
             if not ok:
                 raise ValueError(f"{cls}: w_min={self.w_min!r} must be below w_max={self.w_max!r}")
 
@@ -209,6 +232,14 @@ class LearningRule:
     def update(self, window: WindowData) -> np.ndarray:  # pragma: no cover - abstract
         """Learn from one window; return the new weights."""
         raise NotImplementedError
+
+    def _check_window(self, window: WindowData) -> None:
+        """Refuse a window before :meth:`initialize`, or one whose (replicates, neurons) differ from the weights'."""
+        if not hasattr(self, "weights_"):
+            raise RuntimeError(f"{type(self).__name__}.update() needs initialize(w0, context) first")
+        if window.drive.shape != self.weights_.shape:
+            raise ValueError(f"{type(self).__name__}: the window has shape {window.drive.shape} (replicates, neurons) "
+                             f"but the weights {self.weights_.shape}")
 
     def _record(self, every: int = 1) -> None:
         self.n_windows_ += 1

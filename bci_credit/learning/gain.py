@@ -19,6 +19,7 @@ Gains are in spikes per step per unit weight.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -128,9 +129,13 @@ class OnlineGain(Gain):
 
 
 def make_gain(spec) -> Gain:
-    """``"lookup"`` | ``"finite_difference"`` | ``"online"`` | ``"constant"`` | a finite number (constant) | a Gain."""
+    """``"lookup"`` | ``"finite_difference"`` | ``"online"`` | ``"constant"`` | a finite number (constant) | a Gain.
+
+    A Gain is copied, so a rule's learning never changes the object it was given (it stays a
+    hyper-parameter, and two rules given the same one do not share state).
+    """
     if isinstance(spec, Gain):
-        return spec
+        return copy.deepcopy(spec)
     table = {"lookup": LookupGain, "finite_difference": FiniteDifferenceGain, "online": OnlineGain, "constant": ConstantGain}
     if isinstance(spec, (int, float, np.integer, np.floating)) and not isinstance(spec, (bool, np.bool_)):
         if not np.isfinite(spec):

@@ -20,6 +20,15 @@ def context_of(pop: LIFPopulation) -> WindowContext:
                          k0=pop.k0, sigma=pop.sigma, seed=pop.seed_record)
 
 
+def _reward(cost: Callable, s_end: np.ndarray) -> np.ndarray:
+    """The cost of each replicate's window-end outputs; refuses a cost that does not give one number per replicate."""
+    reward = np.asarray(cost(s_end), dtype=float)
+    if reward.shape != s_end.shape[:1]:
+        raise ValueError(f"the cost {cost!r} returned shape {reward.shape} for outputs of shape {s_end.shape}; "
+                         f"a cost must return one reward per replicate, shape {s_end.shape[:1]}")
+    return reward
+
+
 def run_online(pop: LIFPopulation, rule: LearningRule, cost: Callable, n_windows: int, *,
                record_every_s: float = 1.0, progress_bar=None,
                keep_blocks: bool = True) -> tuple[list[WindowBlock], WeightTrace]:
@@ -52,11 +61,11 @@ def run_online(pop: LIFPopulation, rule: LearningRule, cost: Callable, n_windows
             sigma_pert = pop.sigma_pert
             pop.sigma_pert = 0.0
             ref = pop.run(1, w=rule.weights_)
-            r_unpert = np.asarray(cost(ref.s_end[:, 0, :]), dtype=float)
+            r_unpert = _reward(cost, ref.s_end[:, 0, :])
             pop.restore(snap)
             pop.sigma_pert = sigma_pert
         b = pop.run(1, w=rule.weights_)
-        reward = np.asarray(cost(b.s_end[:, 0, :]), dtype=float)
+        reward = _reward(cost, b.s_end[:, 0, :])
         win = WindowData(drive=b.drive[:, 0, :], spiked=b.spiked[:, 0, :], counts=b.counts[:, 0, :], reward=reward,
                          s_end=b.s_end[:, 0, :], index=b.first_window,
                          eligibility=None if b.eligibility is None else b.eligibility[:, 0, :],

@@ -108,6 +108,7 @@ class OracleRule(LearningRule):
         return out
 
     def update(self, window: WindowData) -> np.ndarray:
+        self._check_window(window)
         a = 1.0 / self.tau_windows
         true = getattr(window, "true_effect", None)
         if true is not None:
@@ -140,5 +141,6 @@ class NoLearningRule(LearningRule):
         self.n_updates_ = np.zeros(self.weights_.shape, dtype=np.int64)
 
     def update(self, window: WindowData) -> np.ndarray:
+        self._check_window(window)
         self._record(self.record_every)
         return self.weights_

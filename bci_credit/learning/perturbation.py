@@ -74,6 +74,7 @@ class NodePerturbationRule(LearningRule):
         self.n_updates_ = np.zeros(self.weights_.shape, dtype=np.int64)
 
     def update(self, window: WindowData) -> np.ndarray:
+        self._check_window(window)
         if window.eligibility is None:
             raise ValueError("NodePerturbationRule needs a population with sigma_pert > 0 (eligibility missing)")
         R = window.reward
@@ -132,6 +133,7 @@ class ReinforceRule(LearningRule):
         self.gain_.reset(self.weights_, context)
 
     def update(self, window: WindowData) -> np.ndarray:
+        self._check_window(window)
         R = window.reward
         n = window.counts.astype(float)
         if self.rbar_ is None:

@@ -120,6 +120,7 @@ class RDDRule(LearningRule):
         return self.theta_[..., 1]
 
     def update(self, window: WindowData) -> np.ndarray:
+        self._check_window(window)
         reward, d, ok = finite_window(window, self.context_.threshold)
         near = ok & (np.abs(d) < self.p)
         h = window.spiked.astype(float)
@@ -206,6 +207,7 @@ class RepoRDDRule(LearningRule):
         return 2.0 * self.V_[..., 0]
 
     def update(self, window: WindowData) -> np.ndarray:
+        self._check_window(window)
         R, d, ok = finite_window(window, self.context_.threshold)  # a NaN reward or drive is left out
         below = ok & (d > -self.p) & (d < 0)
         above = ok & (d >= 0) & (d < self.p)

@@ -90,6 +90,7 @@ class RewardModulatedSTDPRule(LearningRule):
         self.n_updates_ = np.zeros(self.weights_.shape, dtype=np.int64)
 
     def update(self, window: WindowData) -> np.ndarray:
+        self._check_window(window)
         R = np.asarray(window.reward, dtype=float)
         n = window.counts.astype(float)
         if self.nbar_ is None:

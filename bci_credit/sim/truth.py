@@ -28,6 +28,15 @@ from ..random import SeedLike, check_random_state
 __all__ = ["paired_do_effects", "spike_perturbation_effects", "spike_kick"]
 
 
+def _check_outputs(s_end, where: str) -> np.ndarray:
+    """``s_end`` as a float array of shape (replicates, windows, neurons), or a ValueError naming ``where``."""
+    s_end = np.asarray(s_end, dtype=float)
+    if s_end.ndim != 3:
+        raise ValueError(f"{where}: s_end must be shaped (replicates, windows, neurons), got shape {s_end.shape}; "
+                         f"for one replicate pass s_end[None]")
+    return s_end
+
+
 def spike_kick(steps: np.ndarray, window_steps: int, decay: float, k0: float) -> np.ndarray:
     """Contribution to the window-end output of one spike at step ``steps`` (0-based in its window)."""
     return k0 * decay ** (window_steps - 1 - np.asarray(steps))
@@ -50,10 +59,21 @@ def paired_do_effects(s_end: np.ndarray, s_window: np.ndarray, cost: Callable, *
     steps : ndarray, optional
         The step of the inserted spike for each (replicate, window, neuron).
     """
-    s_end = np.asarray(s_end, dtype=float)
+    s_end = _check_outputs(s_end, "paired_do_effects")
+    s_window = np.asarray(s_window, dtype=float)
+    if s_window.shape != s_end.shape:
+        raise ValueError(f"paired_do_effects: s_window must have the shape of s_end {s_end.shape}, "
+                         f"got {s_window.shape}")
     R, W, N = s_end.shape
     if steps is None:
         steps = check_random_state(seed).integers(0, window_steps, size=(R, W, N))
+    else:
+        steps = np.asarray(steps)
+        if not np.issubdtype(steps.dtype, np.integer) or ((steps < 0) | (steps >= window_steps)).any():
+            raise ValueError(f"paired_do_effects: steps must be whole step numbers within the window, "
+                             f"0..{window_steps - 1} (window_steps={window_steps})")
+        if np.broadcast_shapes(steps.shape, s_end.shape) != s_end.shape:
+            raise ValueError(f"paired_do_effects: steps must broadcast to {s_end.shape}, got {steps.shape}")
     kick = spike_kick(steps, window_steps, decay, k0)
     base = s_end - s_window  # every neuron's own in-window spikes removed
     out = np.empty((R, W, N))
@@ -71,7 +91,9 @@ def spike_perturbation_effects(s_end: np.ndarray, cost: Callable, *, window_step
     """The original code's spike-perturbation truth, one neuron perturbed at a time; shape (replicates, neurons)."""
     from scipy.signal import lfilter  # imported here: scipy.signal costs seconds at process start
 
-    s_end = np.asarray(s_end, dtype=float)
+    s_end = _check_outputs(s_end, "spike_perturbation_effects")
+    if not 0.0 < p_inject < 1.0:  # 0 or 1 leaves one group empty: every effect would be NaN
+        raise ValueError(f"spike_perturbation_effects: p_inject must lie strictly between 0 and 1, got {p_inject!r}")
     R, W, N = s_end.shape
     rng = check_random_state(seed)
     out = np.empty((R, N))
