@@ -303,7 +303,7 @@ def _window(**kw):
     (dict(reward=0.5), r"reward must hold one number per replicate, shape \(1,\), got shape \(\)"),
     (dict(reward=np.array([0.5, 0.2])), r"reward must hold one number per replicate"),
     (dict(drive=np.array([1.05, 0.9])), r"drive must be shaped \(replicates, neurons\), got shape \(2,\)"),
-    (dict(spiked=np.array([[True]])), r"spiked must have the shape of drive \(1, 2\), got \(1, 1\)"),
+    (dict(spiked=np.array([[True]])), r"spiked must have the shape of drive \(1, 2\), got shape \(1, 1\)"),
     (dict(s_end=np.zeros((3, 2))), r"s_end must have one row per replicate \(1\)"),
 ])
 def test_window_data_refuses_wrong_shapes(changes, message):

@@ -58,25 +58,27 @@ class WindowData:
 
     def __post_init__(self):
         """Check the shapes (not the values): a wrong shape would otherwise fail deep inside a rule."""
-        drive = np.asarray(self.drive)
+        drive = self.drive = _array(self.drive)
         if drive.ndim != 2:
             raise ValueError(f"WindowData: drive must be shaped (replicates, neurons), got shape {drive.shape}; "
                              f"for one replicate pass drive[None]")
-        for name in ("spiked", "counts", "eligibility"):
+        self.reward = _array(self.reward, float)
+        for name, want in (("spiked", drive.shape), ("counts", drive.shape), ("eligibility", drive.shape),
+                           ("reward", drive.shape[:1]), ("reward_unperturbed", drive.shape[:1])):
             value = getattr(self, name)
-            if value is not None and np.shape(value) != drive.shape:
-                raise ValueError(f"WindowData: {name} must have the shape of drive {drive.shape}, "
-                                 f"got {np.shape(value)}")
-        for name in ("reward", "reward_unperturbed"):
-            value = getattr(self, name)
-            if value is not None and np.shape(value) != drive.shape[:1]:
-                raise ValueError(f"WindowData: {name} must hold one number per replicate, shape {drive.shape[:1]}, "
-                                 f"got shape {np.shape(value)}")
-        if np.shape(self.s_end)[:1] != drive.shape[:1]:
+            if value is not None and _array(value).shape != want:
+                what = "hold one number per replicate, shape" if len(want) == 1 else "have the shape of drive"
+                raise ValueError(f"WindowData: {name} must {what} {want}, got shape {_array(value).shape}")
+        if _array(self.s_end).shape[:1] != drive.shape[:1]:
             raise ValueError(f"WindowData: s_end must have one row per replicate ({drive.shape[0]}), "
                              f"got shape {np.shape(self.s_end)}")
-        self.drive = drive
-        self.reward = np.asarray(self.reward, dtype=float)
+
+
+def _array(value, dtype=None) -> np.ndarray:
+    """``value`` as an array (itself when it already is one, of ``dtype`` when given)."""
+    if type(value) is np.ndarray and (dtype is None or value.dtype == dtype):
+        return value
+    return np.asarray(value, dtype=dtype)
 
 
 def as_floats(value) -> np.ndarray | None:
