@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 
 from bci_credit.learning import (
-    NodePerturbationRule, ObservedDependenceRule, RDDRule, ReinforceRule, RepoRDDRule, WindowContext, WindowData,
-    check_learning_rule, make_rule,
+    NodePerturbationRule, ObservedDependenceRule, RDDRule, ReinforceRule, RepoRDDRule, SpikeInjectionRule,
+    WindowContext, WindowData, check_learning_rule, make_rule,
 )
 from bci_credit.learning.gain import OnlineGain, gain_table, LookupGain
 
 ALL_RULES = [RDDRule(), RepoRDDRule(), ObservedDependenceRule(), NodePerturbationRule(),
-             NodePerturbationRule(baseline="paired"), ReinforceRule(), RDDRule(gain="online"), RDDRule(step="rls")]
+             NodePerturbationRule(baseline="paired"), ReinforceRule(), RDDRule(gain="online"), RDDRule(step="rls"),
+             SpikeInjectionRule(), SpikeInjectionRule(baseline="none", seed=3)]
 
 
 @pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: repr(r)[:40])
@@ -149,3 +150,55 @@ def test_run_online_refuses_a_number_of_windows_it_would_round(n, match):
     pop = LIFPopulation(np.array([[14.0, 7.0]]), c=0.5, params=LIFParams(window_s=0.05, tau_s=0.2), seed=0)
     with pytest.raises(ValueError, match=match):
         run_online(pop, RDDRule(), BananaCost(), n)
+
+
+def test_spike_injection_recovers_the_causal_effect_that_observed_dependence_gets_wrong():
+    """Strongly correlated noise (c = 0.9), reward linear in the outputs: R = 3 s_1 - 2 s_2.
+
+    The true effect of one spike at a uniformly random step is a_i * mean(kick) (exact for a
+    linear reward). Spike injection is randomised, so unconfounded; OD is confounded (neuron 2's
+    sign comes out wrong). Tolerance: 4 standard errors of the mean over 8 independent replicates.
+    """
+    from bci_credit.analysis.spiking import observed_dependence
+    from bci_credit.learning.loop import run_online
+    from bci_credit.sim import LIFParams, LIFPopulation
+    from bci_credit.sim.lif import concat_blocks
+    from bci_credit.sim.truth import spike_kick
+
+    a = np.array([3.0, -2.0])
+    params = LIFParams(window_s=0.05, tau_s=0.2, sigma=10.0, paper_kernel=True)
+    pop = LIFPopulation(np.tile([[12.0, 9.0]], (8, 1)), c=0.9, params=params, seed=3)
+    rule = SpikeInjectionRule(epsilon=0.0, m=0.01, eta=0.002)
+    blocks, _ = run_online(pop, rule, lambda s: s @ a, 6000)
+    truth = a * spike_kick(np.arange(params.window_steps), params.window_steps, pop.decay, pop.k0).mean()
+    se = rule.beta_.std(axis=0, ddof=1) / np.sqrt(8)
+    assert np.all(np.abs(rule.beta_.mean(axis=0) - truth) < 4 * se), (rule.beta_.mean(axis=0), truth, se)
+    assert np.all(se < 0.05 * np.abs(truth))  # the check has power: each effect known to 5 %
+    b = concat_blocks(blocks)
+    od = observed_dependence(b.drive, b.s_end[..., :] @ a).mean(axis=0)
+    assert od[1] > 0 > truth[1]  # the confounded estimate has the wrong sign
+    assert rule.n_updates_.min() > 1500  # about 1 - (1 - m)^50 = 40 % of the windows are perturbed
+
+
+def test_spike_injection_checks_and_refusals():
+    from bci_credit.tasks.bci import Block, SessionConfig, run_session
+
+    session = SessionConfig(n_units=3, seed=1, blocks=(Block("c", 1.0),), rule="spike_injection")
+    with pytest.raises(ValueError, match=r"SpikeInjectionRule probes the reward by adding spikes .* reads its reward "
+                                         r"from the cursor"):
+        run_session(session, truth=False)
+    with pytest.raises(ValueError, match=r"SpikeInjectionRule: m must be a finite number > 0"):
+        SpikeInjectionRule(m=0).initialize(np.ones((1, 2)), CTX_INJ)
+    with pytest.raises(ValueError, match=r"m \(injection probability per step\) must be below 1"):
+        SpikeInjectionRule(m=1.0).initialize(np.ones((1, 2)), CTX_INJ)
+    rule = SpikeInjectionRule(gain=1e-3)
+    rule.initialize(np.ones((1, 2)), CTX_INJ)
+    win = WindowData(drive=np.ones((1, 2)), spiked=np.zeros((1, 2), bool), counts=np.zeros((1, 2)),
+                     reward=np.array([0.0]), s_end=np.zeros((1, 2)), index=0)
+    with pytest.raises(RuntimeError, match=r"needs perturb_outputs\(\) on the same window first"):
+        rule.update(win)
+    s = rule.perturb_outputs(np.zeros((1, 2)))
+    assert s.shape == (1, 2) and rule.update(win).shape == (1, 2)
+
+
+CTX_INJ = WindowContext(threshold=1.0, window_steps=50, dt_s=0.001, decay=0.99, k0=0.01, sigma=np.array([10.0]), seed=0)

@@ -149,11 +149,12 @@ def test_fig5depth_quick_od_confounded_by_common_input(quick_results):
 
 def test_learning_compare_quick_reports_every_rule(quick_results):
     r = quick_results[1]["learning_compare"]["results"]
-    assert set(r["np_tuning"]) == {"running", "paired"}
-    for t in r["np_tuning"].values():
-        assert t["best_epsilon"] in quick_results[1]["learning_compare"]["config"]["np_tuning"]["epsilons"]
+    assert set(r["np_tuning"]) == {"running", "paired", "spike_injection"}
+    tuning = quick_results[1]["learning_compare"]["config"]["np_tuning"]
+    for name, t in r["np_tuning"].items():
+        assert t["best_epsilon"] in tuning["spike_injection_epsilons" if name == "spike_injection" else "epsilons"]
     names = {k.rsplit("_c", 1)[0] for k in r["conditions"]}
-    assert names == {"rdd", "od", "rdd_canonical", "od_canonical", "np_running", "np_paired"}
+    assert names == {"rdd", "od", "rdd_canonical", "od_canonical", "np_running", "np_paired", "spike_injection"}
     assert r["conditions"]["np_paired_c0.5"]["simulated_time_factor"] == 2
     assert r["summary"]
 

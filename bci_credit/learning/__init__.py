@@ -7,6 +7,7 @@ driven window by window by :func:`bci_credit.learning.loop.run_online`.
 from .base import LearningRule, WindowContext, WindowData, check_learning_rule
 from .oracle import NoLearningRule, OracleRule
 from .gain import ConstantGain, FiniteDifferenceGain, LookupGain, OnlineGain, make_gain
+from .injection import SpikeInjectionRule
 from .perturbation import NodePerturbationRule, ReinforceRule
 from .rdd import ObservedDependenceRule, RDDRule, RepoRDDRule
 from .stdp import RewardModulatedSTDPRule
@@ -14,7 +15,7 @@ from .stdp import RewardModulatedSTDPRule
 __all__ = [
     "LearningRule", "WindowContext", "WindowData", "check_learning_rule",
     "RDDRule", "RepoRDDRule", "ObservedDependenceRule", "NodePerturbationRule", "ReinforceRule",
-    "RewardModulatedSTDPRule", "OracleRule", "NoLearningRule",
+    "RewardModulatedSTDPRule", "SpikeInjectionRule", "OracleRule", "NoLearningRule",
     "ConstantGain", "LookupGain", "FiniteDifferenceGain", "OnlineGain", "make_gain",
     "RULES", "make_rule",
 ]
@@ -26,6 +27,7 @@ RULES = {
     "od": ObservedDependenceRule,
     "node_perturbation": NodePerturbationRule,
     "reinforce": ReinforceRule,
+    "spike_injection": SpikeInjectionRule,
     "rstdp": RewardModulatedSTDPRule,
     "oracle": OracleRule,
     "no_learning": NoLearningRule,

@@ -54,6 +54,7 @@ def run_online(pop: LIFPopulation, rule: LearningRule, cost: Callable, n_windows
     every = max(1, int(round(record_every_s / p.window_s)))
     t_trace, w_trace, blocks = [pop.t_s], [rule.weights_[0].copy()], []
     paired = bool(getattr(rule, "needs_unperturbed", False))
+    probes = bool(getattr(rule, "perturbs_outputs", False))  # e.g. spike injection: the rule sees its probe
     for k in range(n_windows):
         r_unpert = None
         if paired:
@@ -65,7 +66,8 @@ def run_online(pop: LIFPopulation, rule: LearningRule, cost: Callable, n_windows
             pop.restore(snap)
             pop.sigma_pert = sigma_pert
         b = pop.run(1, w=rule.weights_)
-        reward = _reward(cost, b.s_end[:, 0, :])
+        s_end = b.s_end[:, 0, :]
+        reward = _reward(cost, rule.perturb_outputs(s_end) if probes else s_end)
         win = WindowData(drive=b.drive[:, 0, :], spiked=b.spiked[:, 0, :], counts=b.counts[:, 0, :], reward=reward,
                          s_end=b.s_end[:, 0, :], index=b.first_window,
                          eligibility=None if b.eligibility is None else b.eligibility[:, 0, :],

@@ -411,9 +411,9 @@ def plot_learning_compare(result, data):
     names = list(r["conditions"])
     fig = _figure((16, 8))
     cv = result["config"]["c_values"]
-    rules = ["rdd", "od", "rdd_canonical", "od_canonical", "np_running", "np_paired"]
+    rules = ["rdd", "od", "rdd_canonical", "od_canonical", "np_running", "np_paired", "spike_injection"]
     cols = {"rdd": "tab:blue", "od": "tab:red", "rdd_canonical": "tab:cyan", "od_canonical": "tab:orange",
-            "np_running": "tab:green", "np_paired": "tab:purple"}
+            "np_running": "tab:green", "np_paired": "tab:purple", "spike_injection": "tab:brown"}
     for k, c in enumerate(cv):
         ax = fig.add_subplot(len(cv), 3, 3 * k + 1)
         for rule in rules:

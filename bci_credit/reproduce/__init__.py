@@ -21,7 +21,7 @@ fig4dg             weight learning from a 10 x 10 grid of starts, RDD vs OD (A5)
 fig5size           RDD vs OD error for n = 10 ... 1000 neurons (A7)
 fig5depth          two-layer network: layer-1 effects on a layer-2 cost (A8)
 fig6               the Delta-s assumption
-learning_compare   RDD vs OD vs node perturbation learning, same simulated time
+learning_compare   RDD vs OD vs node perturbation vs spike injection learning, same simulated time
 =================  ======================================================================
 
 Examples

@@ -405,6 +405,10 @@ def run_session(cfg: SessionConfig, *, rule=None, rule_params: dict | None = Non
     if rule_params is None:
         rule_params = cfg.rule_params if rule is None else {}
     rule_obj = resolve_rule(cfg.rule if rule is None else rule, rule_params)
+    if getattr(rule_obj, "perturbs_outputs", False):
+        raise ValueError(f"{type(rule_obj).__name__} probes the reward by adding spikes to the outputs the reward is "
+                         f"read from; a BCI session reads its reward from the cursor, which it does not model. Use "
+                         f"it in a configured simulation (bci-credit simulate, bci_credit.experiment.run)")
     sigma_pert = float(getattr(rule_obj, "sigma_pert", 0.0) or 0.0)
     pop = LIFPopulation(w_init, c=spec.engine_c, params=p, seed=s_eng, sigma=spec.engine_sigma, sigma_pert=sigma_pert)
     mapping = make_mapping(cfg.mapping)

@@ -1,0 +1,154 @@
+"""Spike injection: a neuron learns its causal effect from randomly injected spikes (``rdd_model.md`` §5.2).
+
+At every step of a window each neuron receives, with probability ``m``, an injected spike of
+random sign (+1: an extra spike, -1: a "negative" spike that removes one spike's worth of
+output). The injections enter only the neuron's filtered output ``s`` at the window's end, where
+the reward is read (they do not reset the membrane), and are drawn by the rule itself, so they are
+randomised: independent of the network's noise, whatever its correlations. Per window and neuron
+``xi`` is the net sign of the injections (e.g. +1 for one positive spike) and the rule runs the
+least-mean-squares regression of the reward on ``xi``::
+
+    beta_i <- beta_i + eta * xi_i * (R - Rbar - beta_i * xi_i)      (windows with xi_i != 0)
+
+With one injection per perturbed window (``xi = +-1``) and no baseline this is the original's
+``U0 <- U0 - eta (U0 - xi R)``: the running mean of ``xi R = (E[R | +] - E[R | -]) / 2``, the
+effect of one spike at a uniformly random step of the window, unbiased under confounding (the
+spike-perturbation truth, :func:`bci_credit.sim.truth.spike_perturbation_effects`, measures the
+same quantity offline). The price is injected noise: the rule sees the reward of the perturbed
+outputs, and needs many perturbed windows. The weights descend the estimate as the RDD rule does,
+``w_i <- clip(w_i - epsilon * beta_i * dmu_i/dw_i)``.
+
+The Recording of a run keeps the network's own, unperturbed reward; only the rule sees the probe.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import LearningRule, WindowData, clip_weights
+from .gain import make_gain
+
+__all__ = ["SpikeInjectionRule"]
+
+
+class SpikeInjectionRule(LearningRule):
+    """Learn each neuron's causal effect from randomly injected +-1 spikes (REINFORCE on spikes).
+
+    Parameters
+    ----------
+    m : float
+        Injection probability per step and neuron, in (0, 1) (the original swept 0.0025-0.015).
+    eta : float
+        Step size of the regression of reward on the injected sign.
+    epsilon : float
+        Weight learning rate (0 = estimate beta only).
+    baseline : {"running", "none"}
+        Subtract a running average of the reward (time constant ``tau_baseline`` windows) before
+        the regression (lower variance), or not (the original).
+    tau_baseline : float
+        Time constant (windows) of the running reward baseline.
+    gain : see :mod:`bci_credit.learning.gain`
+    w_min, w_max : float or None
+        Weight bounds.
+    beta0 : float
+        Initial beta.
+    warmup : int
+        Perturbed windows a neuron sees before its weight starts to move.
+    seed : int or None
+        Seed of the injections (None: derived from the population's seed, so a seeded run is
+        reproducible).
+    record_every : int
+        Record ``history_`` every this many windows.
+    """
+
+    _checked_params = {"m": (0.0, False), "eta": (0.0, False), "epsilon": (0.0, True),
+                       "tau_baseline": (1.0, True), "beta0": (None, True)}
+    _int_params = {"warmup": 0}
+    _choice_params = {"baseline": ("running", "none")}
+    #: run_online calls :meth:`perturb_outputs` on each window's outputs before computing its reward.
+    perturbs_outputs = True
+
+    def __init__(self, m: float = 0.005, eta: float = 0.01, epsilon: float = 1e5, baseline: str = "running",
+                 tau_baseline: float = 50.0, gain="lookup", w_min: float | None = 2.0, w_max: float | None = 20.0,
+                 beta0: float = 0.0, warmup: int = 10, seed: int | None = None, record_every: int = 1):
+        self.m = m
+        self.eta = eta
+        self.epsilon = epsilon
+        self.baseline = baseline
+        self.tau_baseline = tau_baseline
+        self.gain = gain
+        self.w_min = w_min
+        self.w_max = w_max
+        self.beta0 = beta0
+        self.warmup = warmup
+        self.seed = seed
+        self.record_every = record_every
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not float(self.m) < 1.0:
+            raise ValueError(f"{type(self).__name__}: m (injection probability per step) must be below 1, "
+                             f"got {self.m!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))
+                                      or self.seed < 0):
+            raise ValueError(f"{type(self).__name__}: seed must be a non-negative whole number or None, "
+                             f"got {self.seed!r}")
+
+    def initialize(self, w0, context) -> None:
+        from ..sim.truth import spike_kick
+
+        super().initialize(w0, context)
+        shape = self.weights_.shape
+        self.beta_ = np.full(shape, float(self.beta0))
+        self.n_updates_ = np.zeros(shape, dtype=np.int64)
+        self.rbar_ = None
+        self.xi_ = None
+        seed = self.seed
+        if seed is None:
+            entropy = context.seed if isinstance(context.seed, (int, np.integer)) else 0
+            seed = np.random.SeedSequence([int(entropy), 0x5E1EC7])  # apart from the network's own streams
+        self.rng_ = np.random.default_rng(seed)
+        self._kick = spike_kick(np.arange(context.window_steps), context.window_steps, context.decay, context.k0)
+        self.gain_ = make_gain(self.gain)
+        self.gain_.reset(self.weights_, context)
+
+    def perturb_outputs(self, s_end: np.ndarray) -> np.ndarray:
+        """Draw this window's injections and return the window-end outputs with them added.
+
+        ``s_end`` is (replicates, neurons); the net sign per neuron is kept as ``xi_`` for the
+        following :meth:`update`.
+        """
+        if not hasattr(self, "weights_"):
+            raise RuntimeError(f"{type(self).__name__}.perturb_outputs() needs initialize(w0, context) first")
+        s_end = np.asarray(s_end, dtype=float)
+        ws = self._kick.size
+        signs = (self.rng_.random(s_end.shape + (ws,)) < self.m) * self.rng_.choice([-1.0, 1.0], s_end.shape + (ws,))
+        self.xi_ = signs.sum(axis=-1)
+        return s_end + signs @ self._kick
+
+    def update(self, window: WindowData) -> np.ndarray:
+        self._check_window(window)
+        if self.xi_ is None or self.xi_.shape != self.weights_.shape:
+            raise RuntimeError(f"{type(self).__name__}.update() needs perturb_outputs() on the same window first "
+                               f"(run_online calls it)")
+        R = window.reward
+        xi, self.xi_ = self.xi_, None
+        ok = (xi != 0) & np.isfinite(R)[:, None]
+        if self.baseline == "running":
+            if self.rbar_ is None:
+                self.rbar_ = np.where(np.isfinite(R), R, 0.0)
+            base = self.rbar_
+            a = 1.0 / self.tau_baseline
+            self.rbar_ = np.where(np.isfinite(R), (1 - a) * self.rbar_ + a * R, self.rbar_)
+        else:
+            base = 0.0
+        resid = np.where(ok, (np.where(np.isfinite(R), R, 0.0) - base)[:, None] - self.beta_ * xi, 0.0)
+        self.beta_ = self.beta_ + self.eta * ok * xi * resid
+        self.n_updates_ += ok
+        self.gain_.observe(window)
+        if self.epsilon:
+            ready = self.n_updates_ >= self.warmup
+            w = self.weights_ - self.epsilon * ready * self.beta_ * self.gain_(self.weights_)
+            self.weights_ = clip_weights(w, self.w_min, self.w_max)
+        self._record(self.record_every)
+        return self.weights_
