@@ -363,7 +363,8 @@ class SimulationConfig:
     def with_overrides(self, **dotted) -> "SimulationConfig":
         """A copy with ``table.key=value`` overrides, e.g. ``with_overrides(**{"population.c": 0.9})``.
 
-        ``learning.NAME`` sets one hyper-parameter of the rule. Changing ``learning.rule`` from one
+        ``task.cost.NAME`` sets one parameter of the cost (``task.cost.name`` another cost, with its
+        defaults). ``learning.NAME`` sets one hyper-parameter of the rule. Changing ``learning.rule`` from one
         rule to another starts the new rule from its own defaults, with a warning naming what was
         dropped: the config's hyper-parameters were chosen for the old rule (an RDD ``p = 0.1`` kept
         by ``od`` would make it an RDD rule; ``epsilon`` has another scale in ``reinforce``).
@@ -387,6 +388,12 @@ class SimulationConfig:
                 raise ConfigError(f"override {key!r}: no table [{table}]")
             if table == "learning" and name not in ("rule", "params"):
                 d[table]["params"][name] = value  # a hyper-parameter: replaces the one in params
+            elif table == "task" and name.startswith("cost."):  # one parameter of the cost, e.g. task.cost.target
+                cost = d["task"]["cost"]
+                cost = {"name": cost} if isinstance(cost, str) else dict(cost)
+                field = name.split(".", 1)[1]
+                d["task"]["cost"] = {"name": value} if field == "name" and value != cost.get("name") else {
+                    **cost, field: value}
             else:
                 d[table][name] = value
         return SimulationConfig.from_dict(d)

@@ -146,7 +146,7 @@ def resolve_key(key: str, config: SimulationConfig) -> str:
             raise ConfigError(f"grid key {key!r}: no table [{table}]; tables are {', '.join(_TABLES)}")
         if key in _FORBIDDEN:
             raise ConfigError(f"grid key {key!r}: {_FORBIDDEN[key]}")
-        if table != "learning":
+        if table != "learning" and not key.startswith("task.cost."):  # a cost parameter is checked by the config
             valid = {f.name for f in dataclasses.fields(getattr(config, table))}
             if name not in valid:
                 raise ConfigError(f"grid key {key!r}: [{table}] has no key {name!r}; valid keys: {sorted(valid)}")
@@ -154,8 +154,8 @@ def resolve_key(key: str, config: SimulationConfig) -> str:
     matches = []
     for table in _TABLES:
         names = {f.name for f in dataclasses.fields(getattr(config, table))}
-        if table == "learning":
-            names |= set(config.learning.params)
+        if table == "learning":  # the rule's settings, given in the config or not
+            names |= set(config.learning.params) | _rule_parameter_names(config.learning.rule)
         if key in names:
             matches.append(f"{table}.{key}")
     if len(matches) == 1:
@@ -166,6 +166,14 @@ def resolve_key(key: str, config: SimulationConfig) -> str:
         f"grid key {key!r} is not a config field; write it as table.key (e.g. model.sigma, learning.eta) or use "
         f"a short name ({', '.join(f'{k}={v}' for k, v in KEY_ALIASES.items())})"
     )
+
+
+def _rule_parameter_names(rule: str) -> set[str]:
+    """The hyper-parameter names of the learning rule called ``rule`` (none for ``"none"``)."""
+    from .config import _init_parameters
+    from .learning import RULES
+
+    return set(_init_parameters(RULES[rule])) if rule in RULES else set()
 
 
 _RANGE_RE = re.compile(r"^\s*([-+0-9.eE]+)\s*:\s*([-+0-9.eE]+)\s*:\s*(\d+)\s*$")

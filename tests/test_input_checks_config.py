@@ -224,6 +224,17 @@ def test_switching_to_another_rule_starts_it_from_its_defaults(banana):
     assert banana.with_overrides(**{"learning.rule": "rdd"}).learning.params == banana.learning.params
 
 
+def test_one_cost_parameter_can_be_overridden(banana):
+    # --set task.cost.z=2 was "[task] has unknown key(s) ['cost.z']": a cost parameter needed a whole table
+    assert banana.with_overrides(**{"task.cost.z": 2.0}).task.cost == {"name": "banana", "z": 2.0}
+    assert banana.with_overrides(**{"task.cost.name": "quadratic"}).task.cost == {"name": "quadratic"}
+    with pytest.raises(ConfigError, match=r"task.cost: cost 'banana' has no parameter 'a'; valid parameters: "):
+        banana.with_overrides(**{"task.cost.a": 2.0})
+    from bci_credit.sweep import resolve_key
+
+    assert resolve_key("task.cost.z", banana) == "task.cost.z"
+
+
 def test_unknown_learning_grid_key_fails_before_running(est):
     grid = normalize_grid(est, ["learning.foo=1,2"])
     with pytest.raises(ConfigError, match=r"grid point .*learning.params \['foo'\] are not hyper-parameters of any learning rule"):

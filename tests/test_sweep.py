@@ -67,6 +67,8 @@ def test_grid_keys_and_values(cfg):
         resolve_key("model.sigmaa", cfg)
     with pytest.raises(ConfigError, match="--seed"):
         resolve_key("run.seed", cfg)
+    banana = load_preset("paper_2neuron_banana")  # a setting of the rule that the preset leaves at its default
+    assert "warmup" not in banana.learning.params and resolve_key("warmup", banana) == "learning.warmup"
     assert parse_grid_item("c=0,0.5,0.99") == ("c", [0, 0.5, 0.99])
     assert parse_grid_item("w=[12,9],[14,7]") == ("w", [[12, 9], [14, 7]])
     assert parse_grid_item("noise=per_step,sde") == ("noise", ["per_step", "sde"])

@@ -18,6 +18,7 @@ examples:
   bci-credit simulate paper_2neuron_banana --set learning.rule=reinforce --set learning.epsilon=50
   bci-credit simulate --list
 
+--set task.cost.NAME=VALUE sets one parameter of the cost (e.g. task.cost.z=2 for the banana cost).
 --set learning.NAME=VALUE sets a hyper-parameter of the rule. Switching learning.rule to another rule
 starts it from its own defaults (the preset's settings were for its own rule; a warning names them).
 """
