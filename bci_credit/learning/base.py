@@ -243,6 +243,24 @@ class LearningRule:
             raise ValueError(f"{type(self).__name__}: the window has shape {window.drive.shape} (replicates, neurons) "
                              f"but the weights {self.weights_.shape}")
 
+    def _start_gain(self, context: WindowContext) -> None:
+        """Build the rule's own gain estimator ``gain_`` from its ``gain`` setting and start it."""
+        from .gain import make_gain
+
+        self.gain_ = make_gain(self.gain)
+        self.gain_.reset(self.weights_, context)
+
+    def _descend(self, window: WindowData, effect: np.ndarray, ready=True) -> np.ndarray:
+        """Show the window to the gain, step the weights down ``epsilon * effect * dmu/dw`` (where
+        ``ready``), clip them, record the history; return the weights. The update every rule that
+        learns through an estimated causal effect (or gradient) ends with."""
+        self.gain_.observe(window)
+        if self.epsilon:
+            w = self.weights_ - self.epsilon * ready * effect * self.gain_(self.weights_)
+            self.weights_ = clip_weights(w, self.w_min, self.w_max)
+        self._record(self.record_every)
+        return self.weights_
+
     def _record(self, every: int = 1) -> None:
         self.n_windows_ += 1
         if self.n_windows_ % every == 0:

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LearningRule, WindowData, clip_weights
-from .gain import make_gain
+from .base import LearningRule, WindowData
 
 __all__ = ["SpikeInjectionRule"]
 
@@ -109,8 +108,7 @@ class SpikeInjectionRule(LearningRule):
             seed = np.random.SeedSequence([int(entropy), 0x5E1EC7])  # apart from the network's own streams
         self.rng_ = np.random.default_rng(seed)
         self._kick = spike_kick(np.arange(context.window_steps), context.window_steps, context.decay, context.k0)
-        self.gain_ = make_gain(self.gain)
-        self.gain_.reset(self.weights_, context)
+        self._start_gain(context)
 
     def perturb_outputs(self, s_end: np.ndarray) -> np.ndarray:
         """Draw this window's injections and return the window-end outputs with them added.
@@ -145,10 +143,4 @@ class SpikeInjectionRule(LearningRule):
         resid = np.where(ok, (np.where(np.isfinite(R), R, 0.0) - base)[:, None] - self.beta_ * xi, 0.0)
         self.beta_ = self.beta_ + self.eta * ok * xi * resid
         self.n_updates_ += ok
-        self.gain_.observe(window)
-        if self.epsilon:
-            ready = self.n_updates_ >= self.warmup
-            w = self.weights_ - self.epsilon * ready * self.beta_ * self.gain_(self.weights_)
-            self.weights_ = clip_weights(w, self.w_min, self.w_max)
-        self._record(self.record_every)
-        return self.weights_
+        return self._descend(window, self.beta_, self.n_updates_ >= self.warmup)

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LearningRule, WindowData, as_floats, clip_weights
-from .gain import make_gain
+from .base import LearningRule, WindowData, as_floats
 
 __all__ = ["OracleRule", "NoLearningRule"]
 
@@ -94,8 +93,7 @@ class OracleRule(LearningRule):
         # expected jump of s_i at the window end from one spike at a uniformly random step
         self.ds_ = context.k0 * (1.0 - context.decay**n) / (1.0 - context.decay) / n
         self.n_updates_ = np.zeros(self.weights_.shape, dtype=np.int64)
-        self.gain_ = make_gain(self.gain)
-        self.gain_.reset(self.weights_, context)
+        self._start_gain(context)
 
     def _cost_effect(self, s: np.ndarray) -> np.ndarray:
         s = np.asarray(s, dtype=float)
@@ -121,12 +119,7 @@ class OracleRule(LearningRule):
         elif self.beta is None:
             raise ValueError("OracleRule needs the true effect: run it in a simulation that supplies "
                              "window.true_effect (bci_credit.tasks.bci), or give cost=... or beta=...")
-        self.gain_.observe(window)
-        if self.epsilon:
-            w = self.weights_ - self.epsilon * self.beta_ * self.gain_(self.weights_)
-            self.weights_ = clip_weights(w, self.w_min, self.w_max)
-        self._record(self.record_every)
-        return self.weights_
+        return self._descend(window, self.beta_)
 
 
 class NoLearningRule(LearningRule):

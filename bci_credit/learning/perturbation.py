@@ -25,7 +25,6 @@ from __future__ import annotations
 import numpy as np
 
 from .base import LearningRule, WindowData, clip_weights
-from .gain import make_gain
 
 __all__ = ["NodePerturbationRule", "ReinforceRule"]
 
@@ -129,8 +128,7 @@ class ReinforceRule(LearningRule):
         self.nbar_ = None
         self.beta_ = np.zeros_like(self.weights_)
         self.n_updates_ = np.zeros(self.weights_.shape, dtype=np.int64)
-        self.gain_ = make_gain(self.gain)
-        self.gain_.reset(self.weights_, context)
+        self._start_gain(context)
 
     def update(self, window: WindowData) -> np.ndarray:
         self._check_window(window)
@@ -140,13 +138,9 @@ class ReinforceRule(LearningRule):
             self.rbar_, self.nbar_ = R.copy(), n.copy()
         a = 1.0 / self.tau_baseline
         # correlation of reward with spiking relative to their running means (a covariance rule)
-        self.beta_ = (1 - a) * self.beta_ + a * ((R - self.rbar_)[:, None] * (n - self.nbar_))
         grad = (R - self.rbar_)[:, None] * (n - self.nbar_)
+        self.beta_ = (1 - a) * self.beta_ + a * grad
         self.rbar_ = (1 - a) * self.rbar_ + a * R
         self.nbar_ = (1 - a) * self.nbar_ + a * n
         self.n_updates_ += 1
-        self.gain_.observe(window)
-        w = self.weights_ - self.epsilon * grad * self.gain_(self.weights_)
-        self.weights_ = clip_weights(w, self.w_min, self.w_max)
-        self._record(self.record_every)
-        return self.weights_
+        return self._descend(window, grad)

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LearningRule, WindowData, as_floats, clip_weights, finite_window
-from .gain import make_gain
+from .base import LearningRule, WindowData, as_floats, finite_window
 
 __all__ = ["RDDRule", "RepoRDDRule", "ObservedDependenceRule"]
 
@@ -111,8 +110,7 @@ class RDDRule(LearningRule):
         self.n_updates_ = np.zeros(shape, dtype=np.int64)
         if self.step == "rls":  # inverse of (ridge * I + sum of a a^T) per neuron
             self.P_ = np.broadcast_to(np.eye(4) / self._RLS_RIDGE, shape + (4, 4)).copy()
-        self.gain_ = make_gain(self.gain)
-        self.gain_.reset(self.weights_, context)
+        self._start_gain(context)
 
     @property
     def beta_(self) -> np.ndarray:
@@ -140,13 +138,7 @@ class RDDRule(LearningRule):
             lr = self.eta / (self.n_updates_ + 1.0) if self.step == "decay" else np.full(d.shape, float(self.eta))
             self.theta_ -= (near * lr * err)[..., None] * a
         self.n_updates_ += near
-        self.gain_.observe(window)
-        if self.epsilon:
-            ready = self.n_updates_ >= self.warmup
-            w = self.weights_ - self.epsilon * ready * self.beta_ * self.gain_(self.weights_)
-            self.weights_ = clip_weights(w, self.w_min, self.w_max)
-        self._record(self.record_every)
-        return self.weights_
+        return self._descend(window, self.beta_, self.n_updates_ >= self.warmup)
 
 
 class ObservedDependenceRule(RDDRule):
@@ -198,8 +190,7 @@ class RepoRDDRule(LearningRule):
         self._dV = np.zeros(shape + (3,))
         self._below_seen = np.zeros(shape, dtype=bool)
         self.n_updates_ = np.zeros(shape, dtype=np.int64)
-        self.gain_ = make_gain(self.gain)
-        self.gain_.reset(self.weights_, context)
+        self._start_gain(context)
 
     @property
     def beta_(self) -> np.ndarray:
@@ -227,9 +218,4 @@ class RepoRDDRule(LearningRule):
         self.V_ -= (take_a * g)[..., None] * self._dV
         self._dV[take_a] = 0.0
         self._below_seen &= ~take_a
-        self.gain_.observe(window)
-        if self.epsilon:
-            w = self.weights_ - self.epsilon * self.V_[..., 0] * self.gain_(self.weights_)
-            self.weights_ = clip_weights(w, self.w_min, self.w_max)
-        self._record(self.record_every)
-        return self.weights_
+        return self._descend(window, self.V_[..., 0])  # epsilon * V0, as the original
