@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
-# The CPU build of torch for the `deep` extra. A plain `torch` requirement can pull a multi-GB
-# CUDA build; pin the CPU wheel here (override with `make TORCH_SPEC=... test`, or TORCH_SPEC= to skip).
+# torch for the `deep` extra, pinned. pip takes the CPU wheel where its index or find-links offers one (as on
+# this project's machines); plain PyPI on Linux serves the multi-GB CUDA build, so elsewhere add
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu. Override with `make TORCH_SPEC=... test`, or TORCH_SPEC= to skip.
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
 STAMP   = $(VENV)/.installed
 OUT    ?= demo_out
 
@@ -21,7 +23,7 @@ help:
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	if [ -n "$(TORCH_SPEC)" ] && $(PIP) install "$(TORCH_SPEC)"; then extras=test,distributed,remote,deep; \
+	if [ -n "$(TORCH_SPEC)" ] && $(PIP) install "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); then extras=test,distributed,remote,deep; \
 	else echo "torch not installed: the deep extra's tests will be skipped"; extras=test,distributed,remote; fi; \
 	$(PIP) install -e ".[$$extras]"
 	touch $(STAMP)

@@ -39,7 +39,8 @@ def _learning_figure(rec):
     rr = r[: r.size // k * k].reshape(-1, k).mean(axis=1)
     axes[1].plot(rec.windows["stop_s"].to_numpy()[k - 1::k][: rr.size], rr)
     axes[1].set_xlabel("time (s)")
-    axes[1].set_ylabel("cost R (lower is better)")
+    is_cost = rec.meta.get("reward_kind") == "cost"  # a BCI session's reward is a reward unless its mapping says cost
+    axes[1].set_ylabel("cost (lower is better)" if is_cost else "reward (higher is better)")
     axes[1].set_title("learning curve")
     fig.tight_layout()
     return fig
@@ -64,7 +65,7 @@ def _effects_figure(analysis):
     ax.set_xticks(x)
     ax.set_xticklabels([f"{u}{'*' if c else ''}" for u, c in zip(t["unit"], t["is_control"])])
     ax.set_xlabel("unit (* = control unit)")
-    ax.set_ylabel("causal effect on reward (cost)")
+    ax.set_ylabel("causal effect on the reward")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -109,6 +110,38 @@ def check_demo_duration(duration_s: float | None, name: str = "duration_s") -> N
                          f"got {duration_s!r}")
 
 
+def _findings(analysis, duration_s: float) -> list[str]:
+    """What the analysis found, in words: each control unit against its true effect, the power of this
+    session length, the Holm-corrected and uncorrected detections, and how often the CIs cover the truth."""
+    t = analysis.primary.table
+    truth = next((c for c in ("true_rd_effect", "true_marginal_effect") if c in t), None)
+    out = ["What the analysis found:"]
+    for _, r in t[t["is_control"].astype(bool)].iterrows():
+        line = (f"- control unit {r['unit']}: estimate {r['estimate']:.4g}, 95% CI [{r['ci_lo']:.4g}, {r['ci_hi']:.4g}]"
+                + (f", true effect {r[truth]:.4g} ({'inside' if r['ci_lo'] <= r[truth] <= r['ci_hi'] else 'outside'} "
+                   f"the CI)" if truth else "") + ".")
+        effect = abs(r[truth]) if truth else np.nan
+        if np.isfinite(effect) and effect > 0 and np.isfinite(r["se"]):
+            # 80 % power at 5 % (two-sided): effect = 2.80 SE; the SE falls as 1/sqrt(session length)
+            factor = (2.80 * r["se"] / effect) ** 2
+            line += (f" Its standard error ({r['se']:.3g}) is {r['se'] / effect:.2g}x the effect: "
+                     + ("this session has about 80% power or more to detect it." if factor <= 1 else
+                        f"about 80% power to detect it needs a session about {factor:.1f}x as long "
+                        f"(~{factor * duration_s / 60:.0f} min; normal approximation, SE ~ 1/sqrt(duration))."))
+        out.append(line)
+    holm, raw = analysis.drivers(), analysis.drivers(correction=None)
+    n = int(np.isfinite(t["pvalue"]).sum())
+    out.append(f"- units listed as causal after Holm's correction over {n} units: "
+               + (", ".join(map(str, holm["unit"])) if len(holm) else "none")
+               + f"; with uncorrected 95% CIs excluding 0: " + (", ".join(map(str, raw["unit"])) if len(raw) else "none")
+               + f" (about {0.05 * n:.2g} expected by chance when no unit has an effect).")
+    if truth:
+        ok = np.isfinite(t["ci_lo"]) & np.isfinite(t[truth])
+        cover = int(((t["ci_lo"] <= t[truth]) & (t[truth] <= t["ci_hi"]) & ok).sum())
+        out.append(f"- the 95% CIs cover the true effect ({truth}) for {cover} of {int(ok.sum())} units.")
+    return out
+
+
 def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quick: bool = False,
              progress: bool = False) -> str:
     """Run the default pipeline into ``out_dir``; return a short text summary (also in summary.md)."""
@@ -146,6 +179,8 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
         "",
         table[["unit", "is_control", "estimate", "ci_lo", "ci_hi"]
               + [c for c in ("true_rd_effect",) if c in table]].round(5).to_string(index=False),
+        "",
+        *_findings(analysis, sum(b.duration_s for b in cfg.blocks)),
         "",
         analysis.summary(),
         "",

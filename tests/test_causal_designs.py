@@ -332,3 +332,23 @@ def test_plots_draw(small_recording, tmp_path):
     back = pd.read_csv(tmp_path / "effects.csv")
     assert len(back) == 8 and "density_p" in back.columns
     assert written["effects"] == tmp_path / "effects.csv"
+
+
+def test_drivers_are_holm_corrected_over_the_units_of_each_variant():
+    # the demo listed 4 of 19 units without any effect as causal (uncorrected CIs, p 0.02-0.035)
+    from bci_credit.analysis.causal_results import CausalResults
+
+    p = np.array([0.001, 0.02, 0.03, 0.5, 0.004, 0.04])
+    ci_lo = np.where(p < 0.05, 0.1, -0.1)
+    table = pd.DataFrame({c: np.full(6, np.nan) for c in RESULT_COLUMNS})
+    table = table.assign(unit=[0, 1, 2, 3, 0, 1], design=["spike"] * 4 + ["naive-od"] * 2, is_control=False,
+                         estimate=[3.0, 2.0, 1.0, 0.1, 2.5, 1.5], ci_lo=ci_lo, ci_hi=ci_lo + 1, pvalue=p)
+    res = CausalResults("spike", "jump", (), table)
+    # Holm by hand: sorted p times (m - rank), running maximum, capped at 1
+    np.testing.assert_allclose(res.table["pvalue_holm"], [0.004, 0.06, 0.06, 0.5, 0.008, 0.04])
+    assert list(res.drivers()["estimate"]) == [3.0, 2.5, 1.5]  # spike: unit 0; naive-od: units 0 and 1
+    assert list(res.drivers(correction=None)["estimate"]) == [3.0, 2.5, 2.0, 1.5, 1.0]
+    text = res.summary()
+    assert "after Holm's correction for 6 tests" in text and "uncorrected; about 0.3 expected by chance" in text
+    with pytest.raises(ValueError, match="correction must be 'holm' or None"):
+        res.drivers(correction="bonferroni")

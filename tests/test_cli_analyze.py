@@ -67,7 +67,9 @@ def test_single_file(files, tmp_path, capsys):
     run = json.loads((out / "run.json").read_text())
     assert run["command"] == "analyze" and run["design"] == "spike" and run["drivers"] == ["0", "1"]
     assert len(list((out / "plots").glob("*.png"))) == 2
-    assert (out / "density.csv").exists() and "Units with a 95% CI excluding 0" in (out / "summary.txt").read_text()
+    text = (out / "summary.txt").read_text()
+    assert (out / "density.csv").exists() and "Units with an effect after Holm's correction for 2 tests" in text
+    assert "Units whose own 95% CI excludes 0 (uncorrected; about 0.1 expected by chance" in text
     assert "Causal effects per unit" in stdout
 
 

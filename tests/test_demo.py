@@ -22,3 +22,11 @@ def test_demo_pipeline_writes_report(tmp_path):
     assert abs(metrics["control_rate_change_pct"]) < 1000 and "leak_ratio" in metrics["misattribution"]
     assert json.loads((out / "run.json").read_text())["seed"] == 1
     assert "control unit 0" in text
+    # what the analysis found, in words, against the truth (a newcomer read uncorrected CIs as detections)
+    assert "What the analysis found:" in text and "after Holm's correction over 20 units" in text
+    ctrl = spike[spike["is_control"]].iloc[0]
+    inside = ctrl["ci_lo"] <= ctrl["true_marginal_effect"] <= ctrl["ci_hi"]
+    assert f"true effect {ctrl['true_marginal_effect']:.4g} ({'inside' if inside else 'outside'} the CI)" in text
+    covered = ((spike["ci_lo"] <= spike["true_marginal_effect"]) & (spike["true_marginal_effect"] <= spike["ci_hi"]))
+    assert f"for {int(covered.sum())} of 20 units" in text
+    assert "pvalue_holm" in table.columns and (table["pvalue_holm"].dropna() >= table["pvalue"].dropna()).all()

@@ -129,9 +129,10 @@ class CausalAnalysis:
         parts = [self.primary.table] + ([self.naive.table] if self.naive is not None else [])
         return pd.concat(parts, ignore_index=True, sort=False)
 
-    def drivers(self) -> pd.DataFrame:
-        """Units whose effect under the chosen design has a confidence interval excluding 0."""
-        return self.primary.drivers()
+    def drivers(self, correction: str | None = "holm") -> pd.DataFrame:
+        """Units with a detectable effect under the chosen design (see :meth:`CausalResults.drivers`:
+        Holm-corrected by default, ``correction=None`` for each unit's own confidence interval)."""
+        return self.primary.drivers(correction)
 
     def summary(self) -> str:
         """The chosen design's report, the naive comparison's, and which units drive the outcome."""

@@ -21,7 +21,8 @@ from ..recording import Recording
 __all__ = ["CausalResults", "RESULT_COLUMNS", "RD_OPTIONS"]
 
 #: Columns of every :class:`CausalResults` table (truth columns ``true_*`` follow for simulations).
-RESULT_COLUMNS = ("unit", "is_control", "design", "estimate", "se", "ci_lo", "ci_hi", "pvalue", "estimate_bc",
+RESULT_COLUMNS = ("unit", "is_control", "design", "estimate", "se", "ci_lo", "ci_hi", "pvalue", "pvalue_holm",
+                  "estimate_bc",
                   "bandwidth", "bandwidth_right", "n_left", "n_right", "density_p", "first_stage", "first_stage_se",
                   "first_stage_f", "note", "reason")
 
@@ -67,6 +68,14 @@ class CausalResults:
     data: dict = field(default_factory=dict, repr=False)
     diagnostics: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        if "pvalue" in self.table.columns:
+            holm = _holm_by_variant(self.table)
+            if "pvalue_holm" in self.table.columns:
+                self.table["pvalue_holm"] = holm
+            else:
+                self.table.insert(self.table.columns.get_loc("pvalue") + 1, "pvalue_holm", holm)
+
     @property
     def level(self) -> float:
         """Confidence level in percent."""
@@ -81,10 +90,21 @@ class CausalResults:
         t = self.table.drop_duplicates("unit")
         return pd.Series(t["estimate"].to_numpy(), index=pd.Index(t["unit"], name="unit"), name=self.design)
 
-    def drivers(self) -> pd.DataFrame:
-        """Rows whose confidence interval excludes 0 (units with a detectable effect), largest first."""
+    def drivers(self, correction: str | None = "holm") -> pd.DataFrame:
+        """Rows with a detectable effect, largest first.
+
+        ``correction="holm"`` (the default): Holm's adjusted p-value (column ``pvalue_holm``, over the
+        units of each design variant) is below ``1 - level/100``, so the chance that any unit without
+        an effect is listed is at most that (5 % at the default level). ``None``: the unit's own
+        confidence interval excludes 0 (with 20 units and no effect, one is listed by chance on average).
+        """
         t = self.table
-        sig = t[np.isfinite(t["ci_lo"]) & ((t["ci_lo"] > 0) | (t["ci_hi"] < 0))]
+        if correction is None:
+            sig = t[np.isfinite(t["ci_lo"]) & ((t["ci_lo"] > 0) | (t["ci_hi"] < 0))]
+        elif correction == "holm":
+            sig = t[t["pvalue_holm"] < 1.0 - self.level / 100.0]
+        else:
+            raise ValueError(f"correction must be 'holm' or None, got {correction!r}")
         return sig.reindex(sig["estimate"].abs().sort_values(ascending=False).index)
 
     def summary(self, max_rows: int = 40) -> str:
@@ -125,13 +145,19 @@ class CausalResults:
         lines.append("-" * len(head))
         lines.append("* control unit.  N-/N+: effective observations left/right of the cutoff (RD) or windows "
                      "without/with a spike (naive).")
-        drv = self.drivers()
-        if len(drv):
-            many = self.table["design"].nunique() > 1
-            lines.append(f"Units with a {lev} excluding 0: " + ", ".join(
-                f"{u} ({d + ': ' if many else ''}{e:+.3g})" for u, d, e in zip(drv["unit"], drv["design"], drv["estimate"])))
-        else:
-            lines.append(f"No unit has a {lev} excluding 0.")
+        many = self.table["design"].nunique() > 1
+
+        def listed(d):
+            return ", ".join(f"{u} ({v + ': ' if many else ''}{e:+.3g})"
+                             for u, v, e in zip(d["unit"], d["design"], d["estimate"]))
+
+        tested = int(np.isfinite(self.table["pvalue"]).sum())
+        alpha = 100.0 - self.level
+        holm, raw = self.drivers(), self.drivers(correction=None)
+        lines.append(f"Units with an effect after Holm's correction for {tested} tests (at most {alpha:g}% chance of "
+                     f"listing any unit without one): {listed(holm) if len(holm) else 'none'}")
+        lines.append(f"Units whose own {lev} excludes 0 (uncorrected; about {tested * alpha / 100:.2g} expected by "
+                     f"chance if no unit had an effect): {listed(raw) if len(raw) else 'none'}")
         for n in self.notes:
             lines.append(f"note: {n}")
         return "\n".join(lines)
@@ -250,6 +276,20 @@ def _fill_from_batch(df: pd.DataFrame, rows: Sequence[int], fit: pd.DataFrame) -
     for r, why in zip(rows, reasons):
         if why is not None and not (isinstance(why, float) and np.isnan(why)):
             df["reason"][r] = str(why)
+
+
+def _holm_by_variant(table: pd.DataFrame) -> np.ndarray:
+    """Holm-adjusted ``pvalue`` within each ``design`` variant (NaN where the p-value is NaN)."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = table["pvalue"].to_numpy(dtype=float)
+    out = np.full(p.shape, np.nan)
+    groups = table["design"].astype(str).to_numpy() if "design" in table.columns else np.zeros(p.shape, str)
+    for g in np.unique(groups):
+        idx = np.flatnonzero((groups == g) & np.isfinite(p))
+        if idx.size:
+            out[idx] = multipletests(p[idx], method="holm")[1]
+    return out
 
 
 def _fill_from_rd(df: pd.DataFrame, row: int, res) -> None:

@@ -12,7 +12,8 @@ EPILOG = """\
 Estimates each unit's causal effect with a regression-discontinuity design and writes, into the
 output folder: effects.csv (one row per unit: estimate, robust CI, bandwidth, effective N per
 side, density-test p, design, reason; the naive comparisons follow as extra rows), density.csv,
-summary.txt (which units drive the outcome), plots/ (one RD plot per unit) and run.json.
+summary.txt (which units drive the outcome: Holm-corrected over the units, and each unit's own
+uncorrected CI), plots/ (one RD plot per unit) and run.json.
 
 designs:
   spike             running variable = each unit's max drive Z minus its threshold, outcome =
@@ -31,7 +32,8 @@ and each file's plots and summary go to a subfolder.
 examples:
   bci-credit analyze session.nwb --out out/analysis
   bci-credit analyze session.nwb --design reward-threshold --threshold 25 --control-unit 3 --epoch 0.2
-  bci-credit analyze data/ --design fuzzy --reward reward --n-jobs 2 --out out/all
+  bci-credit analyze data/ --design spike --n-jobs 2 --out out/all
+  bci-credit analyze my_recordings/ --design fuzzy --reward reward --out out/fuzzy   (needs strong first stages)
   bci-credit analyze 'sessions/*.nwb' --design spike --no-plots
 """
 
@@ -186,7 +188,9 @@ def _analyze_to(out, files: list, n_jobs: int, kw: dict, args: argparse.Namespac
             raise CLIError(f"{files[0]}: {msg}" if files[0] not in str(msg) else str(msg)) from None
         write_run_json(out, command="analyze", config=config, seed=args.seed,
                        extra={"design": res.design, "n_units": int(len(res.primary.table)),
-                              "drivers": [str(u) for u in res.drivers()["unit"]], "read_notes": res.read_notes,
+                              "drivers": [str(u) for u in res.drivers()["unit"]],
+                              "drivers_uncorrected": [str(u) for u in res.drivers(correction=None)["unit"]],
+                              "read_notes": res.read_notes,
                               "notes": list(res.primary.notes)})
         print(res.summary())
         print(f"\nwrote {out / 'effects.csv'}, {out / 'summary.txt'}, {out / 'density.csv'}"
@@ -216,8 +220,15 @@ def _analyze_to(out, files: list, n_jobs: int, kw: dict, args: argparse.Namespac
     t = result.table
     if len(t) and "ci_lo" in t.columns:
         prim = t[~t["design"].astype(str).str.startswith("naive")]
+        alpha = 1.0 - args.level / 100.0
+
+        def listed(rows):
+            return (": " + ", ".join(f"{Path(f).name}:{u}" for f, u in zip(rows["file"], rows["unit"]))) if len(rows) else ""
+
+        holm = prim[prim["pvalue_holm"] < alpha] if "pvalue_holm" in prim.columns else prim.iloc[:0]
         sig = prim[(prim["ci_lo"] > 0) | (prim["ci_hi"] < 0)]
-        print(f"\n{len(sig)} unit(s) with a {args.level:g}% CI excluding 0 across {result.n_ok} file(s)"
-              + (": " + ", ".join(f"{Path(f).name}:{u}" for f, u in zip(sig["file"], sig["unit"])) if len(sig) else ""))
+        print(f"\nacross {result.n_ok} file(s): {len(holm)} unit(s) with an effect after Holm's correction over the "
+              f"units of their file{listed(holm)}; {len(sig)} with their own {args.level:g}% CI excluding 0 "
+              f"(uncorrected){listed(sig)}")
     print(f"wrote {out / 'effects.csv'}, {out / 'files.csv'} and {out / 'run.json'}")
     return 0
