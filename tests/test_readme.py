@@ -36,7 +36,7 @@ def test_readme_python_api_block_runs(tmp_path, monkeypatch):
     except FileNotFoundError:
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     deep = DEEP_START + deep
-    shrunk = deep.replace("epochs=5)", "epochs=1, n_train=300, n_test=100)")
+    shrunk = deep.replace("epochs=5)", "epochs=1, n_train=300, n_test=100, warmup_steps=3)")  # 9 steps
     assert shrunk != deep, "the README's train() call changed: update this test"
     exec(compile(shrunk, "README.md (Python API, deep)", "exec"), scope)
     assert (tmp_path / "out" / "np" / "checkpoint.pt").is_file()
