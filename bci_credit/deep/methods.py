@@ -2,7 +2,8 @@
 
 :func:`convert` replaces every ``nn.Linear``/``nn.Conv2d`` of a model by a
 :class:`~bci_credit.deep.feedback.FeedbackLinear`/``FeedbackConv2d`` (same parameters, same
-forward pass) and every ``nn.Dropout`` by a seeded, replayable one, and returns a
+forward pass) and every torch dropout layer (``nn.Dropout``, ``Dropout1d/2d/3d``, ``AlphaDropout``,
+``FeatureAlphaDropout``) by a seeded, replayable one, and returns a
 :class:`CreditModel`. For ``bp``, ``fa``, ``dfa`` and the sign-symmetry family the converted model is
 a drop-in: an ordinary ``loss.backward(); optimizer.step()`` loop trains it by that method. Methods
 that also learn their feedback (``wm``, ``kp``, ``np``, ``np-direct``) need their extra work done
@@ -31,7 +32,7 @@ from ..checks import check_flag, check_number
 from ..random import SeedLike, seed_sequence
 from . import metrics as _m
 from .feedback import (DIRECT_METHODS, METHODS, NP_METHODS, STORED_FEEDBACK, FeedbackConv2d, FeedbackLayer,
-                       FeedbackLinear, FeedbackState, SharedDropout)
+                       FeedbackLinear, FeedbackState, SharedDropout, dropout_kind)
 from .losses import accuracy, cross_entropy, get_loss, reduce_loss, squared_error
 from .node_perturbation import (conv_sgd_feedback_step_, lambda_hat, ridge_accumulate_, ridge_solve,
                                 sgd_feedback_step_)
@@ -147,9 +148,15 @@ class StepOutput:
     delta_loss: Optional[torch.Tensor] = None
 
 
-def _replace_layers(module: nn.Module) -> int:
+def _replace_layers(module: nn.Module, opaque: Optional[list] = None, prefix: str = "") -> int:
+    """Swap Linear/Conv2d for feedback layers and torch dropout for replayable dropout, in place.
+
+    Returns the number of feedback layers; dropout modules whose masks cannot be replayed (a
+    subclass with its own ``forward``) are appended to ``opaque`` as ``(name, module)``.
+    """
     n = 0
     for name, child in list(module.named_children()):
+        full = f"{prefix}.{name}" if prefix else name
         if isinstance(child, FeedbackLayer):
             raise ValueError("the model is already converted; convert the original torch model")
         if isinstance(child, nn.Linear):
@@ -158,13 +165,30 @@ def _replace_layers(module: nn.Module) -> int:
         elif isinstance(child, nn.Conv2d):
             setattr(module, name, FeedbackConv2d.from_module(child))
             n += 1
-        elif type(child) is nn.Dropout:
-            new = SharedDropout(child.p, child.inplace)
-            new.train(child.training)
-            setattr(module, name, new)
+        elif isinstance(child, nn.modules.dropout._DropoutNd) and not isinstance(child, SharedDropout):
+            if dropout_kind(child) is None:
+                if opaque is not None:
+                    opaque.append((full, child))
+            else:
+                setattr(module, name, SharedDropout.from_module(child))
         else:
-            n += _replace_layers(child)
+            n += _replace_layers(child, opaque, full)
     return n
+
+
+def _check_opaque_dropout(opaque: list, method: str) -> None:
+    """NP methods refuse dropout they cannot replay; the others warn that alignment() is affected."""
+    if not opaque:
+        return
+    names = ", ".join(f"{n!r} ({type(m).__name__})" for n, m in opaque)
+    if method in NP_METHODS:
+        raise ValueError(f"the dropout module(s) {names} define their own forward, so their masks cannot be replayed "
+                         f"in node perturbation's noisy pass and {method!r} would regress on dropout noise; use a "
+                         "torch dropout class (nn.Dropout, nn.Dropout1d/2d/3d, nn.AlphaDropout, "
+                         "nn.FeatureAlphaDropout) or drop the custom forward")
+    warnings.warn(f"convert: the dropout module(s) {names} define their own forward, so their masks cannot be "
+                  "replayed: alignment() will compare this method's pass with a BP pass under different masks "
+                  "(use a torch dropout class for comparable angles)", UserWarning, stacklevel=3)
 
 
 def _validate_method(method: str) -> str:
@@ -183,7 +207,12 @@ def convert(model: nn.Module, method: str, *, input_shape: Optional[Sequence[int
     ----------
     model : nn.Module
         A feed-forward network built from ``nn.Linear``/``nn.Conv2d`` layers (plus activations,
-        pooling, flattening, dropout...). Other parametrised modules keep exact gradients.
+        pooling, flattening, dropout...). Other parametrised modules keep exact gradients; for
+        methods other than ``bp`` none may run before the first ``Linear``/``Conv2d`` (its input is
+        data, which gets no error signal), else a ValueError. Dropout must be a torch dropout
+        module to be replayed across NP's two passes and alignment()'s; dropout applied as a
+        function (``F.dropout`` in a custom ``forward``) cannot be seen, so its masks differ
+        between the passes: avoid it with the NP methods.
     method : str
         One of ``bp, fa, dfa, usf, brsf, frsf, wm, kp, np, np-direct``.
     input_shape : sequence of int, optional
@@ -231,7 +260,9 @@ def convert(model: nn.Module, method: str, *, input_shape: Optional[Sequence[int
     if isinstance(module, (nn.Linear, nn.Conv2d)):
         module = nn.Sequential(module)
     _check_no_shared_modules(module)
-    n_layers = _replace_layers(module)
+    opaque: list = []
+    n_layers = _replace_layers(module, opaque)
+    _check_opaque_dropout(opaque, method)
     if n_layers == 0:
         raise ValueError("the model has no nn.Linear or nn.Conv2d layer to convert")
     other = [type(m).__name__ for m in module.modules()
@@ -262,7 +293,16 @@ def convert(model: nn.Module, method: str, *, input_shape: Optional[Sequence[int
         calls.append((mod, tuple(inp[0].shape[1:])))
         out_shapes[id(mod)] = tuple(out.shape[1:])
 
+    trainable = [(name, m) for name, m in module.named_modules()
+                 if not isinstance(m, FeedbackLayer) and any(p.requires_grad for p in m.parameters(recurse=False))]
+    before: list = []  # trainable non-feedback modules that ran before the first feedback layer
+
+    def _note(mod, inp, out):
+        if not calls:
+            before.append(mod)
+
     hooks = [layer.register_forward_hook(_record) for layer in fb_layers]
+    hooks += [m.register_forward_hook(_note) for _, m in trainable]
     was_training = module.training
     p = next(module.parameters())
     try:
@@ -276,6 +316,8 @@ def convert(model: nn.Module, method: str, *, input_shape: Optional[Sequence[int
         for h in hooks:
             h.remove()
         module.train(was_training)
+    if method != "bp" and before and len(calls) > 1:  # with no feedback site the method is backprop: allowed
+        _refuse_trainable_first(before, trainable, method)
     seen = [c[0] for c in calls]
     if len(set(map(id, seen))) != len(seen):
         raise ValueError("a converted layer runs more than once per forward pass (shared weights); not supported")
@@ -309,6 +351,28 @@ def convert(model: nn.Module, method: str, *, input_shape: Optional[Sequence[int
     return model_out
 
 
+def _refuse_trainable_first(before: list, trainable: list, method: str) -> None:
+    """A trainable module ahead of the first converted layer would get no error signal: refuse it."""
+    names = {id(m): n for n, m in trainable}
+    what = ", ".join(f"{names.get(id(m), '?')!r} ({type(m).__name__})" for m in dict.fromkeys(before))
+    raise ValueError(f"the trainable module(s) {what} run before the first nn.Linear/nn.Conv2d layer, whose input "
+                     f"{method!r} treats as data that receives no error signal, so they could not learn; move them "
+                     "after the first Linear/Conv2d, freeze their parameters (requires_grad=False), or use 'bp'")
+
+
+def _tap_counts(layer: FeedbackConv2d, x1: torch.Tensor, y1: torch.Tensor) -> torch.Tensor:
+    """Per kernel tap, the number of output positions at which it sees a real (not padded) input.
+
+    The weight gradient of all-ones input and output errors for one sample: with zero padding a
+    border tap meets fewer inputs than the centre one, so weight mirror must divide each tap's
+    ``Σ y x`` by its own count (dividing by ``H_out · W_out`` biases border taps low).
+    """
+    w = layer.weight.detach()
+    return torch.ops.aten.convolution_backward(
+        torch.ones_like(y1), torch.ones_like(x1), w, None, layer.stride, layer._num_padding, layer.dilation,
+        False, [0, 0], layer.groups, [False, True, False])[1].clamp_min_(1.0)
+
+
 def _check_no_shared_modules(module: nn.Module) -> None:
     """Refuse a model that uses one layer object (one set of weights) in two places."""
     where: dict = {}
@@ -321,6 +385,16 @@ def _check_no_shared_modules(module: nn.Module) -> None:
                 f"the {type(m).__name__} at {' and '.join(repr(n) for n in names)} is one module object used "
                 f"{len(names)} times (shared weights), which feedback methods do not support: each use needs its "
                 "own layer (build separate layers, or copy.deepcopy the shared one)")
+
+
+def _per_site_V(method: str, config: FeedbackConfig) -> bool:
+    """np-direct with exact LS and ``perturb='cycle'`` keeps one ``V`` per site.
+
+    A site's ``S`` grows only on the steps that perturb it, so its ``V`` must sum ``EᵀE`` over
+    those steps only; a ``V`` shared by all sites (right when every site is perturbed every step)
+    would grow ``n_sites`` times faster and shrink ``B`` by ``1/n_sites``.
+    """
+    return method == "np-direct" and config.b_solver == "ls" and config.perturb == "cycle"
 
 
 def _init_feedback(layer: FeedbackLayer, method: str, config: FeedbackConfig, n_out: int,
@@ -347,7 +421,7 @@ def _init_feedback(layer: FeedbackLayer, method: str, config: FeedbackConfig, n_
         # errors make V indefinite after ~1e5 steps and B = V⁻¹S explodes, so they are float64
         B = layer.feedback
         layer.register_buffer("np_S", torch.zeros(B.shape, dtype=torch.float64, device=B.device))
-        if method == "np":
+        if method == "np" or _per_site_V(method, config):
             k = B.shape[0]
             layer.register_buffer("np_V", torch.eye(k, dtype=torch.float64, device=B.device) * config.gamma)
 
@@ -375,6 +449,9 @@ class CreditModel(nn.Module):
         # object.__setattr__ so that it is not registered as a second submodule (state_dict keys
         # ``module.*`` only; older checkpoints also hold ``_net.*`` copies, see _load_from_state_dict)
         object.__setattr__(self, "_net", module)
+        # modules with running statistics (BatchNorm...), which the noisy and the diagnostic passes must not move
+        self._norms = tuple(m for m in module.modules() if isinstance(m, nn.modules.batchnorm._NormBase)
+                            and m.track_running_stats)
         self._input_shape = None if input_shape is None else tuple(input_shape)
         # the first layer's in_features when the data goes straight into it (a Sequential whose
         # first leaf is the first converted layer, an nn.Linear): lets _batch name a wrong x width
@@ -384,7 +461,7 @@ class CreditModel(nn.Module):
         direct_input = isinstance(first, FeedbackLinear) and first is self._layers[0]
         self._x_features = first.in_features if direct_input else None
         V = None
-        if method == "np-direct" and config.b_solver == "ls":
+        if method == "np-direct" and config.b_solver == "ls" and not _per_site_V(method, config):
             p = next(module.parameters())
             V = torch.eye(n_out, dtype=torch.float64, device=p.device) * config.gamma  # see _init_feedback
         self.register_buffer("np_V", V)
@@ -420,6 +497,21 @@ class CreditModel(nn.Module):
             raise ValueError(f"state was saved for method {extra.get('method')!r}, this model uses {self.method!r}")
         self._state.n_steps = int(extra["n_steps"])
         self._state.set_generator_states(extra.get("generators", {}))
+
+    def _apply(self, fn, recurse=True):
+        """As ``nn.Module._apply``, but the float64 NP statistics ``np_V``/``np_S`` only change device.
+
+        ``.half()``/``.float()``/``.to(dtype)`` would otherwise round the sums of millions of outer
+        products (see :func:`_init_feedback`) and spoil ``B = V⁻¹S``.
+        """
+        keep = [(m, k, b) for m in self.modules() for k, b in m._buffers.items()
+                if k in ("np_V", "np_S") and b is not None]
+        out = super()._apply(fn, recurse)
+        for m, k, b in keep:
+            moved = m._buffers[k]
+            if moved is not None and moved.dtype != b.dtype:
+                m._buffers[k] = b.to(device=moved.device)
+        return out
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints written before the fast ``_net`` reference stopped being a registered submodule
@@ -532,6 +624,7 @@ class CreditModel(nn.Module):
         do_np = self.method in NP_METHODS and update_feedback
         if loss_fn is squared_error and y.dim() == 1 and not y.is_floating_point():
             y = F.one_hot(y.long(), self.n_out).to(self._layers[-1].weight.dtype)  # once, for both passes
+        saved_grads = None
         if do_np:
             st.begin_pass("record")
             st.capture = not st.direct
@@ -555,6 +648,8 @@ class CreditModel(nn.Module):
                     st.force_bp = True
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
+            if not update_weights:  # W frozen: the backward only feeds the feedback learning
+                saved_grads = self._take_grads()
             total.backward()
             st.force_bp = False
             st.capture = False
@@ -570,6 +665,8 @@ class CreditModel(nn.Module):
             if self.method == "wm" and update_feedback:
                 self.mirror_step()
         finally:
+            if saved_grads is not None:
+                self._restore_grads(saved_grads)
             st.force_bp = False
             st.capture = False
             st.noisy = False
@@ -582,6 +679,56 @@ class CreditModel(nn.Module):
                     l._fb.clear()
         self._state.n_steps += 1
         return StepOutput(loss=total.detach(), output=out.detach(), per_sample=per.detach(), delta_loss=delta)
+
+    def _take_grads(self) -> list:
+        """Set every parameter's ``.grad`` aside (to ``None``); :meth:`_restore_grads` puts them back."""
+        params = list(self.parameters())
+        saved = [(p, p.grad) for p in params]
+        for p in params:
+            p.grad = None
+        return saved
+
+    @staticmethod
+    def _restore_grads(saved: list) -> None:
+        for p, g in saved:
+            p.grad = g
+
+    def _save_side_state(self, rng: bool) -> tuple:
+        """Shield the BatchNorm running statistics and save (``rng``) every random stream a pass may draw from.
+
+        The statistics are not copied back afterwards but swapped: the pass updates copies, and
+        :meth:`_restore_side_state` puts the untouched originals back (an in-place copy would bump
+        their version and break a clean pass's pending backward, which saved them).
+        """
+        norms = []
+        for m in self._norms:
+            bufs = {k: b for k, b in m._buffers.items() if b is not None}
+            for k, b in bufs.items():
+                m._buffers[k] = b.clone()
+            norms.append((m, bufs))
+        if not rng:
+            return norms, None
+        gens = dict(self._state.generator_states())
+        cpu = torch.get_rng_state()
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+        return norms, (gens, cpu, cuda)
+
+    def _restore_side_state(self, saved: tuple) -> None:
+        """Undo what a diagnostic or noisy pass did to BatchNorm statistics and random streams."""
+        norms, rng = saved
+        for m, bufs in norms:
+            m._buffers.update(bufs)
+        if rng is None:
+            return
+        gens, cpu, cuda = rng
+        st = self._state
+        for key in [k for k in st._generators if k not in gens]:
+            del st._generators[key]  # made during the pass: it starts again from the seed when next needed
+        for key, g in gens.items():
+            st._generators[key].set_state(g)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
     def _explain_forward_error(self, x: torch.Tensor, err: Exception) -> None:
         """Turn a forward pass that failed on an input of the wrong shape into a clear error."""
@@ -634,11 +781,14 @@ class CreditModel(nn.Module):
         st.begin_pass("replay")
         st.noisy = True
         st.noise_std = self.config.noise_std
+        saved = self._save_side_state(rng=False) if self._norms else None
         try:
             per_noisy = loss_fn(self._net(x), y)
         finally:
             st.noisy = False
             st.active_sites = None
+            if saved is not None:  # the noisy pass replays the clean one: BatchNorm must not count it
+                self._restore_side_state(saved)
         return per_noisy - per_clean
 
     @torch.no_grad()
@@ -730,7 +880,12 @@ class CreditModel(nn.Module):
             self._refuse_non_finite("NP regression", [delta, st.top_error])
             E = st.top_error.reshape(n, -1) * scale
             lams = [lambda_hat(delta, l._fb.xi, cfg.noise_std).reshape(n, -1) for l in sites]
-            if cfg.b_solver == "ls":
+            if cfg.b_solver == "ls" and self._buffers["np_V"] is None:  # one V per site (perturb='cycle')
+                for l, lam in zip(sites, lams):
+                    V = l._buffers["np_V"]
+                    ridge_accumulate_(V, E, [(l._buffers["np_S"], lam)], gamma=cfg.gamma, forget=cfg.forget)
+                    l._buffers["feedback"].copy_(ridge_solve(V, l._buffers["np_S"]))
+            elif cfg.b_solver == "ls":
                 V = self._buffers["np_V"]
                 ridge_accumulate_(V, E, [(l._buffers["np_S"], lam) for l, lam in zip(sites, lams)],
                                   gamma=cfg.gamma, forget=cfg.forget)
@@ -760,7 +915,17 @@ class CreditModel(nn.Module):
 
     def update_feedback(self, x: torch.Tensor, y: torch.Tensor, loss: str | Callable = "mse", *,
                         reduction: str = "sum") -> StepOutput:
-        """Learn the feedback only (``W`` frozen) from one minibatch: NP regression or weight mirror."""
+        """Learn the feedback only (``W`` frozen) from one minibatch: NP regression or weight mirror.
+
+        The parameters' ``.grad`` are left as they were, so an ordinary loop may call it between its
+        ``loss.backward()`` and ``optimizer.step()``. Kolen–Pollack has no feedback learning of its
+        own (``B`` gets ``W``'s update): train ``kp`` with :meth:`step` and an optimizer; here it
+        only warns.
+        """
+        if self.method == "kp":
+            warnings.warn("update_feedback does nothing for 'kp': Kolen-Pollack's B learns only through the weight "
+                          "update; call step(x, y, loss, optimizer) instead of optimizer.step()", UserWarning,
+                          stacklevel=2)
         return self.step(x, y, loss, None, reduction=reduction, update_weights=False)
 
     @torch.no_grad()
@@ -778,7 +943,7 @@ class CreditModel(nn.Module):
                 est = torch.ops.aten.convolution_backward(
                     y, x, w, None, l.stride, l._num_padding, l.dilation, False, [0, 0], l.groups,
                     [False, True, False])[1]
-                est = est / (cfg.mirror_batch * y.shape[2] * y.shape[3] * s * s)
+                est = est / (_tap_counts(l, x[:1], y[:1]) * (cfg.mirror_batch * s * s))
             else:
                 y = F.linear(x, w)
                 est = y.reshape(-1, y.shape[-1]).t() @ x.reshape(-1, x.shape[-1]) / (y[..., 0].numel() * s * s)
@@ -809,7 +974,9 @@ class CreditModel(nn.Module):
 
         The method's weight gradients and errors and the BP ones come from the same forward pass
         (same weights, same dropout masks, no NP noise). Angles are over the whole batch and are
-        not folded (deep_np.md §7.2 item 9).
+        not folded (deep_np.md §7.2 item 9). Taking metrics does not change training: every random
+        stream (the model's and torch's global ones) and every BatchNorm running statistic is left
+        as it was found.
 
         Returns
         -------
@@ -818,17 +985,22 @@ class CreditModel(nn.Module):
             ``update_angle_deg`` (ΔW vs ΔW_BP), ``delta_angle_deg`` (error at the layer's output vs
             BP's), ``signal_angle_deg`` (error sent to the layer's input vs BP's),
             ``weight_angle_deg`` (B vs W), ``norm_ratio`` (‖B‖/‖W‖), ``rel_error``
-            (‖B − W‖/‖W‖) and ``sign_congruence``. Entries that do not apply are NaN.
+            (‖B − W‖/‖W‖) and ``sign_congruence``. Entries that do not apply are NaN, among them
+            every B-vs-W entry of the direct methods (``dfa``, ``np-direct``), whose ``(n_out, n_in)``
+            feedback has no counterpart in ``W`` even where the shapes happen to match.
         """
         loss_fn = get_loss(loss)
         x, y = self._batch(x, y, loss_fn)
         results = []
+        saved = self._save_side_state(rng=True)
         try:
             total, out, gm, capm = self._capture_pass(x, y, loss_fn, reduction, force_bp=False, mask_mode="record")
-            fb = {l.fb_index: l.feedback_weight().detach() for l in self.sites}
+            # B vs W only where B stands in for W (a direct method's D is (n_out, n_in): no counterpart)
+            fb = {} if self._state.direct else {l.fb_index: l.feedback_weight().detach() for l in self.sites}
             _, _, gb, capb = self._capture_pass(x, y, loss_fn, reduction, force_bp=True, mask_mode="replay")
         finally:
             self._state.begin_pass("free")
+            self._restore_side_state(saved)
         loss_value = float(total)
         acc = accuracy(out, y)
         for i, l in enumerate(self._layers):

@@ -2,14 +2,21 @@
 
 :func:`train` writes into ``out_dir``:
 
-* ``metrics.csv`` — one row every ``log_every`` steps: running train loss, batch accuracy and,
-  per layer, the angle of the method's update to the BP update, the error-signal angles, the
-  angle/relative error/norm ratio between ``B`` and ``W`` and their sign congruence;
+* ``metrics.csv`` — one row every ``log_every`` steps and one at each epoch's end: running train
+  loss, batch accuracy and, per layer, the angle of the method's update to the BP update, the
+  error-signal angles, the angle/relative error/norm ratio between ``B`` and ``W`` and their sign
+  congruence (taking these metrics does not change the run);
 * ``epochs.csv`` — one row per epoch: test loss, test error, train loss;
+
+  Loss units: ``test_loss`` and ``train_loss_per_sample`` are per sample; ``train_loss`` is the
+  training objective of one batch, i.e. the *sum* over the batch with ``reduction='sum'`` (the MLP
+  and autoencoder) and the mean with ``reduction='mean'`` (the CNN); ``test_loss_per_32`` is the
+  test loss of a batch of 32 (comparable with the MLP's ``train_loss`` at batch 32);
 * ``checkpoint.pt`` — everything needed to resume exactly (weights, feedback, NP statistics,
   optimizer, random streams, position in the epoch), written every ``checkpoint_every`` steps and
   at each epoch's end; a run started again on the same folder resumes from it;
-* ``training.png`` — the curves; ``summary.json``; ``run.json`` (config, seed, versions).
+* ``training.png`` — the curves; ``summary.json``; ``run.json`` (config with absolute data paths,
+  seed, versions, the resolved :class:`~bci_credit.deep.FeedbackConfig` and the warm-up used).
 
 On CPU a run is deterministic for a seed (also across an interruption and resume).
 """
@@ -21,6 +28,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -35,7 +43,7 @@ from ..plotting import pyplot
 from ..random import seed_sequence
 from .datasets import ImageDataset, load_dataset
 from .feedback import METHODS
-from .losses import accuracy, get_loss
+from .losses import get_loss
 from .methods import CreditModel, FeedbackConfig, convert
 from .models import MODELS, build_model
 
@@ -44,7 +52,13 @@ __all__ = ["TrainConfig", "TrainResult", "train", "load_run", "default_hyperpara
 logger = logging.getLogger("bci_credit")
 
 _FB_FIELDS = {f.name for f in dataclasses.fields(FeedbackConfig)}
-_IGNORED_ON_RESUME = {"epochs", "device", "threads", "checkpoint_every"}
+# data_dir is where the data were found, not what they are (their shapes are checked against the weights)
+_IGNORED_ON_RESUME = {"epochs", "device", "threads", "checkpoint_every", "data_dir"}
+#: Methods whose feedback learns while ``W`` is frozen (``warmup_steps`` applies to these only; KP's
+#: ``B`` learns through ``W``'s update, the other methods learn no feedback).
+WARMUP_METHODS = ("np", "np-direct", "wm")
+#: Data sets whose train/test split is fixed (seed 0) whatever the training seed, so runs share a test set.
+_FIXED_SPLIT = {"digits": 0}
 #: Configuration fields added after runs were made, with the value those older runs used.
 _LEGACY_DEFAULTS = {"adam_eps": 1e-5}
 
@@ -80,6 +94,8 @@ class TrainConfig:
     ``{"mirror_rate": 0.05}``); ``model_kwargs`` extra model-builder arguments (e.g. smaller CNN
     ``channels`` for tests). ``device`` is ``'cpu'`` by default here (reproducible); the CLI's
     ``--device`` defaults to ``'auto'``, which takes a CUDA GPU when there is one.
+    ``warmup_steps`` (the first steps learn only the feedback, ``W`` frozen) applies to
+    :data:`WARMUP_METHODS` only. The ``digits`` train/test split is the same for every ``seed``.
     """
 
     model: str = "mlp"
@@ -117,12 +133,11 @@ class TrainConfig:
         hp = default_hyperparameters(self.model, method)
         values = {k: (getattr(self, k) if getattr(self, k) is not None else hp.get(k)) for k in hp}
         cfg = dataclasses.replace(self, method=method, **values)
-        if cfg.epochs < 0 or cfg.batch_size < 1 or cfg.log_every < 1 or cfg.checkpoint_every < 0:
-            raise ValueError("epochs must be >= 0, batch_size and log_every >= 1, checkpoint_every >= 0")
+        cfg = dataclasses.replace(cfg, **_check_counts(cfg))
         if cfg.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {cfg.optimizer!r}")
-        if not cfg.lr > 0:
-            raise ValueError(f"lr must be positive, got {cfg.lr}")
+        if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and cfg.lr > 0):
+            raise ValueError(f"lr must be a positive finite number, got {cfg.lr}; give e.g. --lr 0.004")
         if not cfg.adam_eps > 0:
             raise ValueError(f"adam_eps must be positive, got {cfg.adam_eps}")
         if cfg.threads is not None:
@@ -141,6 +156,61 @@ class TrainConfig:
         opts = {k: getattr(self, k) for k in ("noise_std", "b_solver", "b_lr", "gamma") if getattr(self, k) is not None}
         opts.update(self.feedback)
         return FeedbackConfig(**opts)
+
+
+#: whole-number options: (lowest allowed value, what the option counts)
+_COUNTS = {"epochs": (0, "passes over the training set"), "batch_size": (1, "samples per step"),
+           "log_every": (1, "steps between metric rows"),
+           "checkpoint_every": (0, "steps between checkpoints; 0: at epoch ends only"),
+           "warmup_steps": (0, "steps that learn only the feedback")}
+
+
+def _check_counts(cfg: TrainConfig) -> dict:
+    """The whole-number options of ``cfg`` as ints; a ValueError naming the first bad one."""
+    out = {}
+    for name, (low, what) in _COUNTS.items():
+        value = getattr(cfg, name)
+        try:
+            n = check_number(value, name, integer=True)
+        except (TypeError, ValueError):
+            n = None
+        if n is None or n < low:
+            hint = 1 if name == "epochs" else low  # 0 epochs is allowed but trains nothing
+            raise ValueError(f"{name} must be a whole number >= {low} ({what}), got {value!r}; "
+                             f"give --{name.replace('_', '-')} {hint} or more")
+        out[name] = n
+    return out
+
+
+def effective_warmup(cfg: TrainConfig) -> int:
+    """The steps of ``cfg`` that learn only the feedback: ``warmup_steps`` for :data:`WARMUP_METHODS`, else 0."""
+    return int(cfg.warmup_steps or 0) if cfg.method in WARMUP_METHODS else 0
+
+
+def _warn_warmup(cfg: TrainConfig, total_steps: int) -> None:
+    """Warn when the warm-up is ignored (a method without feedback learning) or covers the whole run."""
+    if cfg.warmup_steps and cfg.method not in WARMUP_METHODS:
+        warnings.warn(f"warmup_steps={cfg.warmup_steps} is ignored for {cfg.method!r}: only {', '.join(WARMUP_METHODS)} "
+                      "learn their feedback with W frozen", UserWarning, stacklevel=3)
+    warm = effective_warmup(cfg)
+    if warm and warm >= total_steps > 0:
+        warnings.warn(f"the warm-up of {warm} feedback-only steps covers all {total_steps} training steps of this run, "
+                      "so the weights never change; lower --warmup-steps or train for more epochs",
+                      UserWarning, stacklevel=3)
+
+
+def _load_data(cfg: TrainConfig, name: Optional[str] = None, *, download: bool = False) -> ImageDataset:
+    """The run's data set; ``digits`` always with the same train/test split (the training seed does not move it)."""
+    key = str(name or cfg.dataset).lower().replace("_", "-")
+    return load_dataset(name or cfg.dataset, cfg.data_dir, download=download, seed=_FIXED_SPLIT.get(key, cfg.seed))
+
+
+def _abs_path(value: Optional[str]) -> Optional[str]:
+    """``value`` as an absolute path when it names an existing file or folder (else unchanged)."""
+    if value is None:
+        return None
+    p = Path(str(value)).expanduser()
+    return str(p.resolve()) if p.exists() else str(value)
 
 
 @dataclass
@@ -176,7 +246,10 @@ def _targets(model_name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(model: CreditModel, x: torch.Tensor, y: torch.Tensor, loss: str = "mse", *,
              model_name: str = "mlp", batch_size: int = 1000) -> dict:
-    """Mean per-sample loss and error rate (NaN for the autoencoder) on a data set, eval mode."""
+    """Mean per-sample loss and error rate (NaN for the autoencoder) on a data set, eval mode.
+
+    A diverged model gives a non-finite loss, which :func:`train` refuses (FloatingPointError).
+    """
     was = model.training
     model.eval()
     loss_fn = get_loss(loss)
@@ -337,8 +410,7 @@ def load_run(out_dir: str | os.PathLike, *, dataset: Optional[ImageDataset | str
                          + ", ".join(f"{k}={asdict(cfg).get(k)!r}" for k in diff) + "; checkpoint: "
                          + ", ".join(f"{k}={ck['config'].get(k)!r}" for k in diff)
                          + "); run.json was edited or belongs to another run: restore it or train again")
-    data = dataset if isinstance(dataset, ImageDataset) else load_dataset(
-        dataset or cfg.dataset, cfg.data_dir, download=False, seed=cfg.seed)
+    data = dataset if isinstance(dataset, ImageDataset) else _load_data(cfg, dataset)
     model, _ = _build(cfg, data, str(run))
     data_advice = "give the data set the run was trained on" if dataset is not None else advice
     _check_fits(model, ck, data, ckpt, data_advice)
@@ -379,12 +451,13 @@ def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, p
         raise TypeError(f"dataset must be an ImageDataset (or None to load config.dataset), got "
                         f"{type(dataset).__name__}")
     cfg = config.resolved()
+    if cfg.data_dir is not None:  # recorded absolute, so that load_run works from any folder
+        cfg = dataclasses.replace(cfg, data_dir=_abs_path(cfg.data_dir))
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     device = _device(cfg.device)
     out = Path(out_dir) if out_dir is not None else None
-    data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download,
-                                                            seed=cfg.seed)
+    data = dataset if dataset is not None else _load_data(cfg, download=cfg.download)
     data = data.subset(cfg.n_train, cfg.n_test)
     if cfg.model == "cnn" and len(data.input_shape) != 3:
         raise ValueError(f"the CNN needs image data; {data.name} has sample shape {data.input_shape}")
@@ -403,6 +476,8 @@ def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, p
         raise ValueError(f"{n} training samples are fewer than one batch of {bs}")
     steps_per_epoch = n // bs
     total_steps = steps_per_epoch * cfg.epochs
+    warmup = effective_warmup(cfg)
+    _warn_warmup(cfg, total_steps)
     cfg_dict = asdict(cfg)
 
     epoch, batch, step = 0, 0, 0
@@ -447,17 +522,33 @@ def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, p
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_run_json(out, command="deep.train", config=cfg_dict, seed=cfg.seed, argv=argv,
-                       extra={"dataset_source": data.source, "n_train": n, "n_test": len(x_te),
-                              "device": str(device), "steps_per_epoch": steps_per_epoch})
-    if epoch >= cfg.epochs:
-        logger.warning("%s: nothing to train", "0 epochs" if cfg.epochs == 0 else
-                       f"the run in {out} already has {epoch} epoch(s) of the {cfg.epochs} asked for")
+                       extra={"dataset_source": _abs_path(data.source), "n_train": n, "n_test": len(x_te),
+                              "device": str(device), "steps_per_epoch": steps_per_epoch,
+                              "warmup_steps_used": warmup, "feedback_config": asdict(model.config)})
+    if cfg.epochs == 0:  # a UserWarning: the CLI prints it once, as one line
+        warnings.warn("0 epochs: nothing to train; give epochs >= 1", UserWarning, stacklevel=2)
+    elif epoch >= cfg.epochs:  # a finished run visited again (e.g. by the CIFAR table): no warning
+        logger.warning("nothing to train: the run in %s already has %d epoch(s) of the %d asked for",
+                       out, epoch, cfg.epochs)
     loss_name = cfg.loss
     t0 = time.perf_counter()
     bar = progress_bar(total_steps, enabled=progress, desc=f"{cfg.model}/{cfg.method}",
                        initial=min(step, total_steps), unit="step")
     chunk = max(1, min(cfg.log_every, 50))
     pending = 0
+    per_sample = 1.0 / bs if cfg.reduction == "sum" else 1.0  # batch objective → per-sample loss
+
+    def log_row(xb, yb) -> dict:
+        """A metrics row: the losses since the last row, and alignment with BP on the last batch."""
+        align = model.alignment(xb, yb, loss_name, reduction=cfg.reduction)
+        loss = float(acc_loss) / acc_n
+        row = {"step": step, "epoch": epoch + batch / steps_per_epoch, "train_loss": loss,
+               "train_loss_per_sample": loss * per_sample, "batch_accuracy": align["accuracy"],
+               "feedback_learning_only": step <= warmup}
+        row.update(_flat_alignment(align))
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {loss} at step {step}; lower the learning rate")
+        return row
     try:
         while epoch < cfg.epochs:
             order = torch.as_tensor(_epoch_order(s_data.entropy, epoch, n), device=device)
@@ -465,36 +556,34 @@ def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, p
                 idx = order[batch * bs:(batch + 1) * bs]
                 xb = x_tr[idx]
                 yb = _targets(cfg.model, xb, y_tr[idx])
-                so = model.step(xb, yb, loss_name, opt, reduction=cfg.reduction,
-                                update_weights=step >= cfg.warmup_steps)
+                so = model.step(xb, yb, loss_name, opt, reduction=cfg.reduction, update_weights=step >= warmup)
                 batch += 1
                 step += 1
                 acc_loss = acc_loss + so.loss  # a tensor: no device sync per step
                 acc_n += 1
                 if step % cfg.log_every == 0:
-                    align = model.alignment(xb, yb, loss_name, reduction=cfg.reduction)
-                    row = {"step": step, "epoch": epoch + batch / steps_per_epoch,
-                           "train_loss": float(acc_loss) / acc_n, "batch_accuracy": align["accuracy"],
-                           "feedback_learning_only": step <= cfg.warmup_steps}
+                    metric_rows.append(log_row(xb, yb))
                     acc_loss, acc_n = 0.0, 0
-                    row.update(_flat_alignment(align))
-                    metric_rows.append(row)
-                    if not math.isfinite(row["train_loss"]):
-                        raise FloatingPointError(f"the training loss became {row['train_loss']} at step {step}; "
-                                                 "lower the learning rate")
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                     save_checkpoint()
                 pending += 1
                 if pending >= chunk:
                     bar.update(pending)
                     pending = 0
+            if acc_n:  # the epoch's last steps since the last row (alignment() leaves the run unchanged)
+                metric_rows.append(log_row(xb, yb))
+                acc_loss, acc_n = 0.0, 0
             ev = evaluate(model, x_te, y_te, loss_name, model_name=cfg.model)
-            tr_recent = [r["train_loss"] for r in metric_rows if r["epoch"] > epoch]
+            if not math.isfinite(ev["loss"]):
+                raise FloatingPointError(f"the test loss became {ev['loss']} after epoch {epoch + 1} (the weights "
+                                         "diverged); lower the learning rate")
+            recent = [r for r in metric_rows if r["epoch"] > epoch]
             epoch += 1
             batch = 0
             epoch_rows.append({"epoch": epoch, "step": step, "test_loss": ev["loss"], "test_error": ev["error"],
                                "test_loss_per_32": ev["loss"] * 32.0,
-                               "train_loss": float(np.mean(tr_recent)) if tr_recent else float("nan"),
+                               "train_loss": _mean_of(recent, "train_loss"),
+                               "train_loss_per_sample": _mean_of(recent, "train_loss_per_sample"),
                                "wall_s": time.perf_counter() - t0})
             bar.set_postfix(test_error=ev["error"], test_loss=ev["loss"])
             save_checkpoint()
@@ -515,6 +604,12 @@ def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, p
             except Exception as err:  # a figure must never lose a finished run
                 logger.warning("could not draw training.png: %s", err)
     return TrainResult(cfg, metrics, epochs_df, summary, model, out)
+
+
+def _mean_of(rows: list, key: str) -> float:
+    """Mean of ``key`` over ``rows`` (NaN when none has it: rows of runs made before the column existed)."""
+    vals = [r[key] for r in rows if key in r]
+    return float(np.mean(vals)) if vals else float("nan")
 
 
 def _summary(cfg: TrainConfig, epochs_df, metrics) -> dict:
