@@ -364,7 +364,7 @@ class SimulationConfig:
         """A copy with ``table.key=value`` overrides, e.g. ``with_overrides(**{"population.c": 0.9})``.
 
         ``task.cost.NAME`` sets one parameter of the cost (``task.cost.name`` another cost, with its
-        defaults). ``learning.NAME`` sets one hyper-parameter of the rule. Changing ``learning.rule`` from one
+        defaults; it is applied before the cost parameters given in the same call). ``learning.NAME`` sets one hyper-parameter of the rule. Changing ``learning.rule`` from one
         rule to another starts the new rule from its own defaults, with a warning naming what was
         dropped: the config's hyper-parameters were chosen for the old rule (an RDD ``p = 0.1`` kept
         by ``od`` would make it an RDD rule; ``epsilon`` has another scale in ``reinforce``).
@@ -380,7 +380,10 @@ class SimulationConfig:
                 warnings.warn(f"learning.rule {new_rule!r} replaces {old_rule!r}: starting it from its own defaults, "
                               f"without the settings of {old_rule!r}: {dropped} (set them again to keep them)",
                               UserWarning, stacklevel=2)
-        for key, value in dotted.items():
+        # a new cost (task.cost.name) first, so that its parameters given in the same call apply to it
+        order = sorted(dotted, key=lambda k: k != "task.cost.name")
+        for key in order:
+            value = dotted[key]
             if "." not in key:
                 raise ConfigError(f"override {key!r} must be written table.key (e.g. population.c)")
             table, name = key.split(".", 1)

@@ -349,6 +349,10 @@ def test_drivers_are_holm_corrected_over_the_units_of_each_variant():
     assert list(res.drivers()["estimate"]) == [3.0, 2.5, 1.5]  # spike: unit 0; naive-od: units 0 and 1
     assert list(res.drivers(correction=None)["estimate"]) == [3.0, 2.5, 2.0, 1.5, 1.0]
     text = res.summary()
-    assert "after Holm's correction for 6 tests" in text and "uncorrected; about 0.3 expected by chance" in text
+    assert ("after Holm's correction for the units of each of 2 variants (spike: 4, naive-od: 2) (at most 5% chance "
+            "per variant" in text) and "uncorrected; about 0.3 expected by chance" in text
+    assert table["pvalue_holm"].isna().all()  # the caller's frame is left as it was
+    one = CausalResults("spike", "jump", (), table[table["design"] == "spike"])
+    assert "after Holm's correction for 4 tests (at most 5% chance of listing" in one.summary()
     with pytest.raises(ValueError, match="correction must be 'holm' or None"):
         res.drivers(correction="bonferroni")

@@ -70,6 +70,7 @@ class CausalResults:
 
     def __post_init__(self):
         if "pvalue" in self.table.columns:
+            self.table = self.table.copy()  # the caller's frame stays as it was
             holm = _holm_by_variant(self.table)
             if "pvalue_holm" in self.table.columns:
                 self.table["pvalue_holm"] = holm
@@ -151,12 +152,16 @@ class CausalResults:
             return ", ".join(f"{u} ({v + ': ' if many else ''}{e:+.3g})"
                              for u, v, e in zip(d["unit"], d["design"], d["estimate"]))
 
-        tested = int(np.isfinite(self.table["pvalue"]).sum())
+        tested = np.isfinite(self.table["pvalue"].to_numpy(dtype=float))
+        per_variant = self.table.loc[tested, "design"].astype(str).value_counts()
         alpha = 100.0 - self.level
+        family = (f"{int(per_variant.iloc[0])} tests" if len(per_variant) == 1 else
+                  f"the units of each of {len(per_variant)} variants ({', '.join(f'{v}: {k}' for v, k in per_variant.items())})")
         holm, raw = self.drivers(), self.drivers(correction=None)
-        lines.append(f"Units with an effect after Holm's correction for {tested} tests (at most {alpha:g}% chance of "
-                     f"listing any unit without one): {listed(holm) if len(holm) else 'none'}")
-        lines.append(f"Units whose own {lev} excludes 0 (uncorrected; about {tested * alpha / 100:.2g} expected by "
+        lines.append(f"Units with an effect after Holm's correction for {family} (at most {alpha:g}% chance"
+                     f"{' per variant' if len(per_variant) > 1 else ''} of listing any unit without one): "
+                     f"{listed(holm) if len(holm) else 'none'}")
+        lines.append(f"Units whose own {lev} excludes 0 (uncorrected; about {tested.sum() * alpha / 100:.2g} expected by "
                      f"chance if no unit had an effect): {listed(raw) if len(raw) else 'none'}")
         for n in self.notes:
             lines.append(f"note: {n}")

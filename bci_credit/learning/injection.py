@@ -30,6 +30,31 @@ from .base import LearningRule, WindowData
 __all__ = ["SpikeInjectionRule"]
 
 
+_TAG = 0x5E1EC7  # keeps the injection stream apart from the network's own streams
+
+
+def _seed_ints(record) -> list[int] | None:
+    """The integers of a population's seed record (an int, ``{"entropy", "spawn_key"}``, or a list of
+    these per replicate); None when any part was unseeded."""
+    if record is None:
+        return None
+    if isinstance(record, (int, np.integer)):
+        return [int(record)]
+    if isinstance(record, dict):
+        if record.get("entropy") is None:
+            return None
+        return [int(record["entropy"]), *(int(k) for k in record.get("spawn_key", ()))]
+    parts = [_seed_ints(r) for r in record]
+    return None if any(p is None for p in parts) else [v for p in parts for v in (len(p), *p)]
+
+
+def _injection_seed(record) -> np.random.SeedSequence:
+    """The injection stream of a run whose population seed record is ``record``: fixed by the run's seed
+    (fresh entropy for an unseeded run)."""
+    ints = _seed_ints(record)
+    return np.random.SeedSequence() if ints is None else np.random.SeedSequence([*ints, _TAG])
+
+
 class SpikeInjectionRule(LearningRule):
     """Learn each neuron's causal effect from randomly injected +-1 spikes (REINFORCE on spikes).
 
@@ -102,11 +127,7 @@ class SpikeInjectionRule(LearningRule):
         self.n_updates_ = np.zeros(shape, dtype=np.int64)
         self.rbar_ = None
         self.xi_ = None
-        seed = self.seed
-        if seed is None:
-            entropy = context.seed if isinstance(context.seed, (int, np.integer)) else 0
-            seed = np.random.SeedSequence([int(entropy), 0x5E1EC7])  # apart from the network's own streams
-        self.rng_ = np.random.default_rng(seed)
+        self.rng_ = np.random.default_rng(self.seed if self.seed is not None else _injection_seed(context.seed))
         self._kick = spike_kick(np.arange(context.window_steps), context.window_steps, context.decay, context.k0)
         self._start_gain(context)
 
