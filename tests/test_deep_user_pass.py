@@ -426,3 +426,37 @@ def test_half_keeps_np_statistics_in_float64():
     assert m.sites[0].weight.dtype == torch.float16
     m.float()
     assert m.sites[0].np_S.dtype == torch.float64
+
+
+def test_a_digits_run_made_before_the_fixed_split_keeps_its_own_split(tmp_path):
+    # review: the fixed digits split silently moved runs made before it onto another split on resume/load
+    import dataclasses
+    import json as _json
+
+    from bci_credit.deep.train import TrainConfig, load_run, train
+
+    cfg = TrainConfig(model="mlp", method="bp", dataset="digits", epochs=1, n_train=256, n_test=100, seed=3,
+                      batch_size=32, lr=0.004, log_every=4, threads=1)
+    out = tmp_path / "run"
+    train(cfg, out)
+    assert _json.loads((out / "run.json").read_text())["config"]["split_seed"] == 0
+    # make it an old run: no split_seed anywhere (its split followed seed 3)
+    ck = torch.load(out / "checkpoint.pt", weights_only=False)
+    del ck["config"]["split_seed"]
+    torch.save(ck, out / "checkpoint.pt")
+    run = _json.loads((out / "run.json").read_text())
+    del run["config"]["split_seed"]
+    (out / "run.json").write_text(_json.dumps(run))
+    _, loaded, _ = load_run(out)
+    assert loaded.split_seed == 3
+    with pytest.raises(ValueError, match=r"different configuration \(split_seed\).*resume it with split_seed=3"):
+        train(dataclasses.replace(cfg, epochs=2), out)
+    res = train(dataclasses.replace(cfg, epochs=2, split_seed=3), out)
+    assert list(res.epochs["epoch"]) == [1, 2]
+
+
+def test_an_np_direct_cycle_checkpoint_of_the_shared_V_layout_is_named():
+    from bci_credit.deep.train import _load_error
+
+    err = RuntimeError('Error(s) in loading state_dict for CreditModel:\n\tUnexpected key(s) in state_dict: "np_V".')
+    assert "keeps one V per site" in _load_error(err) and "\n" not in _load_error(err)

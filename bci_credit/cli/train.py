@@ -48,6 +48,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--epochs", type=int, default=10, help="passes over the training set (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="root seed (default: 0)")
+    p.add_argument("--split-seed", type=int, default=None,
+                   help="seed of the train/test split of digits and synthetic data (default: 0 for digits, --seed "
+                        "otherwise; runs made before this option split digits with their --seed)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available; default)")
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: per model)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="weight optimizer (default: per model)")
@@ -82,7 +85,8 @@ def run(args) -> int:
                       download=args.download, epochs=args.epochs, batch_size=args.batch_size,
                       optimizer=args.optimizer, lr=args.lr, adam_eps=args.adam_eps, noise_std=args.noise_std,
                       b_solver=args.b_solver, b_lr=args.b_lr, gamma=args.gamma, warmup_steps=args.warmup_steps,
-                      n_train=args.n_train, n_test=args.n_test, seed=args.seed, device=args.device,
+                      n_train=args.n_train, n_test=args.n_test, seed=args.seed, split_seed=args.split_seed,
+                      device=args.device,
                       threads=args.threads, log_every=args.log_every, checkpoint_every=args.checkpoint_every)
     # a bad --out fails now, not after loading the data; a run that fails before writing leaves no folder
     with run_folder(args.out, "deep.train"), warnings_as_lines("train"):

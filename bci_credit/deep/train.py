@@ -95,7 +95,10 @@ class TrainConfig:
     ``channels`` for tests). ``device`` is ``'cpu'`` by default here (reproducible); the CLI's
     ``--device`` defaults to ``'auto'``, which takes a CUDA GPU when there is one.
     ``warmup_steps`` (the first steps learn only the feedback, ``W`` frozen) applies to
-    :data:`WARMUP_METHODS` only. The ``digits`` train/test split is the same for every ``seed``.
+    :data:`WARMUP_METHODS` only. ``split_seed`` draws the train/test split of data sets that are
+    split at random (``digits``, ``synthetic``): by default 0 for ``digits``, so that runs of every
+    ``seed`` share one test set, and ``seed`` otherwise. Runs made before the field existed split
+    ``digits`` with their ``seed``; they resume and load with that split.
     """
 
     model: str = "mlp"
@@ -120,6 +123,7 @@ class TrainConfig:
     n_train: Optional[int] = None
     n_test: Optional[int] = None
     seed: int = 0
+    split_seed: Optional[int] = None
     device: str = "cpu"
     threads: Optional[int] = None
     log_every: int = 100
@@ -134,6 +138,9 @@ class TrainConfig:
         values = {k: (getattr(self, k) if getattr(self, k) is not None else hp.get(k)) for k in hp}
         cfg = dataclasses.replace(self, method=method, **values)
         cfg = dataclasses.replace(cfg, **_check_counts(cfg))
+        if cfg.split_seed is None:
+            key = str(cfg.dataset).lower().replace("_", "-")
+            cfg = dataclasses.replace(cfg, split_seed=_FIXED_SPLIT.get(key, cfg.seed))
         if cfg.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {cfg.optimizer!r}")
         if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and cfg.lr > 0):
@@ -202,7 +209,8 @@ def _warn_warmup(cfg: TrainConfig, total_steps: int) -> None:
 def _load_data(cfg: TrainConfig, name: Optional[str] = None, *, download: bool = False) -> ImageDataset:
     """The run's data set; ``digits`` always with the same train/test split (the training seed does not move it)."""
     key = str(name or cfg.dataset).lower().replace("_", "-")
-    return load_dataset(name or cfg.dataset, cfg.data_dir, download=download, seed=_FIXED_SPLIT.get(key, cfg.seed))
+    split = cfg.split_seed if cfg.split_seed is not None else _FIXED_SPLIT.get(key, cfg.seed)
+    return load_dataset(name or cfg.dataset, cfg.data_dir, download=download, seed=split)
 
 
 def _abs_path(value: Optional[str]) -> Optional[str]:
@@ -287,9 +295,21 @@ def _flat_alignment(align: dict) -> dict:
     return row
 
 
+def _load_error(err: Exception) -> str:
+    """A one-line account of a failed ``load_state_dict`` (torch's message spans lines)."""
+    text = " ".join(str(err).split())
+    if "np_V" in text:
+        return ("its node-perturbation statistics have another layout: np-direct with b_solver='ls' and "
+                "perturb='cycle' keeps one V per site since 2026-11-28 (one shared V learned feedback shrunk by "
+                "the number of sites), so a run made before cannot be continued")
+    return text[:300] or type(err).__name__
+
+
 def _same_config(a: dict, b: dict) -> list:
     """The fields on which two stored configurations differ (a field older runs lack has its old value)."""
     def get(d, k):
+        if k == "split_seed" and k not in d:  # before the field existed the split followed the seed
+            return d.get("seed")
         return d.get(k, _LEGACY_DEFAULTS.get(k))
 
     return sorted(k for k in set(a) | set(b) if k not in _IGNORED_ON_RESUME and get(a, k) != get(b, k))
@@ -398,6 +418,7 @@ def load_run(out_dir: str | os.PathLike, *, dataset: Optional[ImageDataset | str
         raise TypeError(f"dataset must be an ImageDataset or a data set name, got {type(dataset).__name__}")
     try:
         raw = json.loads(run.read_text())["config"]
+        raw.setdefault("split_seed", raw.get("seed", 0))  # a run made before split_seed: its split followed its seed
         cfg = TrainConfig(**raw).resolved()
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{run} is not the run.json of a bci-credit training run ({err!r})") from None
@@ -418,7 +439,7 @@ def load_run(out_dir: str | os.PathLike, *, dataset: Optional[ImageDataset | str
         model.load_state_dict(ck["model"])
         progress = {"epoch": int(ck["epoch"]), "step": int(ck["step"])}
     except (RuntimeError, TypeError, ValueError) as err:
-        raise ValueError(f"checkpoint {ckpt} does not fit the run's model ({str(err).splitlines()[0]}); {advice}") from None
+        raise ValueError(f"checkpoint {ckpt} does not fit the run's model ({_load_error(err)}); {advice}") from None
     model.to(dev).eval()
     return model, cfg, progress
 
@@ -491,15 +512,19 @@ def train(config: TrainConfig, out_dir: Optional[str | os.PathLike] = None, *, p
         ck = _read_checkpoint(ckpt_path, device, _CKPT_KEYS + _RESUME_KEYS, advice=advice)
         diff = _same_config(_plain(ck["config"]), _plain(cfg_dict))
         if diff:
+            hint = ""
+            if "split_seed" in diff and "split_seed" not in ck["config"]:
+                hint = (f"; it was made before the digits split was fixed and split with its seed: resume it with "
+                        f"split_seed={ck['config'].get('seed')} (--split-seed)")
             raise ValueError(f"{out} holds a run with a different configuration ({', '.join(diff)}); "
-                             "use another output folder or start afresh (overwrite)")
+                             "use another output folder or start afresh (overwrite)" + hint)
         _check_fits(model, ck, data, ckpt_path, "give the data the run was trained on, " + advice)
         try:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
         except (RuntimeError, TypeError, ValueError, KeyError) as err:
             raise ValueError(f"checkpoint {ckpt_path} does not fit this run's model or optimizer "
-                             f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); {advice}") from None
+                             f"({_load_error(err)}); {advice}") from None
         epoch, batch, step = ck["epoch"], ck["batch"], ck["step"]
         metric_rows, epoch_rows = ck["metric_rows"], ck["epoch_rows"]
         acc_loss, acc_n = ck["acc_loss"], ck["acc_n"]
