@@ -694,8 +694,11 @@ def load_results(out: str | os.PathLike) -> pd.DataFrame:
 
 
 def _spec(cfg: SimulationConfig, grid: dict, replicates: int, root: int, metrics_fn: Callable) -> dict:
-    return {"format": _SPEC_FORMAT, "config": _plain_tree(cfg.to_dict()), "grid": grid, "replicates": int(replicates),
+    spec = {"format": _SPEC_FORMAT, "config": _plain_tree(cfg.to_dict()), "grid": grid, "replicates": int(replicates),
             "root_seed": int(root), "metrics": _metrics_name(metrics_fn)}
+    if "learning.rule" in grid:  # each switched-in rule starts from its own defaults (SimulationConfig.with_overrides)
+        spec["rule_switch"] = "own defaults"
+    return spec
 
 
 def _plain_tree(obj: Any) -> Any:
@@ -703,6 +706,11 @@ def _plain_tree(obj: Any) -> Any:
 
 
 def _check_same(old: dict, new: dict, out: Path) -> None:
+    if old.get("rule_switch") != new.get("rule_switch"):
+        raise ValueError(
+            f"{out} holds a sweep over learning.rule made before a switched-in rule started from its own defaults "
+            "(its finished tasks kept the base rule's settings), so new tasks would not be comparable; use another "
+            "--out, or --overwrite to run it again")
     diff = [k for k in ("format", "config", "grid", "root_seed", "metrics") if _plain_tree(old.get(k)) != _plain_tree(new[k])]
     if diff:
         raise ValueError(

@@ -392,3 +392,21 @@ def test_sigkill_then_rerun_completes_every_task_once(tmp_path, reference, monke
 def test_sigint_and_sigkill_with_worker_processes(tmp_path, reference, monkeypatch):
     _sigint_then_cli_rerun(tmp_path / "int", reference, n_jobs=2)
     _sigkill_then_rerun(tmp_path / "kill", reference, 2, monkeypatch)
+
+
+def test_a_rule_grid_refuses_settings_it_would_drop_and_old_folders_of_the_old_semantics(tmp_path, capsys):
+    from bci_credit.cli import main
+    from bci_credit.sweep import SPEC
+
+    argv = ["sweep", "paper_2neuron_banana", "--grid", "learning.rule=rdd,od", "--duration", "0.5", "--no-figure",
+            "--no-progress", "--out"]
+    assert main(argv + [str(tmp_path / "a"), "--set", "learning.epsilon=50"]) == 2
+    assert "--set learning.epsilon would be dropped at the grid points that switch learning.rule" in capsys.readouterr().err
+    assert main(argv + [str(tmp_path / "b")]) == 0
+    spec = json.loads((tmp_path / "b" / SPEC).read_text())
+    assert spec["rule_switch"] == "own defaults"
+    del spec["rule_switch"]  # a folder made before a switched-in rule started from its own defaults
+    (tmp_path / "b" / SPEC).write_text(json.dumps(spec))
+    capsys.readouterr()
+    assert main(argv + [str(tmp_path / "b")]) == 2
+    assert "made before a switched-in rule started from its own defaults" in capsys.readouterr().err

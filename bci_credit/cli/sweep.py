@@ -78,6 +78,18 @@ def _load_metrics(spec: str):
     return obj
 
 
+def _refuse_settings_a_rule_grid_drops(sets: list, grid: list) -> None:
+    """``--set learning.X`` would be dropped wherever ``--grid learning.rule=...`` switches the rule (a new rule
+    starts from its own defaults): refuse it and say how to keep it."""
+    rule_grid = any(g.split("=", 1)[0].strip() in ("learning.rule", "rule") for g in grid)
+    learning = [s.split("=", 1)[0].strip() for s in sets
+                if s.split("=", 1)[0].strip().startswith("learning.") and s.split("=", 1)[0].strip() != "learning.rule"]
+    if rule_grid and learning:
+        raise CLIError(f"--set {', '.join(learning)} would be dropped at the grid points that switch learning.rule "
+                       f"(a switched-in rule starts from its own defaults); give it as a grid key instead, e.g. "
+                       f"--grid {learning[0]}=VALUE")
+
+
 def run(args) -> int:
     from ..config import ConfigError
     from .simulate import load_with_overrides
@@ -86,6 +98,7 @@ def run(args) -> int:
         raise CLIError(f"--replicates must be >= 1, got {args.replicates}")
     with warnings_as_lines("sweep"):  # e.g. a rule switched by --set learning.rule=...
         cfg = load_with_overrides(args.config, args.set, args.duration, None)
+    _refuse_settings_a_rule_grid_drops(args.set, args.grid)
     metrics = _load_metrics(args.metrics) if args.metrics else None
     from ..sweep import run_sweep
 
