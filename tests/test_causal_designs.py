@@ -352,6 +352,15 @@ def test_drivers_are_holm_corrected_over_the_units_of_each_variant():
     assert ("after Holm's correction for the units of each of 2 variants (spike: 4, naive-od: 2) (at most 5% chance "
             "per variant" in text) and "uncorrected; about 0.3 expected by chance" in text
     assert table["pvalue_holm"].isna().all()  # the caller's frame is left as it was
+    from statsmodels.stats.multitest import multipletests
+
+    from bci_credit.analysis.causal_results import _holm
+
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 7, 50):
+        pv = rng.uniform(0, 0.2, m) ** 2
+        pv[: m // 3] = pv[0]  # ties
+        np.testing.assert_allclose(_holm(pv), multipletests(pv, method="holm")[1], rtol=1e-12)
     one = CausalResults("spike", "jump", (), table[table["design"] == "spike"])
     assert "after Holm's correction for 4 tests (at most 5% chance of listing" in one.summary()
     with pytest.raises(ValueError, match="correction must be 'holm' or None"):

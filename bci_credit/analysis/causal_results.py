@@ -283,17 +283,26 @@ def _fill_from_batch(df: pd.DataFrame, rows: Sequence[int], fit: pd.DataFrame) -
             df["reason"][r] = str(why)
 
 
+def _holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (equal to statsmodels' ``multipletests(p, method="holm")[1]``,
+    which calls ``gc.collect()`` on every use: 0.2 s each in a large session)."""
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adjusted
+    return out
+
+
 def _holm_by_variant(table: pd.DataFrame) -> np.ndarray:
     """Holm-adjusted ``pvalue`` within each ``design`` variant (NaN where the p-value is NaN)."""
-    from statsmodels.stats.multitest import multipletests
-
     p = table["pvalue"].to_numpy(dtype=float)
     out = np.full(p.shape, np.nan)
     groups = table["design"].astype(str).to_numpy() if "design" in table.columns else np.zeros(p.shape, str)
     for g in np.unique(groups):
         idx = np.flatnonzero((groups == g) & np.isfinite(p))
         if idx.size:
-            out[idx] = multipletests(p[idx], method="holm")[1]
+            out[idx] = _holm(p[idx])
     return out
 
 
