@@ -159,6 +159,18 @@ def _init_parameters(cls) -> dict:
     return {k: p for k, p in sig.items() if k != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
 
 
+def rule_parameter_names(rule: str) -> set[str]:
+    """The hyper-parameter names of the learning rule called ``rule`` (none for ``"none"`` or an unknown name)."""
+    from .learning import RULES
+
+    return set(_init_parameters(RULES[rule])) if rule in RULES else set()
+
+
+class ConfigWarning(UserWarning):
+    """Something a config does that its author may not expect, said once (e.g. a rule switch that drops
+    settings, a duration rounded to whole windows); a sweep says it once, not in every task."""
+
+
 #: Hyper-parameters allowed with ``rule = "none"``: ``p`` is the RD window of the sweep metrics.
 _NO_RULE_PARAMS = ("p",)
 
@@ -273,7 +285,7 @@ class SimulationConfig:
 
     @property
     def duration_note(self) -> str | None:
-        """A warning when ``run.duration_s`` is not a whole number of windows (None when it is)."""
+        """The :class:`ConfigWarning` text when ``run.duration_s`` is not a whole number of windows (else None)."""
         n, window_s, duration = self.n_windows, self.model.window_s, float(self.run.duration_s)
         if math.isclose(n * window_s, duration, rel_tol=1e-9, abs_tol=1e-12):
             return None
@@ -364,8 +376,9 @@ class SimulationConfig:
         """A copy with ``table.key=value`` overrides, e.g. ``with_overrides(**{"population.c": 0.9})``.
 
         ``task.cost.NAME`` sets one parameter of the cost (``task.cost.name`` another cost, with its
-        defaults; it is applied before the cost parameters given in the same call). ``learning.NAME`` sets one hyper-parameter of the rule. Changing ``learning.rule`` from one
-        rule to another starts the new rule from its own defaults, with a warning naming what was
+        defaults; it is applied before the cost parameters given in the same call). ``learning.NAME``
+        sets one hyper-parameter of the rule. Changing ``learning.rule`` from one rule to another
+        starts the new rule from its own defaults, with a :class:`ConfigWarning` naming what was
         dropped: the config's hyper-parameters were chosen for the old rule (an RDD ``p = 0.1`` kept
         by ``od`` would make it an RDD rule; ``epsilon`` has another scale in ``reinforce``).
         Hyper-parameters given in the same call are kept. Switching from or to ``"none"`` keeps them.
@@ -379,7 +392,7 @@ class SimulationConfig:
             if dropped:
                 warnings.warn(f"learning.rule {new_rule!r} replaces {old_rule!r}: starting it from its own defaults, "
                               f"without the settings of {old_rule!r}: {dropped} (set them again to keep them)",
-                              UserWarning, stacklevel=2)
+                              ConfigWarning, stacklevel=2)
         # a new cost (task.cost.name) first, so that its parameters given in the same call apply to it
         order = sorted(dotted, key=lambda k: k != "task.cost.name")
         for key in order:

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .config import SimulationConfig
+from .config import ConfigWarning, SimulationConfig
 from .random import seed_repr
 from .recording import Recording, TimeSeries, WeightTrace, make_units_table
 from .sim.lif import LIFPopulation, WindowBlock, concat_blocks, run_windows, step_times, window_times
@@ -155,7 +155,7 @@ def run(config: SimulationConfig, *, progress: bool = False, rule=None) -> Recor
                         sigma_pert=getattr(rule, "sigma_pert", 0.0))
     n_windows = config.n_windows
     if config.duration_note:
-        warnings.warn(config.duration_note, UserWarning, stacklevel=2)
+        warnings.warn(config.duration_note, ConfigWarning, stacklevel=2)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -129,12 +129,14 @@ def _findings(analysis, duration_s: float) -> list[str]:
                         f"about 80% power to detect it needs a session about {factor:.1f}x as long "
                         f"(~{factor * duration_s / 60:.0f} min; normal approximation, SE ~ 1/sqrt(duration))."))
         out.append(line)
-    holm, raw = analysis.drivers(), analysis.drivers(correction=None)
+    def units(rows) -> str:
+        return ", ".join(map(str, rows["unit"])) if len(rows) else "none"
+
     n = int(np.isfinite(t["pvalue"]).sum())
-    out.append(f"- units listed as causal after Holm's correction over {n} units: "
-               + (", ".join(map(str, holm["unit"])) if len(holm) else "none")
-               + f"; with uncorrected 95% CIs excluding 0: " + (", ".join(map(str, raw["unit"])) if len(raw) else "none")
-               + f" (about {0.05 * n:.2g} expected by chance when no unit has an effect).")
+    chance = (1 - analysis.primary.level / 100) * n
+    out.append(f"- units listed as causal after Holm's correction over {n} units: {units(analysis.drivers())}; "
+               f"with uncorrected 95% CIs excluding 0: {units(analysis.drivers(correction=None))} "
+               f"(about {chance:.2g} expected by chance when no unit has an effect).")
     if truth:
         ok = np.isfinite(t["ci_lo"]) & np.isfinite(t[truth])
         cover = int(((t["ci_lo"] <= t[truth]) & (t[truth] <= t["ci_hi"]) & ok).sum())

@@ -67,7 +67,7 @@ import numpy as np
 import pandas as pd
 
 from .checks import check_number
-from .config import ConfigError, SimulationConfig, load_preset
+from .config import ConfigError, ConfigWarning, SimulationConfig, load_preset, rule_parameter_names
 from .parallel import child_seed, imap_unordered, progress_bar, resolve_scheduler
 from .plotting import pyplot
 
@@ -155,7 +155,7 @@ def resolve_key(key: str, config: SimulationConfig) -> str:
     for table in _TABLES:
         names = {f.name for f in dataclasses.fields(getattr(config, table))}
         if table == "learning":  # the rule's settings, given in the config or not
-            names |= set(config.learning.params) | _rule_parameter_names(config.learning.rule)
+            names |= set(config.learning.params) | rule_parameter_names(config.learning.rule)
         if key in names:
             matches.append(f"{table}.{key}")
     if len(matches) == 1:
@@ -166,14 +166,6 @@ def resolve_key(key: str, config: SimulationConfig) -> str:
         f"grid key {key!r} is not a config field; write it as table.key (e.g. model.sigma, learning.eta) or use "
         f"a short name ({', '.join(f'{k}={v}' for k, v in KEY_ALIASES.items())})"
     )
-
-
-def _rule_parameter_names(rule: str) -> set[str]:
-    """The hyper-parameter names of the learning rule called ``rule`` (none for ``"none"``)."""
-    from .config import _init_parameters
-    from .learning import RULES
-
-    return set(_init_parameters(RULES[rule])) if rule in RULES else set()
 
 
 _RANGE_RE = re.compile(r"^\s*([-+0-9.eE]+)\s*:\s*([-+0-9.eE]+)\s*:\s*(\d+)\s*$")
@@ -343,7 +335,7 @@ def make_tasks(config: SimulationConfig, grid: Mapping[str, list], replicates: i
                 raise ConfigError(f"grid point {params}: {err}") from None
             if note and note not in said:
                 said.add(note)
-                warnings.warn(note, UserWarning, stacklevel=2)
+                warnings.warn(note, ConfigWarning, stacklevel=2)
         items = tuple(params.items())
         for r in range(replicates):
             tasks.append(SweepTask(g, r, items, child_seed(root_seed, g, r)))
@@ -431,9 +423,8 @@ def run_task(task: SweepTask, *, config: SimulationConfig, metrics: Callable | N
     """Simulate one task and return its metrics (flattened); runs in a worker."""
     from .experiment import run as run_experiment
 
-    with warnings.catch_warnings():  # said once for the whole sweep (make_tasks, run_sweep), not per task
-        for said in _SAID_ONCE:
-            warnings.filterwarnings("ignore", message=said, category=UserWarning)
+    with warnings.catch_warnings():  # config warnings are said once for the whole sweep (make_tasks), not per task
+        warnings.simplefilter("ignore", ConfigWarning)
         cfg = config.with_overrides(**dict(task.params), **{"run.seed": task.seed})
         rec = run_experiment(cfg)
     values = _flatten((metrics or default_metrics)(rec, cfg))
@@ -443,8 +434,6 @@ def run_task(task: SweepTask, *, config: SimulationConfig, metrics: Callable | N
     return values
 
 
-#: Warnings make_tasks gives once per sweep, silenced in the tasks (see run_task).
-_SAID_ONCE = (r"learning\.rule .* replaces", r"run\.duration_s=.* is not a whole number")
 _RESERVED = {"task_id", "point", "replicate", "seed", "status", "reason", "elapsed_s", "cpu_s", "worker"}
 
 

@@ -22,8 +22,7 @@ __all__ = ["CausalResults", "RESULT_COLUMNS", "RD_OPTIONS"]
 
 #: Columns of every :class:`CausalResults` table (truth columns ``true_*`` follow for simulations).
 RESULT_COLUMNS = ("unit", "is_control", "design", "estimate", "se", "ci_lo", "ci_hi", "pvalue", "pvalue_holm",
-                  "estimate_bc",
-                  "bandwidth", "bandwidth_right", "n_left", "n_right", "density_p", "first_stage", "first_stage_se",
+                  "estimate_bc", "bandwidth", "bandwidth_right", "n_left", "n_right", "density_p", "first_stage", "first_stage_se",
                   "first_stage_f", "note", "reason")
 
 #: Options passed through to the RD fits (see :class:`bci_credit.analysis.rd.RD`).
@@ -155,14 +154,15 @@ class CausalResults:
         tested = np.isfinite(self.table["pvalue"].to_numpy(dtype=float))
         per_variant = self.table.loc[tested, "design"].astype(str).value_counts()
         alpha = 100.0 - self.level
+        counts = ", ".join(f"{v}: {k}" for v, k in per_variant.items())
         family = (f"{int(per_variant.iloc[0])} tests" if len(per_variant) == 1 else
-                  f"the units of each of {len(per_variant)} variants ({', '.join(f'{v}: {k}' for v, k in per_variant.items())})")
+                  f"the units of each of {len(per_variant)} variants ({counts})")
         holm, raw = self.drivers(), self.drivers(correction=None)
         lines.append(f"Units with an effect after Holm's correction for {family} (at most {alpha:g}% chance"
                      f"{' per variant' if len(per_variant) > 1 else ''} of listing any unit without one): "
                      f"{listed(holm) if len(holm) else 'none'}")
-        lines.append(f"Units whose own {lev} excludes 0 (uncorrected; about {tested.sum() * alpha / 100:.2g} expected by "
-                     f"chance if no unit had an effect): {listed(raw) if len(raw) else 'none'}")
+        lines.append(f"Units whose own {lev} excludes 0 (uncorrected; about {tested.sum() * alpha / 100:.2g} "
+                     f"expected by chance if no unit had an effect): {listed(raw) if len(raw) else 'none'}")
         for n in self.notes:
             lines.append(f"note: {n}")
         return "\n".join(lines)

@@ -223,7 +223,8 @@ def _analyze_to(out, files: list, n_jobs: int, kw: dict, args: argparse.Namespac
         alpha = 1.0 - args.level / 100.0
 
         def listed(rows):
-            return (": " + ", ".join(f"{Path(f).name}:{u}" for f, u in zip(rows["file"], rows["unit"]))) if len(rows) else ""
+            names = ", ".join(f"{Path(f).name}:{u}" for f, u in zip(rows["file"], rows["unit"]))
+            return f": {names}" if len(rows) else ""
 
         holm = prim[prim["pvalue_holm"] < alpha] if "pvalue_holm" in prim.columns else prim.iloc[:0]
         sig = prim[(prim["ci_lo"] > 0) | (prim["ci_hi"] < 0)]

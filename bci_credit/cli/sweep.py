@@ -81,9 +81,11 @@ def _load_metrics(spec: str):
 def _refuse_settings_a_rule_grid_drops(sets: list, grid: list) -> None:
     """``--set learning.X`` would be dropped wherever ``--grid learning.rule=...`` switches the rule (a new rule
     starts from its own defaults): refuse it and say how to keep it."""
-    rule_grid = any(g.split("=", 1)[0].strip() in ("learning.rule", "rule") for g in grid)
-    learning = [s.split("=", 1)[0].strip() for s in sets
-                if s.split("=", 1)[0].strip().startswith("learning.") and s.split("=", 1)[0].strip() != "learning.rule"]
+    def key(item: str) -> str:
+        return item.split("=", 1)[0].strip()
+
+    rule_grid = any(key(g) in ("learning.rule", "rule") for g in grid)
+    learning = [key(s) for s in sets if key(s).startswith("learning.") and key(s) != "learning.rule"]
     if rule_grid and learning:
         raise CLIError(f"--set {', '.join(learning)} would be dropped at the grid points that switch learning.rule "
                        f"(a switched-in rule starts from its own defaults); give it as a grid key instead, e.g. "

@@ -60,11 +60,13 @@ def register(subparsers) -> None:
     p.add_argument("--b-solver", choices=("ls", "sgd"), default=None, help="NP: exact ridge LS or SGD for B")
     p.add_argument("--b-lr", type=float, default=None, help="NP with --b-solver sgd: feedback learning rate")
     p.add_argument("--gamma", type=float, default=None, help="NP with --b-solver ls: ridge penalty")
-    p.add_argument("--warmup-steps", type=int, default=None, help="np, np-direct, wm: first steps that learn only the feedback B, W frozen (default: "
-                        "1000 for the MLP with np/np-direct, else 0; ignored, with a warning, by other methods)")
+    p.add_argument("--warmup-steps", type=int, default=None,
+                   help="np, np-direct, wm: first steps that learn only the feedback B, W frozen (default: 1000 for "
+                        "the MLP with np/np-direct, else 0; ignored, with a warning, by other methods)")
     p.add_argument("--n-train", type=int, default=None, help="use only the first N training samples")
     p.add_argument("--n-test", type=int, default=None, help="use only the first N test samples")
-    p.add_argument("--log-every", type=int, default=100, help="steps between metric rows, plus one at each epoch's end (default: 100)")
+    p.add_argument("--log-every", type=int, default=100,
+                   help="steps between metric rows, plus one at each epoch's end (default: 100)")
     p.add_argument("--checkpoint-every", type=int, default=2000, help="steps between checkpoints (default: 2000)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--overwrite", action="store_true", help="ignore an existing checkpoint in --out and start afresh")
@@ -86,8 +88,7 @@ def run(args) -> int:
                       optimizer=args.optimizer, lr=args.lr, adam_eps=args.adam_eps, noise_std=args.noise_std,
                       b_solver=args.b_solver, b_lr=args.b_lr, gamma=args.gamma, warmup_steps=args.warmup_steps,
                       n_train=args.n_train, n_test=args.n_test, seed=args.seed, split_seed=args.split_seed,
-                      device=args.device,
-                      threads=args.threads, log_every=args.log_every, checkpoint_every=args.checkpoint_every)
+                      device=args.device, threads=args.threads, log_every=args.log_every, checkpoint_every=args.checkpoint_every)
     # a bad --out fails now, not after loading the data; a run that fails before writing leaves no folder
     with run_folder(args.out, "deep.train"), warnings_as_lines("train"):
         try:

@@ -108,6 +108,14 @@ class FeedbackState:
     def generator_states(self) -> dict:
         return {k: g.get_state() for k, g in self._generators.items()}
 
+    def restore_generators(self, states: dict) -> None:
+        """Put every stream back to ``states`` (from :meth:`generator_states`); a stream made since is
+        dropped, so it starts again from the seed when next needed."""
+        for key in [k for k in self._generators if k not in states]:
+            del self._generators[key]
+        for key, st in states.items():
+            self._generators[key].set_state(st)
+
     def set_generator_states(self, states: dict) -> None:
         """Restore saved generator states; those of a device not available here are skipped with a warning.
 

@@ -721,11 +721,7 @@ class CreditModel(nn.Module):
         if rng is None:
             return
         gens, cpu, cuda = rng
-        st = self._state
-        for key in [k for k in st._generators if k not in gens]:
-            del st._generators[key]  # made during the pass: it starts again from the seed when next needed
-        for key, g in gens.items():
-            st._generators[key].set_state(g)
+        self._state.restore_generators(gens)
         torch.set_rng_state(cpu)
         if cuda is not None:
             torch.cuda.set_rng_state_all(cuda)

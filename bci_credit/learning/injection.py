@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..random import seed_sequence
 from .base import LearningRule, WindowData
 
 __all__ = ["SpikeInjectionRule"]
@@ -113,10 +114,11 @@ class SpikeInjectionRule(LearningRule):
         if not float(self.m) < 1.0:
             raise ValueError(f"{type(self).__name__}: m (injection probability per step) must be below 1, "
                              f"got {self.m!r}")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))
-                                      or self.seed < 0):
-            raise ValueError(f"{type(self).__name__}: seed must be a non-negative whole number or None, "
-                             f"got {self.seed!r}")
+        if self.seed is not None:
+            try:
+                seed_sequence(self.seed)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{type(self).__name__}: {err}") from None
 
     def initialize(self, w0, context) -> None:
         from ..sim.truth import spike_kick
@@ -150,18 +152,19 @@ class SpikeInjectionRule(LearningRule):
         if self.xi_ is None or self.xi_.shape != self.weights_.shape:
             raise RuntimeError(f"{type(self).__name__}.update() needs perturb_outputs() on the same window first "
                                f"(run_online calls it)")
-        R = window.reward
+        finite = np.isfinite(window.reward)  # a window with a NaN reward teaches nothing
+        R = np.where(finite, window.reward, 0.0)
         xi, self.xi_ = self.xi_, None
-        ok = (xi != 0) & np.isfinite(R)[:, None]
+        ok = (xi != 0) & finite[:, None]
         if self.baseline == "running":
             if self.rbar_ is None:
-                self.rbar_ = np.where(np.isfinite(R), R, 0.0)
+                self.rbar_ = R
             base = self.rbar_
             a = 1.0 / self.tau_baseline
-            self.rbar_ = np.where(np.isfinite(R), (1 - a) * self.rbar_ + a * R, self.rbar_)
+            self.rbar_ = np.where(finite, (1 - a) * self.rbar_ + a * R, self.rbar_)
         else:
             base = 0.0
-        resid = np.where(ok, (np.where(np.isfinite(R), R, 0.0) - base)[:, None] - self.beta_ * xi, 0.0)
+        resid = np.where(ok, (R - base)[:, None] - self.beta_ * xi, 0.0)
         self.beta_ = self.beta_ + self.eta * ok * xi * resid
         self.n_updates_ += ok
         return self._descend(window, self.beta_, self.n_updates_ >= self.warmup)

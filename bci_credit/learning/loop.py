@@ -69,7 +69,7 @@ def run_online(pop: LIFPopulation, rule: LearningRule, cost: Callable, n_windows
         s_end = b.s_end[:, 0, :]
         reward = _reward(cost, rule.perturb_outputs(s_end) if probes else s_end)
         win = WindowData(drive=b.drive[:, 0, :], spiked=b.spiked[:, 0, :], counts=b.counts[:, 0, :], reward=reward,
-                         s_end=b.s_end[:, 0, :], index=b.first_window,
+                         s_end=s_end, index=b.first_window,
                          eligibility=None if b.eligibility is None else b.eligibility[:, 0, :],
                          reward_unperturbed=r_unpert)
         rule.update(win)
