@@ -57,8 +57,8 @@ def render(results_dir: Path) -> str:
                          f"{meta.get('seconds', 0):.0f} s; python {meta.get('versions', {}).get('python', '?')}_")
             parts.append("")
         mod_path = HERE / f"bench_{name}.py"
-        rendered = None
-        if mod_path.exists():
+        rendered = res.get("markdown")  # a result may carry its own text (benchmarks/time_rule_update.py)
+        if rendered is None and mod_path.exists():
             try:
                 mod = _load(mod_path)
                 if hasattr(mod, "markdown"):
