@@ -329,8 +329,10 @@ def _start_and_kill(tmp_path, sig, n_jobs):
         time.sleep(0.2)
     assert not _orphans(kids), "worker processes outlived the sweep"
     done = journal.read_bytes().count(b"\n")
-    assert 3 <= done < 12, "the sweep should have been stopped part-way"
-    return proc, (tmp_path / "stderr.txt").read_text(), done, env
+    err = (tmp_path / "stderr.txt").read_text()
+    assert 3 <= done < 12, (f"the sweep should have been stopped part-way: {done} tasks journaled, exit status "
+                            f"{proc.returncode}; its stderr ends: {err[-1500:]}")
+    return proc, err, done, env
 
 
 def _orphans(pids):
