@@ -42,6 +42,9 @@ def test_a_failed_start_leaves_no_folder(tmp_path, capsys, argv):
     assert main([*argv, "--out", str(out)]) == 2
     assert not out.exists()
     assert capsys.readouterr().err.count("\n") == 1
+    (tmp_path / "kept").mkdir()
+    assert main([*argv, "--out", str(tmp_path / "kept" / "a" / "b")]) == 2  # every folder it made is removed
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"] and not any((tmp_path / "kept").iterdir())
 
 
 def test_an_empty_out_is_refused(capsys):

@@ -23,6 +23,19 @@ def test_estimators_on_a_known_jump():
     assert np.isnan(rdd_constant(np.full((10, 1), 0.2), np.ones(10), 0.1)[0])
 
 
+@pytest.mark.parametrize("drive", [0.97, 0.95, 1.03, 1.0 + 1 / 3])
+def test_linear_rdd_without_a_line_on_one_side_is_nan(drive):
+    """All windows of one side at one drive: no line fits there, so the estimate is NaN (rounding gave
+    a number of any size or NaN, depending on the drive's value)."""
+    rng = np.random.default_rng(1)
+    other = rng.uniform(1.0, 1.05, 40) if drive < 1 else rng.uniform(0.95, 1.0, 40)
+    z = np.concatenate([np.full(40, drive), other])[:, None]
+    r = rng.normal(size=80)
+    assert np.isnan(rdd_linear(z, r, 0.1 if drive < 1.1 else 0.5)[0])
+    z[0, 0] += 1e-3  # two distinct drives: a line, a finite estimate
+    assert np.isfinite(rdd_linear(z, r, 0.1 if drive < 1.1 else 0.5)[0])
+
+
 @pytest.fixture(scope="module")
 def fig3a_quick():
     """10 x 100-s runs per c of the Fig. 3A setting (the full version is the fig3a recipe)."""

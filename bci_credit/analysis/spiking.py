@@ -156,16 +156,17 @@ def _side_intercept(d, r, mask):
     sxx = np.einsum("...wn,...wn->...n", m, d * d)
     sy = np.einsum("...w,...wn->...n", r, m)
     sxy = np.einsum("...w,...wn->...n", r, m * d)
-    den = n * sxx - sx * sx
+    den = n * sxx - sx * sx  # n^2 times the variance of the drives: rounding leaves ~1e-16 n sxx of it when all are equal
     with np.errstate(invalid="ignore", divide="ignore"):
         a = (sy * sxx - sx * sxy) / den
-    return np.where(n >= 2, a, np.nan)
+    return np.where((n >= 2) & (den > 1e-9 * n * sxx), a, np.nan)
 
 
 def rdd_linear(z, r, p: float, theta: float = 1.0, *, one_sided: bool = False) -> np.ndarray:
     """Local-linear RDD estimate: jump between the two sides' least-squares lines at threshold.
 
-    Same inputs and output as :func:`rdd_constant`; a side with fewer than 2 windows gives NaN.
+    Same inputs and output as :func:`rdd_constant`; a side with fewer than 2 windows, or whose
+    drives are all equal (no line through them), gives NaN.
     """
     z, r, p = _check_inputs(z, r, p, theta, "rdd_linear")
     return _rdd_linear(z, r, p, theta, one_sided)

@@ -60,19 +60,25 @@ def out_dir(path, command: str, option: str = "--out"):
 def run_folder(path, command: str, option: str = "--out"):
     """:func:`out_dir` for a run that may fail before writing anything.
 
-    Yields the folder. If the block raises and the folder was made by this call and is still
-    empty, it is removed, so that a mistyped input leaves nothing behind; a folder the user made,
-    or one holding anything, is kept.
+    Yields the folder. If the block raises, the folders made by this call (``--out a/b/c`` may
+    make all three) are removed while empty, deepest first, so that a mistyped input leaves
+    nothing behind; a folder the user made, or one holding anything, is kept.
     """
     from pathlib import Path
 
-    made = not Path(path).exists()
+    made = []  # the folders out_dir will create, deepest first
+    for folder in (Path(path), *Path(path).parents):
+        if folder.exists() or folder == folder.parent:
+            break
+        made.append(folder)
     out = out_dir(path, command, option)
     try:
         yield out
     except BaseException:
-        if made and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
+        for folder in made:
+            if not folder.is_dir() or any(folder.iterdir()):
+                break
+            folder.rmdir()
         raise
 
 
