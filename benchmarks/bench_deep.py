@@ -118,6 +118,23 @@ def run(quick: bool = True) -> dict:
             "targets": targets}
 
 
+def markdown(res: dict) -> str:
+    """One table per model: median CPU time per step and its ratio to native BP, then the targets."""
+    lines = [f"CPU, {res.get('threads', 1)} thread, torch {res.get('torch', '?')}; median over interleaved rounds "
+             f"of process CPU time per training step (forward, backward, feedback update, SGD step)."]
+    for r in res["results"]:
+        conv = r.get("ratio_to_converted_bp", {})
+        lines += ["", f"**{r['model']}**, batch {r['batch']}, {r['rounds']} rounds x {r['steps_per_round']} steps", "",
+                  "| method | ms/step | / native BP | / converted BP | wall / native BP |", "|---|---|---|---|---|"]
+        for k, ms in r["step_ms"].items():
+            c = f"{conv[k]:.2f}x" if k in conv else ""
+            lines.append(f"| {k} | {ms:.3g} | **{r['ratio_to_bp'][k]:.2f}x** | {c} | {r['wall_ratio_to_bp'][k]:.2f}x |")
+        held = res.get("targets", {}).get(r["model"], {})
+        if held:
+            lines += ["", "Targets: " + "; ".join(f"{k}: {'holds' if v else 'FAILS'}" for k, v in held.items()) + "."]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds and a narrower CNN")
