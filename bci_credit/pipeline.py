@@ -116,8 +116,10 @@ def _findings(analysis, duration_s: float) -> list[str]:
     t = analysis.primary.table
     truth = next((c for c in ("true_rd_effect", "true_marginal_effect") if c in t), None)
     out = ["What the analysis found:"]
+    lev = f"{analysis.primary.level:g}%"
     for _, r in t[t["is_control"].astype(bool)].iterrows():
-        line = (f"- control unit {r['unit']}: estimate {r['estimate']:.4g}, 95% CI [{r['ci_lo']:.4g}, {r['ci_hi']:.4g}]"
+        line = (f"- control unit {r['unit']}: estimate {r['estimate']:.4g}, "
+                f"{lev} CI [{r['ci_lo']:.4g}, {r['ci_hi']:.4g}]"
                 + (f", true effect {r[truth]:.4g} ({'inside' if r['ci_lo'] <= r[truth] <= r['ci_hi'] else 'outside'} "
                    f"the CI)" if truth else "") + ".")
         effect = abs(r[truth]) if truth else np.nan
@@ -135,12 +137,12 @@ def _findings(analysis, duration_s: float) -> list[str]:
     n = int(np.isfinite(t["pvalue"]).sum())
     chance = (1 - analysis.primary.level / 100) * n
     out.append(f"- units listed as causal after Holm's correction over {n} units: {units(analysis.drivers())}; "
-               f"with uncorrected 95% CIs excluding 0: {units(analysis.drivers(correction=None))} "
+               f"with uncorrected {lev} CIs excluding 0: {units(analysis.drivers(correction=None))} "
                f"(about {chance:.2g} expected by chance when no unit has an effect).")
     if truth:
         ok = np.isfinite(t["ci_lo"]) & np.isfinite(t[truth])
         cover = int(((t["ci_lo"] <= t[truth]) & (t[truth] <= t["ci_hi"]) & ok).sum())
-        out.append(f"- the 95% CIs cover the true effect ({truth}) for {cover} of {int(ok.sum())} units.")
+        out.append(f"- the {lev} CIs cover the true effect ({truth}) for {cover} of {int(ok.sum())} units.")
     return out
 
 

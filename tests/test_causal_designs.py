@@ -107,6 +107,8 @@ def test_naive_comparison(small_recording):
     h = small_recording.spiked[:, 0]
     np.testing.assert_allclose(t["estimate"][0], r[h].mean() - r[~h].mean(), rtol=1e-10)
     assert t["n_right"][0] == h.sum() and t["n_left"][0] == (~h).sum()
+    text = res.summary()  # an association is not called an effect
+    assert "Units associated with the reward after Holm's correction" in text and "with an effect" not in text
 
 
 # ---------------------------------------------------------------------------- fuzzy spike RD

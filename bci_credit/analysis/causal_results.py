@@ -158,11 +158,16 @@ class CausalResults:
         family = (f"{int(per_variant.iloc[0])} tests" if len(per_variant) == 1 else
                   f"the units of each of {len(per_variant)} variants ({counts})")
         holm, raw = self.drivers(), self.drivers(correction=None)
-        lines.append(f"Units with an effect after Holm's correction for {family} (at most {alpha:g}% chance"
-                     f"{' per variant' if len(per_variant) > 1 else ''} of listing any unit without one): "
+        # the naive design estimates an association, not an effect: its lists must not read as causal
+        if self.design == "naive":
+            found, without, none_had = "associated with the reward", "without an association", "no unit were associated"
+        else:
+            found, without, none_had = "with an effect", "without one", "no unit had an effect"
+        lines.append(f"Units {found} after Holm's correction for {family} (at most {alpha:g}% chance"
+                     f"{' per variant' if len(per_variant) > 1 else ''} of listing any unit {without}): "
                      f"{listed(holm) if len(holm) else 'none'}")
         lines.append(f"Units whose own {lev} excludes 0 (uncorrected; about {tested.sum() * alpha / 100:.2g} "
-                     f"expected by chance if no unit had an effect): {listed(raw) if len(raw) else 'none'}")
+                     f"expected by chance if {none_had}): {listed(raw) if len(raw) else 'none'}")
         for n in self.notes:
             lines.append(f"note: {n}")
         return "\n".join(lines)
