@@ -143,6 +143,21 @@ def _findings(analysis, duration_s: float) -> list[str]:
         ok = np.isfinite(t["ci_lo"]) & np.isfinite(t[truth])
         cover = int(((t["ci_lo"] <= t[truth]) & (t[truth] <= t["ci_hi"]) & ok).sum())
         out.append(f"- the {lev} CIs cover the true effect ({truth}) for {cover} of {int(ok.sum())} units.")
+    if analysis.naive is not None:  # what the RD design protects against, on this very session
+        naive = analysis.naive.table
+        listed = analysis.naive.drivers()
+        listed = listed[listed["design"].astype(str) == "naive-od"]
+        line = (f"- the naive comparison (observed dependence: mean reward in windows with against without a spike) "
+                f"lists {len(listed)} of {int((naive['design'].astype(str) == 'naive-od').sum())} units as associated "
+                f"with the reward after Holm's correction")
+        if truth:
+            effect = dict(zip(t["unit"], t[truth]))
+            null = sum(1 for u in listed["unit"] if effect.get(u) == 0)
+            rd_null = sum(1 for u in analysis.drivers()["unit"] if effect.get(u) == 0)
+            line += (f"; {null} of them have no effect on it (true effect 0; correlated input makes their spikes "
+                     f"coincide with the control unit's), against {rd_null} such unit(s) listed by the RD design"
+                     if null else "; none of them is without an effect")
+        out.append(line + ".")
     return out
 
 

@@ -29,4 +29,35 @@ def test_demo_pipeline_writes_report(tmp_path):
     assert f"true effect {ctrl['true_marginal_effect']:.4g} ({'inside' if inside else 'outside'} the CI)" in text
     covered = ((spike["ci_lo"] <= spike["true_marginal_effect"]) & (spike["true_marginal_effect"] <= spike["ci_hi"]))
     assert f"for {int(covered.sum())} of 20 units" in text
+    # the naive comparison's Holm-listed units, and how many of them have no effect (the confounding RD avoids)
+    od = table[table["design"] == "naive-od"]
+    listed = od[od["pvalue_holm"] < 0.05]
+    null = int((listed["true_marginal_effect"] == 0).sum())
+    assert (f"lists {len(listed)} of 20 units as associated with the reward after Holm's correction; "
+            + (f"{null} of them have no effect" if null else "none of them is without an effect")) in text
     assert "pvalue_holm" in table.columns and (table["pvalue_holm"].dropna() >= table["pvalue"].dropna()).all()
+
+
+def test_findings_contrast_the_naive_listing_with_the_rd_design():
+    """Units the naive comparison lists although their true effect is 0 are counted, against the RD design's."""
+    from types import SimpleNamespace
+
+    from bci_credit.pipeline import _findings
+
+    units = [0, 1, 2, 3]
+    truth = [0.02, 0.0, 0.0, 0.0]
+    spike = pd.DataFrame({"unit": units, "is_control": [True, False, False, False], "design": "spike",
+                          "estimate": [0.02, 0.001, 0.03, -0.01], "se": 0.01, "ci_lo": [0.0, -0.02, 0.01, -0.03],
+                          "ci_hi": [0.04, 0.02, 0.05, 0.01], "pvalue": [0.04, 0.9, 0.003, 0.3],
+                          "true_marginal_effect": truth})
+    naive = pd.DataFrame({"unit": units, "design": "naive-od", "pvalue": [1e-9, 1e-6, 0.2, 1e-5]})
+
+    def drivers(table, listed):
+        return lambda correction="holm": table[table["unit"].isin(listed)]
+
+    analysis = SimpleNamespace(primary=SimpleNamespace(table=spike, level=95.0),
+                               naive=SimpleNamespace(table=naive, drivers=drivers(naive, [0, 1, 3])),
+                               drivers=drivers(spike, [2]))
+    text = "\n".join(_findings(analysis, 60.0))
+    assert ("lists 3 of 4 units as associated with the reward after Holm's correction; 2 of them have no effect on "
+            "it") in text and "against 1 such unit(s) listed by the RD design" in text
