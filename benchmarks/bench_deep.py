@@ -124,11 +124,14 @@ def markdown(res: dict) -> str:
              f"of process CPU time per training step (forward, backward, feedback update, SGD step)."]
     for r in res["results"]:
         conv = r.get("ratio_to_converted_bp", {})
-        lines += ["", f"**{r['model']}**, batch {r['batch']}, {r['rounds']} rounds x {r['steps_per_round']} steps", "",
+        lines += ["", f"**{r['model']}**, batch {r.get('batch', '?')}, {r.get('rounds', '?')} rounds x "
+                      f"{r.get('steps_per_round', '?')} steps", "",
                   "| method | ms/step | / native BP | / converted BP | wall / native BP |", "|---|---|---|---|---|"]
         for k, ms in r["step_ms"].items():
             c = f"{conv[k]:.2f}x" if k in conv else ""
-            lines.append(f"| {k} | {ms:.3g} | **{r['ratio_to_bp'][k]:.2f}x** | {c} | {r['wall_ratio_to_bp'][k]:.2f}x |")
+            wall = r.get("wall_ratio_to_bp", {})
+            w = f"{wall[k]:.2f}x" if k in wall else ""
+            lines.append(f"| {k} | {ms:.3g} | **{r['ratio_to_bp'][k]:.2f}x** | {c} | {w} |")
         held = res.get("targets", {}).get(r["model"], {})
         if held:
             lines += ["", "Targets: " + "; ".join(f"{k}: {'holds' if v else 'FAILS'}" for k, v in held.items()) + "."]

@@ -109,8 +109,11 @@ def _all_recipes_full() -> dict | None:
     if not timings.exists():
         return None
     tj = json.loads(timings.read_text())
+    if tj.get("quick", False) or tj.get("total_s") is None:  # only a full-size run's timings stand for it
+        return None
     return {"total_s": tj.get("total_s"), "total_cpu_s": tj.get("total_cpu_s"), "n_jobs": tj.get("n_jobs"),
-            "per_recipe_s": {k: v["elapsed_s"] for k, v in tj.get("recipes", {}).items()}, "note": tj.get("note"),
+            "per_recipe_s": {k: v.get("elapsed_s", float("nan")) for k, v in tj.get("recipes", {}).items()},
+            "note": tj.get("note"),
             "source": "analysis/results/reproduce/timings.json (analysis/reproduce_all.py)"}
 
 

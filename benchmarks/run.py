@@ -63,8 +63,9 @@ def render(results_dir: Path) -> str:
                 mod = _load(mod_path)
                 if hasattr(mod, "markdown"):
                     rendered = mod.markdown(res)
-            except Exception as err:  # a broken renderer must not hide the numbers
-                rendered = f"(renderer failed: {err})"
+            except Exception as err:  # a broken renderer must not hide the numbers: they follow as JSON
+                body = {k: v for k, v in res.items() if k != "_meta"}
+                rendered = f"(renderer failed: {err})\n\n```json\n" + json.dumps(body, indent=1)[:4000] + "\n```"
         if rendered is None:
             body = {k: v for k, v in res.items() if k != "_meta"}
             rendered = "```json\n" + json.dumps(body, indent=1)[:4000] + "\n```"

@@ -62,6 +62,11 @@ def _commit(tree: Path) -> str:
 
 def compare(old: Path, new: Path, rounds: int, note: str = "") -> dict:
     """Time ``old`` and ``new`` alternately, ``rounds`` fresh processes each; best of each per rule."""
+    if rounds < 1:
+        raise SystemExit(f"--rounds must be at least 1, got {rounds}")
+    for tree in (old, new):
+        if not (tree / "bci_credit" / "__init__.py").is_file():
+            raise SystemExit(f"{tree} is not a checkout of bci_credit (no bci_credit/__init__.py)")
     best = {"old": dict.fromkeys(RULES, np.inf), "new": dict.fromkeys(RULES, np.inf)}
     loads = []
     for _ in range(rounds):
@@ -69,8 +74,13 @@ def compare(old: Path, new: Path, rounds: int, note: str = "") -> dict:
             env = dict(os.environ, PYTHONPATH=str(tree))
             loads.append(os.getloadavg()[0])
             res = subprocess.run([sys.executable, __file__, "--json"], env=env, cwd=tree, capture_output=True,
-                                 text=True, check=True)
-            for k, v in json.loads(res.stdout).items():
+                                 text=True)
+            if res.returncode:
+                raise SystemExit(f"timing {tree} failed:\n{res.stderr}")
+            out = json.loads(res.stdout)
+            if not Path(out.pop("module")).resolve().is_relative_to(tree):  # not an installed copy elsewhere
+                raise SystemExit(f"timing {tree} imported bci_credit from outside it; check PYTHONPATH")
+            for k, v in out.items():
                 best[label][k] = min(best[label][k], v)
     rows = {k: {"old_us": best["old"][k], "new_us": best["new"][k], "ratio": best["new"][k] / best["old"][k]}
             for k in RULES}
@@ -86,6 +96,7 @@ def compare(old: Path, new: Path, rounds: int, note: str = "") -> dict:
 
 
 def main(argv=None) -> int:
+    """Command line: time this checkout, or compare two (``--compare OLD NEW``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"), type=Path, help="two checkouts to time alternately")
     ap.add_argument("--rounds", type=int, default=4)
@@ -107,7 +118,12 @@ def main(argv=None) -> int:
         print(f"wrote {out}")
         return 0
     res = time_here()
-    print(json.dumps(res) if a.json else " ".join(f"{k}={v:.1f}" for k, v in res.items()))
+    if a.json:
+        import bci_credit
+
+        print(json.dumps({**res, "module": bci_credit.__file__}))
+    else:
+        print(" ".join(f"{k}={v:.1f}" for k, v in res.items()))
     return 0
 
 

@@ -45,6 +45,9 @@ def test_a_failed_start_leaves_no_folder(tmp_path, capsys, argv):
     (tmp_path / "kept").mkdir()
     assert main([*argv, "--out", str(tmp_path / "kept" / "a" / "b")]) == 2  # every folder it made is removed
     assert [p.name for p in tmp_path.iterdir()] == ["kept"] and not any((tmp_path / "kept").iterdir())
+    # 'x/../kept/new' makes x and kept/new; it removes both, and never the user's own (empty) 'kept'
+    assert main([*argv, "--out", str(tmp_path / "x" / ".." / "kept" / "new")]) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"] and not any((tmp_path / "kept").iterdir())
 
 
 def test_an_empty_out_is_refused(capsys):

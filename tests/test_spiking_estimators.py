@@ -36,6 +36,14 @@ def test_linear_rdd_without_a_line_on_one_side_is_nan(drive):
     assert np.isfinite(rdd_linear(z, r, 0.1 if drive < 1.1 else 0.5)[0])
 
 
+def test_linear_rdd_keeps_a_line_through_close_drives():
+    """Drives far from threshold relative to their spread still fit a line (as numpy.polyfit does)."""
+    z, r = np.array([1.5, 1.50001, 0.7, 0.9])[:, None], np.array([1.0, 1.2, 0.0, 0.1])
+    above = np.polyval(np.polyfit([0.5, 0.50001], [1.0, 1.2], 1), 0.0)
+    below = np.polyval(np.polyfit([-0.3, -0.1], [0.0, 0.1], 1), 0.0)
+    assert rdd_linear(z, r, 1.0)[0] == pytest.approx(above - below, rel=1e-6)
+
+
 @pytest.fixture(scope="module")
 def fig3a_quick():
     """10 x 100-s runs per c of the Fig. 3A setting (the full version is the fig3a recipe)."""

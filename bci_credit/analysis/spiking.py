@@ -156,10 +156,11 @@ def _side_intercept(d, r, mask):
     sxx = np.einsum("...wn,...wn->...n", m, d * d)
     sy = np.einsum("...w,...wn->...n", r, m)
     sxy = np.einsum("...w,...wn->...n", r, m * d)
-    den = n * sxx - sx * sx  # n^2 times the variance of the drives: rounding leaves ~1e-16 n sxx of it when all are equal
+    den = n * sxx - sx * sx  # n^2 times the variance of the drives (rounding leaves a residue when all are equal)
+    spread = np.where(mask, d, -np.inf).max(axis=-2) > np.where(mask, d, np.inf).min(axis=-2)
     with np.errstate(invalid="ignore", divide="ignore"):
         a = (sy * sxx - sx * sxy) / den
-    return np.where((n >= 2) & (den > 1e-9 * n * sxx), a, np.nan)
+    return np.where((n >= 2) & spread & (den > 0), a, np.nan)
 
 
 def rdd_linear(z, r, p: float, theta: float = 1.0, *, one_sided: bool = False) -> np.ndarray:

@@ -64,21 +64,30 @@ def run_folder(path, command: str, option: str = "--out"):
     make all three) are removed while empty, deepest first, so that a mistyped input leaves
     nothing behind; a folder the user made, or one holding anything, is kept.
     """
+    import os
     from pathlib import Path
 
-    made = []  # the folders out_dir will create, deepest first
-    for folder in (Path(path), *Path(path).parents):
-        if folder.exists() or folder == folder.parent:
-            break
-        made.append(folder)
+    def absent(folder: Path) -> list:  # ``folder`` and its missing parents, deepest first
+        chain = []
+        for f in (folder, *folder.parents):
+            if f.exists() or f == f.parent:
+                break
+            chain.append(f)
+        return chain
+
+    # 'x/../mine' is 'mine' (walk the normalised path, so a folder the user made is never taken for
+    # a new one), but creating it also makes 'x', which the literal path walks through
+    made = absent(Path(os.path.abspath(path)))
+    parts = Path(path).parts
+    if ".." in parts and parts.index("..") > 0:
+        made += absent(Path(os.path.abspath(Path(*parts[:parts.index("..")]))))
     out = out_dir(path, command, option)
     try:
         yield out
     except BaseException:
-        for folder in made:
-            if not folder.is_dir() or any(folder.iterdir()):
-                break
-            folder.rmdir()
+        for folder in made:  # each was absent before and is removed only while empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         raise
 
 
