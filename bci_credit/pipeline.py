@@ -6,6 +6,7 @@ back from disk, exactly as it would read a real recording.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
@@ -15,10 +16,14 @@ import pandas as pd
 
 from .outputs import save_figure, write_run_json
 from .plotting import pyplot
+from .plotting.bci import _block_edges
 
 __all__ = ["run_demo"]
 
 log = logging.getLogger("bci_credit")
+
+#: The demo samples a counterfactual truth window this often (seconds; the session default is 1 s).
+DEMO_TRUTH_EVERY_S = 0.25
 
 
 def _learning_figure(rec):
@@ -33,15 +38,19 @@ def _learning_figure(rec):
         axes[0].set_xlabel("time (s)")
         axes[0].set_ylabel("input gain w")
         axes[0].legend()
-        axes[0].set_title("learning: weights")
+        axes[0].set_title("learning: weights", pad=14)  # room for the block names above the axes
     r = rec.windows["reward"].to_numpy(float)
     k = max(1, r.size // 100)
     rr = r[: r.size // k * k].reshape(-1, k).mean(axis=1)
     axes[1].plot(rec.windows["stop_s"].to_numpy()[k - 1::k][: rr.size], rr)
     axes[1].set_xlabel("time (s)")
     is_cost = rec.meta.get("reward_kind") == "cost"  # a BCI session's reward is a reward unless its mapping says cost
-    axes[1].set_ylabel("cost (lower is better)" if is_cost else "reward (higher is better)")
-    axes[1].set_title("learning curve")
+    span = float(rec.windows["stop_s"].iloc[k - 1] - rec.windows["start_s"].iloc[0]) if len(rec.windows) >= k else 0.0
+    axes[1].set_ylabel(("cost per window (lower is better)" if is_cost else "reward per window (higher is better)")
+                       + (f"\nmean over {span:.3g} s" if span > 0 else ""))
+    axes[1].set_title("learning curve", pad=14)
+    for ax in axes:  # the blocks (baseline, conditioning, extinction) on both panels
+        _block_edges(rec, ax)
     fig.tight_layout()
     return fig
 
@@ -57,7 +66,7 @@ def _effects_figure(analysis):
                 label=f"{analysis.design} RD (robust 95% CI)")
     if analysis.naive is not None:
         od = analysis.naive.table.query("design == 'naive-od'")
-        ax.plot(x + 0.15, od["estimate"].to_numpy(), "s", label="observed dependence (naive)")
+        ax.plot(x + 0.15, od["estimate"].to_numpy(), "s", label="observed dependence (naive: an association)")
     truth = next((c for c in ("true_rd_effect", "true_marginal_effect") if c in t), None)
     if truth:
         ax.plot(x, t[truth], "k_", ms=14, mew=2, label=f"truth ({truth})")
@@ -65,7 +74,7 @@ def _effects_figure(analysis):
     ax.set_xticks(x)
     ax.set_xticklabels([f"{u}{'*' if c else ''}" for u, c in zip(t["unit"], t["is_control"])])
     ax.set_xlabel("unit (* = control unit)")
-    ax.set_ylabel("causal effect on the reward")
+    ax.set_ylabel("change in the window's reward\nwith a spike of the unit")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -112,51 +121,77 @@ def check_demo_duration(duration_s: float | None, name: str = "duration_s") -> N
 
 def _findings(analysis, duration_s: float) -> list[str]:
     """What the analysis found, in words: each control unit against its true effect, the power of this
-    session length, the Holm-corrected and uncorrected detections, and how often the CIs cover the truth."""
+    session length, the Holm-corrected and uncorrected detections, how often the CIs cover the truth, and
+    how many units the naive comparisons list although they have no effect."""
     t = analysis.primary.table
     truth = next((c for c in ("true_rd_effect", "true_marginal_effect") if c in t), None)
     out = ["What the analysis found:"]
     lev = f"{analysis.primary.level:g}%"
     for _, r in t[t["is_control"].astype(bool)].iterrows():
-        line = (f"- control unit {r['unit']}: estimate {r['estimate']:.4g}, "
-                f"{lev} CI [{r['ci_lo']:.4g}, {r['ci_hi']:.4g}]"
-                + (f", true effect {r[truth]:.4g} ({'inside' if r['ci_lo'] <= r[truth] <= r['ci_hi'] else 'outside'} "
-                   f"the CI)" if truth else "") + ".")
+        line = f"- control unit {r['unit']}: estimate {r['estimate']:.4g}, {lev} CI [{r['ci_lo']:.4g}, {r['ci_hi']:.4g}]"
+        truth_se = float(r.get(truth + "_se", np.nan)) if truth else np.nan
+        if truth:
+            line += f", true effect {r[truth]:.4g}"
+            if np.isfinite(truth_se):  # the truth is a Monte Carlo average over sampled counterfactual windows
+                n_mc = r.get("true_marginal_n", np.nan)
+                line += (f" (itself a Monte Carlo estimate, SE {truth_se:.2g}"
+                         + (f", over {int(n_mc)} sampled near-threshold windows" if np.isfinite(n_mc) else "") + ")")
+            line += f"; the truth lies {'inside' if r['ci_lo'] <= r[truth] <= r['ci_hi'] else 'outside'} the CI"
+        line += "."
         effect = abs(r[truth]) if truth else np.nan
         if np.isfinite(effect) and effect > 0 and np.isfinite(r["se"]):
             # 80 % power at 5 % (two-sided): effect = 2.80 SE; the SE falls as 1/sqrt(session length)
             factor = (2.80 * r["se"] / effect) ** 2
             line += (f" Its standard error ({r['se']:.3g}) is {r['se'] / effect:.2g}x the effect: "
-                     + ("this session has about 80% power or more to detect it." if factor <= 1 else
+                     + ("this session has about 80% power or more to detect it" if factor <= 1 else
                         f"about 80% power to detect it needs a session about {factor:.1f}x as long "
-                        f"(~{factor * duration_s / 60:.0f} min; normal approximation, SE ~ 1/sqrt(duration))."))
+                        f"(~{factor * duration_s / 60:.0f} min; normal approximation, SE ~ 1/sqrt(duration))"))
+            if np.isfinite(truth_se) and truth_se > 0:
+                lo_f = (2.80 * r["se"] / (effect + truth_se)) ** 2
+                hi_txt = (f"{(2.80 * r['se'] / (effect - truth_se)) ** 2:.1f}x" if effect > truth_se
+                          else "without bound (the truth's SE is as large as the truth)")
+                line += f", {lo_f:.1f}x to {hi_txt} with the true effect one of its SEs higher or lower"
+            line += "."
         out.append(line)
     def units(rows) -> str:
         return ", ".join(map(str, rows["unit"])) if len(rows) else "none"
 
     n = int(np.isfinite(t["pvalue"]).sum())
     chance = (1 - analysis.primary.level / 100) * n
-    out.append(f"- units listed as causal after Holm's correction over {n} units: {units(analysis.drivers())}; "
+    out.append(f"- units detected as having an effect after Holm's correction over {n} units: {units(analysis.drivers())}; "
                f"with uncorrected {lev} CIs excluding 0: {units(analysis.drivers(correction=None))} "
                f"(about {chance:.2g} expected by chance when no unit has an effect).")
     if truth:
         ok = np.isfinite(t["ci_lo"]) & np.isfinite(t[truth])
         cover = int(((t["ci_lo"] <= t[truth]) & (t[truth] <= t["ci_hi"]) & ok).sum())
-        out.append(f"- the {lev} CIs cover the true effect ({truth}) for {cover} of {int(ok.sum())} units.")
-    if analysis.naive is not None:  # what the RD design protects against, on this very session
-        naive = analysis.naive.table
+        out.append(f"- the {lev} CIs cover the true effect ({truth}) for {cover} of {int(ok.sum())} units "
+                   f"(about {analysis.primary.level / 100 * int(ok.sum()):.0f} expected at their nominal coverage).")
+    naive = analysis.naive.table if analysis.naive is not None else None
+    if naive is not None and len(naive):  # what the RD design protects against, on this very session
         listed = analysis.naive.drivers()
-        listed = listed[listed["design"].astype(str) == "naive-od"]
-        line = (f"- the naive comparison (observed dependence: mean reward in windows with against without a spike) "
-                f"lists {len(listed)} of {int((naive['design'].astype(str) == 'naive-od').sum())} units as associated "
-                f"with the reward after Holm's correction")
+        effect = {u: e for u, e in zip(t["unit"], t[truth]) if np.isfinite(e)} if truth else {}
+        names = {"naive-od": "observed dependence (mean reward with against without a spike)",
+                 "naive-rate": "spike count", "naive-rate-adjusted": "spike count adjusted for the other units' counts"}
+
+        def null_count(units) -> str:  # how many of ``units`` have a true effect of exactly 0
+            units = list(dict.fromkeys(units))
+            known = [u for u in units if u in effect]
+            text = f"{sum(effect[u] == 0 for u in known)} without any effect"
+            return text + (f", {len(units) - len(known)} of unknown truth" if len(known) < len(units) else "")
+
+        parts = []
+        for variant in dict.fromkeys(naive["design"].astype(str)):
+            units_v = listed.loc[listed["design"].astype(str) == variant, "unit"]
+            n_v = int(np.isfinite(naive.loc[naive["design"].astype(str) == variant, "pvalue"].to_numpy(float)).sum())
+            parts.append(f"{names.get(variant, variant)}: {len(units_v)} of {n_v} units"
+                         + (f" ({null_count(units_v)})" if truth and len(units_v) else ""))
+        line = "- the naive comparisons list as associated with the reward, after Holm's correction: " + "; ".join(parts)
         if truth:
-            effect = dict(zip(t["unit"], t[truth]))
-            null = sum(1 for u in listed["unit"] if effect.get(u) == 0)
-            rd_null = sum(1 for u in analysis.drivers()["unit"] if effect.get(u) == 0)
-            line += (f"; {null} of them have no effect on it (true effect 0; correlated input makes their spikes "
-                     f"coincide with the control unit's), against {rd_null} such unit(s) listed by the RD design"
-                     if null else "; none of them is without an effect")
+            line += (f". The spike RD lists {len(set(analysis.drivers()['unit']))} unit(s) "
+                     f"({null_count(analysis.drivers()['unit'])}). Units without an effect are listed "
+                     f"when correlated input makes their spikes coincide with the control unit's; adjusting for the "
+                     f"other units removes that here because the shared input is the simulation's only confounder, "
+                     f"which a recording does not guarantee")
         out.append(line + ".")
     return out
 
@@ -173,6 +208,9 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = default_session_config(seed=int(seed))
+    # the truth is a Monte Carlo average over sampled counterfactual windows: sample four per second (not
+    # one), so that it is precise enough to judge the CIs by (SE 0.005 against 0.011 at the default seed)
+    cfg = cfg.replace(truth=dataclasses.replace(cfg.truth, every_s=DEMO_TRUTH_EVERY_S))
     if quick or duration_s is not None:
         total = float(duration_s) if duration_s is not None else 40.0
         cfg = cfg.replace(blocks=(Block("baseline", total / 6, reward=False), Block("conditioning", total * 2 / 3),
@@ -194,14 +232,21 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
         + ", ".join(f"{b.name} {b.duration_s:.0f} s" for b in cfg.blocks)
         + f"; `{cfg.rule}` learning, seed {seed}; control unit {', '.join(map(str, cfg.control_units))}.",
         "",
-        "Per-unit causal effect of a spike on the window's reward (spike-discontinuity RD, robust 95% CI):",
+        "Per-unit causal effect of a spike on the window's reward (spike-discontinuity RD, robust 95% CI), "
+        "with the simulation's true effect:",
         "",
+        "```text",
         table[["unit", "is_control", "estimate", "ci_lo", "ci_hi"]
-              + [c for c in ("true_rd_effect",) if c in table]].round(5).to_string(index=False),
+              + [c for c in ("true_rd_effect", "true_marginal_effect") if c in table][:1]].round(5).to_string(index=False),
+        "```",
         "",
         *_findings(analysis, sum(b.duration_s for b in cfg.blocks)),
         "",
+        "The full analysis (also in analysis/summary.txt; every row in analysis/effects.csv):",
+        "",
+        "```text",
         analysis.summary(),
+        "```",
         "",
         "Files: " + ", ".join(sorted(str(Path(f).relative_to(out)) for f in files)) + ", run.json",
     ]

@@ -26,15 +26,22 @@ def test_demo_pipeline_writes_report(tmp_path):
     assert "What the analysis found:" in text and "after Holm's correction over 20 units" in text
     ctrl = spike[spike["is_control"]].iloc[0]
     inside = ctrl["ci_lo"] <= ctrl["true_marginal_effect"] <= ctrl["ci_hi"]
-    assert f"true effect {ctrl['true_marginal_effect']:.4g} ({'inside' if inside else 'outside'} the CI)" in text
+    assert f"true effect {ctrl['true_marginal_effect']:.4g} (itself a Monte Carlo estimate, SE " in text
+    assert f"the truth lies {'inside' if inside else 'outside'} the CI" in text
+    assert ctrl["true_marginal_effect_se"] >= 0 and ctrl["true_marginal_n"] > 1  # the truth's own precision is kept
     covered = ((spike["ci_lo"] <= spike["true_marginal_effect"]) & (spike["true_marginal_effect"] <= spike["ci_hi"]))
     assert f"for {int(covered.sum())} of 20 units" in text
-    # the naive comparison's Holm-listed units, and how many of them have no effect (the confounding RD avoids)
+    # the naive comparisons' Holm-listed units, and how many of them have no effect (the confounding RD avoids)
     od = table[table["design"] == "naive-od"]
     listed = od[od["pvalue_holm"] < 0.05]
     null = int((listed["true_marginal_effect"] == 0).sum())
-    assert (f"lists {len(listed)} of 20 units as associated with the reward after Holm's correction; "
-            + (f"{null} of them have no effect" if null else "none of them is without an effect")) in text
+    assert f"spike): {len(listed)} of 20 units" + (f" ({null} without any effect)" if len(listed) else "") in text
+    from pynwb import NWBHDF5IO
+
+    with NWBHDF5IO(str(out / "session.nwb"), "r") as io:  # every column a simulation writes says what it is
+        f = io.read()
+        vague = [c.name for c in (*f.units.columns, *f.trials.columns) if c.description.startswith("Column '")]
+    assert vague == []
     assert "pvalue_holm" in table.columns and (table["pvalue_holm"].dropna() >= table["pvalue"].dropna()).all()
 
 
@@ -59,5 +66,9 @@ def test_findings_contrast_the_naive_listing_with_the_rd_design():
                                naive=SimpleNamespace(table=naive, drivers=drivers(naive, [0, 1, 3])),
                                drivers=drivers(spike, [2]))
     text = "\n".join(_findings(analysis, 60.0))
-    assert ("lists 3 of 4 units as associated with the reward after Holm's correction; 2 of them have no effect on "
-            "it") in text and "against 1 such unit(s) listed by the RD design" in text
+    assert ("the naive comparisons list as associated with the reward, after Holm's correction: observed dependence "
+            "(mean reward with against without a spike): 3 of 4 units (2 without any effect)") in text
+    assert "The spike RD lists 1 unit(s) (1 without any effect)" in text
+    # a listed unit whose truth is unknown is not counted as one without an effect
+    spike.loc[spike["unit"] == 3, "true_marginal_effect"] = float("nan")
+    assert "3 of 4 units (1 without any effect, 1 of unknown truth)" in "\n".join(_findings(analysis, 60.0))

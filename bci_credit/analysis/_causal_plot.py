@@ -62,6 +62,7 @@ def plot_unit(results, unit, ax=None, *, span: float = 3.0, p: int = 2):
         ax.set_ylabel(ylabel)
     else:
         rd_plot(y[sel], x[sel], 0.0, p=p, ax=ax, xlabel=xlabel, ylabel=ylabel)
+        labelled = False
         for side, hh in ((-1, h), (1, hr)):
             if not np.isfinite(hh):
                 continue
@@ -69,7 +70,10 @@ def plot_unit(results, unit, ax=None, *, span: float = 3.0, p: int = 2):
             coef = _local_linear(x[m], y[m], hh)
             if coef is not None:
                 g = side * np.linspace(0, hh, 20)
-                ax.plot(g, np.polyval(coef, g), color="C3", lw=1.5, ls="--")
+                ax.plot(g, np.polyval(coef, g), color="C3", lw=1.5, ls="--",
+                        label=None if labelled else "local-linear fit within the bandwidth (the estimate)")
+                labelled = True
+        ax.legend(fontsize=7, loc="best", framealpha=0.7)
     _title(ax, unit, r, results.level)
     return ax
 

@@ -29,7 +29,8 @@ RESULT_COLUMNS = ("unit", "is_control", "design", "estimate", "se", "ci_lo", "ci
 RD_OPTIONS = ("p", "q", "h", "b", "rho", "kernel", "bwselect", "vce", "nnmatch", "level", "masspoints", "bwcheck",
               "bwrestrict")
 
-_TRUTH_COLUMNS = ("true_rd_effect", "true_marginal_effect", "true_direct_effect", "true_total_effect")
+_TRUTH_COLUMNS = ("true_rd_effect", "true_marginal_effect", "true_marginal_effect_se", "true_marginal_n",
+                  "true_direct_effect", "true_total_effect")
 
 
 # ============================================================================ results
@@ -120,11 +121,15 @@ class CausalResults:
             lines.append(f"Options: {opts}")
         lines.append("")
         lev = f"{self.level:g}% CI"
-        head = f"{'unit':>8} {'variant':<26}{'estimate':>10}{'se':>9}{lev:>22}{'p':>10}{'h':>8}{'N-/N+':>12}{'dens.p':>8}"
+        shown = t.head(max_rows)
+        cis = [f"[{lo:.4g}, {hi:.4g}]" for lo, hi in zip(shown["ci_lo"], shown["ci_hi"])]
+        w_ci = max([22] + [len(c) + 2 for c in cis])  # wide intervals must not run into their neighbours
+        head = (f"{'unit':>8} {'variant':<26}{'estimate':>10}{'se':>9}{lev:>{w_ci}}{'p':>10}{'h':>8}{'N-/N+':>12}"
+                f"{'dens.p':>8}")
         if self.design == "fuzzy":
             head += f"{'1st st.':>9}{'F':>7}"
         lines += [head, "-" * len(head)]
-        for _, r in t.head(max_rows).iterrows():
+        for (_, r), ci in zip(shown.iterrows(), cis):
             unit = str(r["unit"]) + ("*" if bool(r.get("is_control", False)) else "")
             if not np.isfinite(r["estimate"]):
                 line = f"{unit:>8} {str(r['design']):<26}{'-':>10}   {r['reason']}"
@@ -133,23 +138,26 @@ class CausalResults:
                             f"(F = {r['first_stage_f']:.3g}): {r['reason']}")
                 lines.append(line)
                 continue
-            ci = f"[{r['ci_lo']:.4g}, {r['ci_hi']:.4g}]"
             nn = f"{_fmt_int(r['n_left'])}/{_fmt_int(r['n_right'])}"
-            line = (f"{unit:>8} {str(r['design']):<26}{r['estimate']:>10.4g}{r['se']:>9.3g}{ci:>22}"
+            line = (f"{unit:>8} {str(r['design']):<26}{r['estimate']:>10.4g}{r['se']:>9.3g}{ci:>{w_ci}}"
                     f"{_fmt(r['pvalue'], 10)}{_fmt(r['bandwidth'], 8)}{nn:>12}{_fmt(r['density_p'], 8)}")
             if self.design == "fuzzy":
                 line += f"{_fmt(r['first_stage'], 9)}{_fmt(r['first_stage_f'], 7)}"
             lines.append(line)
         if len(t) > max_rows:
-            lines.append(f"... {len(t) - max_rows} more rows (see to_frame())")
+            lines.append(f"... {len(t) - max_rows} more rows (all rows: to_frame(), or effects.csv when saved)")
         lines.append("-" * len(head))
         lines.append("* control unit.  N-/N+: effective observations left/right of the cutoff (RD) or windows "
                      "without/with a spike (naive).")
-        many = self.table["design"].nunique() > 1
+        if "estimate_bc" in t and np.isfinite(t["estimate_bc"].to_numpy(dtype=float)).any():
+            lines.append("  The RD estimate is the conventional local-linear one; its robust CI is centred on the "
+                         "bias-corrected estimate (column estimate_bc), so it need not be symmetric about it.")
 
         def listed(d):
-            return ", ".join(f"{u} ({v + ': ' if many else ''}{e:+.3g})"
-                             for u, v, e in zip(d["unit"], d["design"], d["estimate"]))
+            if d["design"].nunique() <= 1:
+                return ", ".join(f"{u} ({e:+.3g})" for u, e in zip(d["unit"], d["estimate"]))
+            return "; ".join(f"{v}: " + ", ".join(f"{u} ({e:+.3g})" for u, e in zip(g["unit"], g["estimate"]))
+                             for v, g in d.groupby(d["design"].astype(str), sort=False))
 
         tested = np.isfinite(self.table["pvalue"].to_numpy(dtype=float))
         per_variant = self.table.loc[tested, "design"].astype(str).value_counts()
@@ -160,7 +168,7 @@ class CausalResults:
         holm, raw = self.drivers(), self.drivers(correction=None)
         # the naive design estimates an association, not an effect: its lists must not read as causal
         if self.design == "naive":
-            found, without, none_had = "associated with the reward", "without an association", "no unit were associated"
+            found, without, none_had = "associated with the reward", "without an association", "no unit was associated"
         else:
             found, without, none_had = "with an effect", "without one", "no unit had an effect"
         lines.append(f"Units {found} after Holm's correction for {family} (at most {alpha:g}% chance"

@@ -43,12 +43,35 @@ _DESCRIPTIONS = {
         "all other units held fixed.",
         "true_total_effect": "Simulation only: true total causal effect of one spike of the unit on reward, "
         "including effects through other units.",
+        "true_direct_effect_se": "Simulation only: standard error of true_direct_effect over the sampled windows.",
+        "true_direct_effect_horizon": "Simulation only: true_direct_effect summed over the counterfactual horizon "
+        "(the decoder has memory).",
+        "true_total_effect_se": "Simulation only: standard error of true_total_effect over the sampled windows.",
+        "true_marginal_effect": "Simulation only: true effect of one spike inserted at a random step, averaged over "
+        "sampled windows with the drive near threshold (|Z - threshold| < near_p); a Monte Carlo estimate.",
+        "true_marginal_effect_se": "Simulation only: Monte Carlo standard error of true_marginal_effect.",
+        "true_marginal_n": "Simulation only: number of sampled near-threshold windows behind true_marginal_effect.",
+        "true_removal_effect": "Simulation only: factual reward minus the reward with the unit silenced, over "
+        "sampled windows in which it spiked.",
+        "true_removal_marginal": "Simulation only: true_removal_effect over sampled windows just above threshold "
+        "(threshold < Z < threshold + near_p).",
+        "true_removal_marginal_se": "Simulation only: standard error of true_removal_marginal.",
+        "true_removal_marginal_n": "Simulation only: number of sampled windows behind true_removal_marginal.",
+        "baseline_rate_hz": "The unit's firing rate at baseline, before conditioning (Hz).",
+        "w_initial": "Simulation only: the unit's input weight at the start of the session (a.u.).",
+        "w_final": "Simulation only: the unit's input weight at the end of the session (a.u.).",
+        "preferred_direction_rad": "The unit's preferred movement direction (rad).",
+        "tuning_depth": "Depth of the unit's direction tuning (fraction of its rate).",
+        "cluster": "Simulation only: the correlated-input cluster the unit belongs to.",
+        "private_scale": "Simulation only: scale of the unit's private input noise (1 = the population's).",
         L.UNIT_LABEL_COLUMN: "Original unit id (the bci_credit Recording index), as text.",
     },
     "windows": {
         "start_time": "Start of the analysis window (s).",
         "stop_time": "End of the analysis window (s).",
         "reward": "Reward received in the window.",
+        "cost": "Cost the learning rule minimised in the window (for a reward task: minus the reward value).",
+        "block": "Task block of the window.",
         L.DRIVE_COLUMN: "Running variable Z: maximum input drive of each unit in the window, shape "
         "(n_windows, n_units); column j belongs to row j of /units.",
         L.SPIKED_COLUMN: "Treatment H: whether each unit spiked in the window, shape (n_windows, n_units); "
@@ -58,7 +81,8 @@ _DESCRIPTIONS = {
         "start_time": "Start of the trial (s).",
         "stop_time": "End of the trial (s); NaN if unknown.",
         "block": "Task block of the trial.",
-        "success": "True when the trial was rewarded / successful.",
+        "success": "True when the decoder met the reward criterion in the trial; in blocks without reward "
+        "(baseline, extinction) nothing was delivered (reward_time is NaN).",
         "reward_time": "Time of reward (s); NaN if none.",
     },
 }

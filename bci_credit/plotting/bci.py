@@ -46,11 +46,12 @@ def plot_bci_session(rec: Recording, *, bin_s: float = 10.0):
         ax.plot(ts.t_s[::k], v[::k], lw=0.4, color="tab:blue")
         theta = (rec.meta.get("decoder") or {}).get("theta_hz")
         if theta is not None and np.isfinite(theta):
-            ax.axhline(theta, color="k", ls="--", lw=0.8, label="threshold")
+            ax.axhline(theta, color="k", ls="--", lw=0.8, label=f"reward threshold {theta:.3g} Hz")
     if "reward" in rec.series and rec.series["reward"].kind == "events":
         rt = rec.series["reward"].t_s
         ax.plot(rt, np.full(rt.size, ax.get_ylim()[1] if ax.lines else 1.0), "|", color="tab:green", ms=4, label="reward")
-    ax.set_ylabel("decoder output")
+    theta = (rec.meta.get("decoder") or {}).get("theta_hz")
+    ax.set_ylabel("decoder output (Hz)" if theta is not None else "decoder output")
     ax.legend(fontsize=7, loc="upper left")
     ax = axes[2]
     if rec.weights is not None:

@@ -108,20 +108,23 @@ def rd_plot(y, x, cutoff: float = 0.0, *, p: int = 4, nbins=None, ax=None, ci: b
     skw.update(scatter_kws or {})
     lkw = {"color": "C0", "lw": 2}
     lkw.update(line_kws or {})
+    skw.setdefault("label", "binned means")
     ax.scatter(bins["x_mean"], bins["y_mean"], **skw)
     if ci:
         ax.errorbar(bins["x_mean"], bins["y_mean"], yerr=1.96 * bins["y_se"].fillna(0), fmt="none",
                     ecolor="0.6", lw=1, zorder=2)
-    for xs, ys in ((xl, yl), (xr, yr)):
+    for side, (xs, ys) in enumerate(((xl, yl), (xr, yr))):
         deg = int(min(p, max(0, np.unique(xs).size - 1)))
         coef = np.polynomial.polynomial.polyfit(xs - cutoff, ys, deg)
         grid = np.linspace(xs.min(), xs.max(), 200)
-        ax.plot(grid, np.polynomial.polynomial.polyval(grid - cutoff, coef), **lkw)
+        kw = {"label": f"polynomial fit (order {p}) per side", **lkw} if side == 0 else {**lkw, "label": None}
+        ax.plot(grid, np.polynomial.polynomial.polyval(grid - cutoff, coef), **kw)
     if result is not None:
         for s, sign in ((0, -1), (1, 1)):
             beta = result.beta_p_left if s == 0 else result.beta_p_right
             g = cutoff + sign * np.linspace(0, result.h[s], 50)
-            ax.plot(g, np.polynomial.polynomial.polyval(g - cutoff, beta), color="C3", lw=1.5, ls="--")
+            ax.plot(g, np.polynomial.polynomial.polyval(g - cutoff, beta), color="C3", lw=1.5, ls="--",
+                    label="local fit within the bandwidth (the estimate)" if s == 0 else None)
         ax.set_title(title or f"RD estimate {result.tau_cl:.3g}, robust 95% CI "
                               f"[{result.ci_rb[0]:.3g}, {result.ci_rb[1]:.3g}]")
     elif title:

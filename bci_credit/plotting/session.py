@@ -25,7 +25,8 @@ def plot_raster(rec: Recording, ax, *, max_units: int = 50, t_max_s: float | Non
     ax.set_xlim(t0, t1)
     ax.set_ylabel("unit")
     ax.set_xlabel("time (s)")
-    ax.set_title("spike raster")
+    whole = t_max_s is None or t_max_s >= (rec.duration_s or 0)
+    ax.set_title("spike raster" + ("" if whole else f" (first {t1 - t0:g} s)"))
     return ax
 
 
@@ -45,8 +46,9 @@ def plot_reward_vs_drive(rec: Recording, ax, unit: int = 0, *, max_points: int =
     thr = rec.units["threshold"].iloc[unit]
     if np.isfinite(thr):
         ax.axvline(thr, color="k", ls="--", lw=0.8)
-    ax.set_xlabel(f"max drive Z of unit {rec.units.index[unit]}")
-    ax.set_ylabel("reward (cost) R")
+    ax.set_xlabel(f"max drive Z of unit {rec.units.index[unit]} in the window (dashed: threshold)")
+    ax.set_ylabel({"cost": "cost in the window", "reward": "reward in the window"}.get(rec.meta.get("reward_kind"),
+                                                                                    "reward (or cost) R"))
     ax.legend(fontsize=7, markerscale=3)
     ax.set_title("reward vs drive")
     return ax
@@ -58,20 +60,29 @@ def plot_session(rec: Recording):
 
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     plot_raster(rec, axes[0, 0], t_max_s=min(10.0, rec.duration_s or 10.0))
+    from matplotlib.ticker import MaxNLocator
+
     rates = rec.rates_hz()
-    colors = ["tab:red" if c else "tab:gray" for c in rec.units["is_control"]]
+    is_ctrl = rec.units["is_control"].to_numpy(bool)
+    colors = ["tab:red" if c else "tab:gray" for c in is_ctrl]
     axes[0, 1].bar(np.arange(rec.n_units), rates, color=colors)
-    axes[0, 1].set_xlabel("unit")
+    axes[0, 1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0, 1].set_xlabel("unit (red: control unit)" if is_ctrl.any() else "unit")
     axes[0, 1].set_ylabel("rate (Hz)")
-    axes[0, 1].set_title("firing rates")
-    ctrl = np.flatnonzero(rec.units["is_control"].to_numpy())
+    axes[0, 1].set_title("mean firing rate over the whole recording")
+    ctrl = np.flatnonzero(is_ctrl)
     plot_reward_vs_drive(rec, axes[1, 0], unit=int(ctrl[0]) if ctrl.size else 0)
     ax = axes[1, 1]
     if rec.weights is not None:
-        ax.plot(rec.weights.t_s, rec.weights.values)
+        w = np.asarray(rec.weights.values, float).reshape(rec.weights.t_s.size, -1)
+        if w.shape[1] == is_ctrl.size:  # the control unit in red over the others in grey
+            ax.plot(rec.weights.t_s, w[:, ~is_ctrl], color="0.6", lw=0.8)
+            ax.plot(rec.weights.t_s, w[:, is_ctrl], color="tab:red", lw=1.5)
+        else:
+            ax.plot(rec.weights.t_s, w)
         ax.set_xlabel("time (s)")
         ax.set_ylabel("weight w")
-        ax.set_title("weights")
+        ax.set_title("weights" + (" (red: control unit)" if is_ctrl.any() and w.shape[1] == is_ctrl.size else ""))
     elif rec.windows is not None:
         r = rec.windows["reward"].to_numpy()
         k = max(1, r.size // 200)
@@ -80,6 +91,7 @@ def plot_session(rec: Recording):
         ax.set_xlabel("time (s)")
         ax.set_ylabel("mean cost R")
         ax.set_title("cost over time")
-    fig.suptitle(str(rec.meta.get("name", rec.meta.get("source", ""))))
+    name = str(rec.meta.get("name", rec.meta.get("source", "")))
+    fig.suptitle(f"{name + ': ' if name else ''}{rec.n_units} units, {rec.duration_s or 0:g} s")
     fig.tight_layout()
     return fig

@@ -78,7 +78,8 @@ weights. The differences give, per unit (units table, in the units of ``windows[
   construction for every unit the decoder does not read;
 * ``true_direct_effect_horizon``: the same, summed over the horizon (the decoder has memory);
 * ``true_total_effect``: summed over the horizon with propagation through the coupling allowed;
-* ``true_marginal_effect``: ``true_direct_effect`` over sampled windows with ``|Z_i - theta| < near_p``;
+* ``true_marginal_effect``: ``true_direct_effect`` over sampled windows with ``|Z_i - theta| < near_p``
+  (``true_marginal_n`` of them; a Monte Carlo estimate, with its ``true_marginal_effect_se``);
 * ``true_removal_effect``: factual reward minus the reward with unit i silenced, over sampled windows
   in which it spiked (the effect of its actual spikes), and ``true_removal_marginal`` over those just
   above threshold (``theta < Z_i < theta + near_p``): the estimand of the spike-discontinuity RD;
@@ -566,7 +567,8 @@ def _build_recordings(cfg, spec, mapping, world, logd, Z, H, rew_all, cost_all, 
     for r in range(R):
         units_kw: dict = {}
         for name in ("true_direct_effect", "true_direct_effect_se", "true_direct_effect_horizon",
-                     "true_total_effect", "true_total_effect_se", "true_marginal_effect", "true_marginal_n",
+                     "true_total_effect", "true_total_effect_se", "true_marginal_effect", "true_marginal_effect_se",
+                     "true_marginal_n",
                      "true_removal_effect", "true_removal_marginal", "true_removal_marginal_se",
                      "true_removal_marginal_n"):
             units_kw[name] = np.full(N, np.nan)
@@ -583,7 +585,10 @@ def _build_recordings(cfg, spec, mapping, world, logd, Z, H, rew_all, cost_all, 
             vals = truth_cols["same"][r]
             nn = near.sum(axis=0)
             with np.errstate(invalid="ignore", divide="ignore"):
-                units_kw["true_marginal_effect"][t_units] = np.where(nn > 0, (vals * near).sum(axis=0) / nn, np.nan)
+                mean_m = np.where(nn > 0, (vals * near).sum(axis=0) / nn, np.nan)
+                var_m = np.where(nn > 1, ((vals - mean_m) ** 2 * near).sum(axis=0) / np.maximum(nn - 1, 1), np.nan)
+                units_kw["true_marginal_effect"][t_units] = mean_m
+                units_kw["true_marginal_effect_se"][t_units] = np.sqrt(var_m / np.maximum(nn, 1))
             units_kw["true_marginal_n"][t_units] = nn
             # effect of the unit's own spikes, where it spiked (all, and just above threshold: the RD estimand)
             hk = H[r, truth_cols["ks"]][:, t_units]
