@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -208,7 +207,6 @@ def bci_recording(seed=0, duration_s=600.0, bump_hz=20.0, bump_s=0.3, refractory
     dec = causal.reconstruct_decoder(base, 0, tau_s=tau_s, rate_hz=60.0)
     theta = float(np.quantile(dec.values, quantile))
     rewards = causal.threshold_crossings(dec, theta, refractory_s=refractory_s)
-    t = np.arange(n) * dt
     bump = np.zeros(n)
     for r in rewards:
         bump[int(r / dt):int((r + bump_s) / dt)] = bump_hz

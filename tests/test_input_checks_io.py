@@ -10,7 +10,6 @@ import warnings
 
 import h5py
 import numpy as np
-import pandas as pd
 import pytest
 
 from bci_credit.analysis import _causal_data as CD

@@ -369,7 +369,6 @@ class _BW:
 
     # -- one bias/variance term (the "rdrobust_bw" building block) ----------------------
     def term(self, side, o, nu, oB, hB, scale):
-        opt = self.opt
         Vv, BConst, s = self.vfit(side, o, nu)
         hB = np.asarray(hB, dtype=float)
         act = self.active & np.isfinite(Vv) & np.isfinite(hB) & (hB > 0)
@@ -402,7 +401,6 @@ class _BW:
         opt = self.opt
         p, q, deriv, sr = opt.p, opt.q, opt.deriv, opt.scaleregul
         sel = opt.bwselect
-        U = self.ctx.U
         chk = self.has_check
         Cd = [self.term(s, q + 1, q + 1, q + 2, rng * (1 + _SQEPS), 0)
               for s, rng in ((0, self.range_l), (1, self.range_r))]
@@ -516,7 +514,7 @@ def run_engine(bt: Batch, opt: EngineOptions, ws: Workspace | None = None) -> di
 def _run_general(bt: Batch, opt: EngineOptions, ws: Workspace | None = None) -> dict:
     """:func:`run_engine` through the general (vectorised over units) path."""
     U, n = bt.X.shape
-    p, q, deriv = opt.p, opt.q, opt.deriv
+    q = opt.q
     k = bt.D.shape[2]
     dT = 1 if opt.fuzzy else 0
     dZ = opt.n_covs
@@ -752,7 +750,6 @@ def _fast_output(oi, of, BP, VCL, VRB, c, opt) -> dict:
     from . import _rd_fast as F
 
     U = oi.shape[0]
-    p = opt.p
     I = {k: oi[:, j] for j, k in enumerate(F.OI)}
     Fo = {k: of[:, j] for j, k in enumerate(F.OF)}
     code = I["code"]
@@ -826,7 +823,6 @@ def _estimate(ctx: _Ctx, opt: EngineOptions, h, b, ok, fail, st, dT, dZ) -> dict
     bt = ctx.bt
     D = bt.D
     X = bt.X
-    k = D.shape[2]
     c = bt.c
     nl, nv = st["nl_fit"], st["nv_fit"]
     ranges = ((np.zeros(U, dtype=np.int64), nl), (nl, nv))
@@ -857,7 +853,6 @@ def _estimate(ctx: _Ctx, opt: EngineOptions, h, b, ok, fail, st, dT, dZ) -> dict
         s["invGq"], bad_q = _inv(_hankel(s["Sb"], q), act, pinv_fallback=False)
         fail(bad_p | bad_q, _REASON[9])
     act &= ok
-    hp = []
     for s in sides:
         invGp, invGq, Th, Tb = s["invGp"], s["invGq"], s["Th"], s["Tb"]
         Lz = s["Sh"][:, p + 1: 2 * p + 2]

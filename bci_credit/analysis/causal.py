@@ -68,7 +68,7 @@ from ._causal_data import (
     unit_thresholds,
 )
 from .causal_naive import NaiveComparison
-from .causal_results import RD_OPTIONS, RESULT_COLUMNS, CausalResults, _match_id, _positions
+from .causal_results import RESULT_COLUMNS, CausalResults, _match_id, _positions
 from .causal_reward import RewardThreshold, reconstruct_decoder, threshold_crossings
 from .causal_spike import FuzzySpikeRD, SpikeDiscontinuity, WeakFirstStage
 

@@ -366,9 +366,6 @@ class RDDensity:
         """MSE-optimal bandwidths (rows left, right, diff, sum; columns bw, variance, biassq)."""
         Xc, Uc, Y, n, nl, mass = self._prep()
         p = self.p
-        nr = n - nl
-        nlu = int(np.sum(Uc < 0))
-        nru = Uc.size - nlu
         mu = float(np.mean(Xc))
         sd = float(np.std(Xc, ddof=1))
         z = mu / sd

@@ -408,7 +408,6 @@ def plot_fig4dg(result, data):
 
 def plot_learning_compare(result, data):
     r = result["results"]
-    names = list(r["conditions"])
     fig = _figure((16, 8))
     cv = result["config"]["c_values"]
     rules = ["rdd", "od", "rdd_canonical", "od_canonical", "np_running", "np_paired", "spike_injection"]

@@ -414,7 +414,6 @@ def fig2(out_dir, *, quick: bool = False, seed: int = DEFAULT_SEED, n_jobs: int 
     pop = LIFPopulation([5.0, 5.0], c=0.9, params=p_tr, seed=child_seed(seed, 0))
     b = pop.run(n_windows_of(dur_tr, p_tr), record_traces=True)
     z = b.drive[0, :, 0]
-    h = b.spiked[0, :, 0]
     kinds = {"sub_threshold": (z < 0.8), "marginal_sub": (z > 0.9) & (z < 1.0),
              "marginal_super": (z > 1.0) & (z < 1.1) & (b.counts[0, :, 0] == 1), "super_threshold": z > 1.3}
     ws = p_tr.window_steps

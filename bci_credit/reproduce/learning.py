@@ -165,8 +165,6 @@ def fig4a(out_dir, *, quick: bool = False, seed: int = DEFAULT_SEED, n_jobs: int
     out["note"] = ("beta in cost units per window; *_per_spike divides by ds = k0 (the jump of s at a spike), the "
                    "paper's unit. Neuron 1's effect is about 0 at w = (14, 7); ratios are for neuron 2 (index 1).")
     acc = res["acceptance"]
-    r05 = np.array([table[f"c={c}"]["repo_p0.05"]["ratio_to_ideal_rd_const"][1] for c in cv])
-    r10 = np.array([table[f"c={c}"]["repo_p0.1"]["ratio_to_ideal_rd_const"][1] for c in cv])
     cn = np.array([table[f"c={c}"]["canonical_p0.05_eta3"]["ratio_to_ideal_rd_linear"][1] for c in cv])
     cn1 = np.array([table[f"c={c}"]["canonical_p0.05"]["ratio_to_ideal_rd_linear"][1] for c in cv])
     acc["A4_canonical_rule_ratio"] = check(

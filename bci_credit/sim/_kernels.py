@@ -39,7 +39,6 @@ def lif_chunk(
     n_win = n_steps // window_steps
     n_ev = 0
     has_psi = pert_scale > 0.0
-    leak = dt / tau
     shared = np.empty(window_steps)
     for r in range(R):
         sc = sqrt_c[r] * noise_scale[r]

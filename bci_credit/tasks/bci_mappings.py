@@ -234,7 +234,6 @@ class ThresholdMapping(_DecodedMapping):
 
     def _replay(self, st, log):
         """Evaluate the trials of the unrewarded blocks that ran before theta was known."""
-        R = st["theta"].size
         rs = {k: np.array(v, copy=True) for k, v in st.items()}
         for name, t, rates, ks, (t_start, t_stop) in self._calib:
             rs["trial_start"][:] = t_start
