@@ -119,83 +119,6 @@ def check_demo_duration(duration_s: float | None, name: str = "duration_s") -> N
                          f"got {duration_s!r}")
 
 
-def _findings(analysis, duration_s: float) -> list[str]:
-    """What the analysis found, in words: each control unit against its true effect, the power of this
-    session length, the Holm-corrected and uncorrected detections, how often the CIs cover the truth, and
-    how many units the naive comparisons list although they have no effect."""
-    t = analysis.primary.table
-    truth = next((c for c in ("true_rd_effect", "true_marginal_effect") if c in t), None)
-    out = ["What the analysis found:"]
-    lev = f"{analysis.primary.level:g}%"
-    for _, r in t[t["is_control"].astype(bool)].iterrows():
-        line = f"- control unit {r['unit']}: estimate {r['estimate']:.4g}, {lev} CI [{r['ci_lo']:.4g}, {r['ci_hi']:.4g}]"
-        truth_se = float(r.get(truth + "_se", np.nan)) if truth else np.nan
-        if truth:
-            line += f", true effect {r[truth]:.4g}"
-            if np.isfinite(truth_se):  # the truth is a Monte Carlo average over sampled counterfactual windows
-                n_mc = r.get("true_marginal_n", np.nan)
-                line += (f" (itself a Monte Carlo estimate, SE {truth_se:.2g}"
-                         + (f", over {int(n_mc)} sampled near-threshold windows" if np.isfinite(n_mc) else "") + ")")
-            line += f"; the truth lies {'inside' if r['ci_lo'] <= r[truth] <= r['ci_hi'] else 'outside'} the CI"
-        line += "."
-        effect = abs(r[truth]) if truth else np.nan
-        if np.isfinite(effect) and effect > 0 and np.isfinite(r["se"]):
-            # 80 % power at 5 % (two-sided): effect = 2.80 SE; the SE falls as 1/sqrt(session length)
-            factor = (2.80 * r["se"] / effect) ** 2
-            line += (f" Its standard error ({r['se']:.3g}) is {r['se'] / effect:.2g}x the effect: "
-                     + ("this session has about 80% power or more to detect it" if factor <= 1 else
-                        f"about 80% power to detect it needs a session about {factor:.1f}x as long "
-                        f"(~{factor * duration_s / 60:.0f} min; normal approximation, SE ~ 1/sqrt(duration))"))
-            if np.isfinite(truth_se) and truth_se > 0:
-                lo_f = (2.80 * r["se"] / (effect + truth_se)) ** 2
-                hi_txt = (f"{(2.80 * r['se'] / (effect - truth_se)) ** 2:.1f}x" if effect > truth_se
-                          else "without bound (the truth's SE is as large as the truth)")
-                line += f", {lo_f:.1f}x to {hi_txt} with the true effect one of its SEs higher or lower"
-            line += "."
-        out.append(line)
-    def units(rows) -> str:
-        return ", ".join(map(str, rows["unit"])) if len(rows) else "none"
-
-    n = int(np.isfinite(t["pvalue"]).sum())
-    chance = (1 - analysis.primary.level / 100) * n
-    out.append(f"- units detected as having an effect after Holm's correction over {n} units: {units(analysis.drivers())}; "
-               f"with uncorrected {lev} CIs excluding 0: {units(analysis.drivers(correction=None))} "
-               f"(about {chance:.2g} expected by chance when no unit has an effect).")
-    if truth:
-        ok = np.isfinite(t["ci_lo"]) & np.isfinite(t[truth])
-        cover = int(((t["ci_lo"] <= t[truth]) & (t[truth] <= t["ci_hi"]) & ok).sum())
-        out.append(f"- the {lev} CIs cover the true effect ({truth}) for {cover} of {int(ok.sum())} units "
-                   f"(about {analysis.primary.level / 100 * int(ok.sum()):.0f} expected at their nominal coverage).")
-    naive = analysis.naive.table if analysis.naive is not None else None
-    if naive is not None and len(naive):  # what the RD design protects against, on this very session
-        listed = analysis.naive.drivers()
-        effect = {u: e for u, e in zip(t["unit"], t[truth]) if np.isfinite(e)} if truth else {}
-        names = {"naive-od": "observed dependence (mean reward with against without a spike)",
-                 "naive-rate": "spike count", "naive-rate-adjusted": "spike count adjusted for the other units' counts"}
-
-        def null_count(units) -> str:  # how many of ``units`` have a true effect of exactly 0
-            units = list(dict.fromkeys(units))
-            known = [u for u in units if u in effect]
-            text = f"{sum(effect[u] == 0 for u in known)} without any effect"
-            return text + (f", {len(units) - len(known)} of unknown truth" if len(known) < len(units) else "")
-
-        parts = []
-        for variant in dict.fromkeys(naive["design"].astype(str)):
-            units_v = listed.loc[listed["design"].astype(str) == variant, "unit"]
-            n_v = int(np.isfinite(naive.loc[naive["design"].astype(str) == variant, "pvalue"].to_numpy(float)).sum())
-            parts.append(f"{names.get(variant, variant)}: {len(units_v)} of {n_v} units"
-                         + (f" ({null_count(units_v)})" if truth and len(units_v) else ""))
-        line = "- the naive comparisons list as associated with the reward, after Holm's correction: " + "; ".join(parts)
-        if truth:
-            line += (f". The spike RD lists {len(set(analysis.drivers()['unit']))} unit(s) "
-                     f"({null_count(analysis.drivers()['unit'])}). Units without an effect are listed "
-                     f"when correlated input makes their spikes coincide with the control unit's; adjusting for the "
-                     f"other units removes that here because the shared input is the simulation's only confounder, "
-                     f"which a recording does not guarantee")
-        out.append(line + ".")
-    return out
-
-
 def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quick: bool = False,
              progress: bool = False) -> str:
     """Run the default pipeline into ``out_dir``; return a short text summary (also in summary.md)."""
@@ -228,7 +151,8 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
     lines = [
         "# bci_credit demo: a simulated single-unit BCI session",
         "",
-        f"Simulated {cfg.n_units} LIF units (noise correlation {cfg.noise.c}) in a {cfg.mapping['name']} task: "
+        f"Simulated {cfg.n_units} LIF units (shared-input fraction c = {cfg.noise.c}: the correlation of the units' "
+        f"input noise) in a {cfg.mapping['name']} task: "
         + ", ".join(f"{b.name} {b.duration_s:.0f} s" for b in cfg.blocks)
         + f"; `{cfg.rule}` learning, seed {seed}; control unit {', '.join(map(str, cfg.control_units))}.",
         "",
@@ -240,12 +164,18 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
               + [c for c in ("true_rd_effect", "true_marginal_effect") if c in table][:1]].round(5).to_string(index=False),
         "```",
         "",
-        *_findings(analysis, sum(b.duration_s for b in cfg.blocks)),
+        *analysis.findings(),
+        "",
+        "Terms: the control unit is the unit the BCI decoder reads (its firing earns the reward). Z is a unit's "
+        "largest input drive in a window; the unit spikes when Z crosses its threshold. The spike RD compares the "
+        "reward in windows where Z just crossed the threshold with windows where it just missed: they differ by the "
+        "spike and hardly in anything else, shared input included. Holm's correction keeps the chance of listing any "
+        "unit without an effect below 5%.",
         "",
         "The full analysis (also in analysis/summary.txt; every row in analysis/effects.csv):",
         "",
         "```text",
-        analysis.summary(),
+        analysis.summary(findings=False),
         "```",
         "",
         "Files: " + ", ".join(sorted(str(Path(f).relative_to(out)) for f in files)) + ", run.json",

@@ -49,7 +49,7 @@ def test_findings_contrast_the_naive_listing_with_the_rd_design():
     """Units the naive comparison lists although their true effect is 0 are counted, against the RD design's."""
     from types import SimpleNamespace
 
-    from bci_credit.pipeline import _findings
+    from bci_credit.analysis.causal import CausalAnalysis
 
     units = [0, 1, 2, 3]
     truth = [0.02, 0.0, 0.0, 0.0]
@@ -62,13 +62,13 @@ def test_findings_contrast_the_naive_listing_with_the_rd_design():
     def drivers(table, listed):
         return lambda correction="holm": table[table["unit"].isin(listed)]
 
-    analysis = SimpleNamespace(primary=SimpleNamespace(table=spike, level=95.0),
+    analysis = SimpleNamespace(primary=SimpleNamespace(table=spike, level=95.0), duration_s=60.0,
                                naive=SimpleNamespace(table=naive, drivers=drivers(naive, [0, 1, 3])),
                                drivers=drivers(spike, [2]))
-    text = "\n".join(_findings(analysis, 60.0))
+    text = "\n".join(CausalAnalysis.findings(analysis))
     assert ("the naive comparisons list as associated with the reward, after Holm's correction: observed dependence "
             "(mean reward with against without a spike): 3 of 4 units (2 without any effect)") in text
     assert "The spike RD lists 1 unit(s) (1 without any effect)" in text
     # a listed unit whose truth is unknown is not counted as one without an effect
     spike.loc[spike["unit"] == 3, "true_marginal_effect"] = float("nan")
-    assert "3 of 4 units (1 without any effect, 1 of unknown truth)" in "\n".join(_findings(analysis, 60.0))
+    assert "3 of 4 units (1 without any effect, 1 of unknown truth)" in "\n".join(CausalAnalysis.findings(analysis))

@@ -112,6 +112,8 @@ class CausalAnalysis:
     read_notes : list of str
         What the NWB reader noted about the file (values repaired, dropped or not loaded); shown
         in :meth:`summary`, so that no repair goes unreported.
+    duration_s : float, optional
+        The recording's duration (for the power statement of :meth:`findings`).
     """
 
     primary: CausalResults
@@ -119,6 +121,7 @@ class CausalAnalysis:
     requirements: dict
     source: str
     read_notes: list = field(default_factory=list)
+    duration_s: float | None = None
 
     @property
     def design(self) -> str:
@@ -134,8 +137,97 @@ class CausalAnalysis:
         Holm-corrected by default, ``correction=None`` for each unit's own confidence interval)."""
         return self.primary.drivers(correction)
 
-    def summary(self) -> str:
-        """The chosen design's report, the naive comparison's, and which units drive the outcome."""
+    def findings(self) -> list[str]:
+        """What the analysis found, in words, against a simulation's ground truth: each control unit's
+        estimate and true effect, the power of this session length, the Holm-corrected and uncorrected
+        detections, how often the CIs cover the truth, and how many units the naive comparisons list
+        although they have no effect. Lines without a truth column say less; ``[]`` for no table."""
+        duration_s = self.duration_s
+        if not len(self.primary.table):
+            return []
+        t = self.primary.table
+        truth = next((c for c in ("true_rd_effect", "true_marginal_effect") if c in t), None)
+        out = ["What the analysis found:"]
+        lev = f"{self.primary.level:g}%"
+        for _, r in t[t["is_control"].astype(bool)].iterrows():
+            line = (f"- control unit {r['unit']}: estimate {r['estimate']:.4g}, "
+                    f"{lev} CI [{r['ci_lo']:.4g}, {r['ci_hi']:.4g}]")
+            truth_se = float(r.get(truth + "_se", np.nan)) if truth else np.nan
+            if truth:
+                line += f", true effect {r[truth]:.4g}"
+                if np.isfinite(truth_se):  # the truth is a Monte Carlo average over sampled counterfactual windows
+                    n_mc = r.get("true_marginal_n", np.nan)
+                    line += (f" (itself a Monte Carlo estimate, SE {truth_se:.2g}"
+                             + (f", over {int(n_mc)} sampled near-threshold windows" if np.isfinite(n_mc) else "")
+                             + ")")
+                line += f"; the truth lies {'inside' if r['ci_lo'] <= r[truth] <= r['ci_hi'] else 'outside'} the CI"
+            line += "."
+            effect = abs(r[truth]) if truth else np.nan
+            if np.isfinite(effect) and effect > 0 and np.isfinite(r["se"]):
+                # 80 % power at 5 % (two-sided): effect = 2.80 SE; the SE falls as 1/sqrt(session length)
+                factor = (2.80 * r["se"] / effect) ** 2
+                line += (f" Its standard error ({r['se']:.3g}) is {r['se'] / effect:.2g}x the effect: "
+                         + ("this session has about 80% power or more to detect it" if factor <= 1 else
+                            f"about 80% power to detect it needs a session about {factor:.1f}x as long "
+                            + (f"(~{factor * duration_s / 60:.0f} min; " if duration_s else "(")
+                            + "normal approximation, SE ~ 1/sqrt(duration))"))
+                if np.isfinite(truth_se) and truth_se > 0:
+                    lo_f = (2.80 * r["se"] / (effect + truth_se)) ** 2
+                    hi_txt = (f"{(2.80 * r['se'] / (effect - truth_se)) ** 2:.1f}x" if effect > truth_se
+                              else "without bound (the truth's SE is as large as the truth)")
+                    line += f", {lo_f:.1f}x to {hi_txt} with the true effect one of its SEs higher or lower"
+                line += "."
+            out.append(line)
+
+        def units(rows) -> str:
+            return ", ".join(map(str, rows["unit"])) if len(rows) else "none"
+
+        n = int(np.isfinite(t["pvalue"]).sum())
+        chance = (1 - self.primary.level / 100) * n
+        out.append(f"- units detected as having an effect after Holm's correction over {n} units: "
+                   f"{units(self.drivers())}; with uncorrected {lev} CIs excluding 0: "
+                   f"{units(self.drivers(correction=None))} "
+                   f"(about {chance:.2g} expected by chance when no unit has an effect).")
+        if truth:
+            ok = np.isfinite(t["ci_lo"]) & np.isfinite(t[truth])
+            cover = int(((t["ci_lo"] <= t[truth]) & (t[truth] <= t["ci_hi"]) & ok).sum())
+            out.append(f"- the {lev} CIs cover the true effect ({truth}) for {cover} of {int(ok.sum())} units "
+                       f"(about {self.primary.level / 100 * int(ok.sum()):.0f} expected at their nominal coverage).")
+        naive = self.naive.table if self.naive is not None else None
+        if naive is not None and len(naive):  # what the RD design protects against, on this very session
+            listed = self.naive.drivers()
+            effect = {u: e for u, e in zip(t["unit"], t[truth]) if np.isfinite(e)} if truth else {}
+            names = {"naive-od": "observed dependence (mean reward with against without a spike)",
+                     "naive-rate": "spike count",
+                     "naive-rate-adjusted": "spike count adjusted for the other units' counts"}
+
+            def null_count(units) -> str:  # how many of ``units`` have a true effect of exactly 0
+                units = list(dict.fromkeys(units))
+                known = [u for u in units if u in effect]
+                text = f"{sum(effect[u] == 0 for u in known)} without any effect"
+                return text + (f", {len(units) - len(known)} of unknown truth" if len(known) < len(units) else "")
+
+            parts = []
+            for variant in dict.fromkeys(naive["design"].astype(str)):
+                units_v = listed.loc[listed["design"].astype(str) == variant, "unit"]
+                pv = naive.loc[naive["design"].astype(str) == variant, "pvalue"].to_numpy(float)
+                n_v = int(np.isfinite(pv).sum())
+                parts.append(f"{names.get(variant, variant)}: {len(units_v)} of {n_v} units"
+                             + (f" ({null_count(units_v)})" if truth and len(units_v) else ""))
+            line = ("- the naive comparisons list as associated with the reward, after Holm's correction: "
+                    + "; ".join(parts))
+            if truth:
+                line += (f". The spike RD lists {len(set(self.drivers()['unit']))} unit(s) "
+                         f"({null_count(self.drivers()['unit'])}). Units without an effect are listed "
+                         f"when correlated input makes their spikes coincide with the control unit's; adjusting "
+                         f"for the other units removes that here because the shared input is the simulation's only "
+                         f"confounder, which a recording does not guarantee")
+            out.append(line + ".")
+        return out
+
+    def summary(self, findings: bool = True) -> str:
+        """The chosen design's report, the naive comparison's, and which units drive the outcome; with
+        ``findings`` and a simulation's truth in the table, :meth:`findings` at the end."""
         parts = [f"Source: {self.source}"]
         if self.read_notes:
             parts += ["Notes from reading the file:"] + [f"  - {n}" for n in self.read_notes]
@@ -145,6 +237,8 @@ class CausalAnalysis:
         other = [d for d, why in self.requirements.items() if why is None and d not in (self.design, "naive")]
         if other:
             parts.append(f"\nOther designs this recording supports: {', '.join(other)}")
+        if findings and any(c in self.primary.table for c in ("true_rd_effect", "true_marginal_effect")):
+            parts += ["", *self.findings()]
         return "\n".join(parts)
 
     def save(self, out_dir: str | os.PathLike, *, plots: bool = True, max_plots: int = 24) -> dict[str, Path]:
@@ -271,7 +365,7 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
         if design_requirements(rec, reward=naive_reward)["naive"] is None:
             naive_res = NaiveComparison(rec, window_s=window_s, reward=naive_reward, units=units,
                                         level=rd_options.get("level", 95.0)).fit()
-    return CausalAnalysis(primary, naive_res, req, source)
+    return CausalAnalysis(primary, naive_res, req, source, duration_s=recording.duration_s)
 
 
 def _with_control(rec: Recording, ids) -> Recording:
