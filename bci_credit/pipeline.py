@@ -55,8 +55,9 @@ def _learning_figure(rec):
     return fig
 
 
-def _effects_figure(analysis):
-    """Per-unit RD estimates with robust CIs, the naive observed dependence and the truth."""
+def _effects_figure(analysis, kind: str = "reward"):
+    """Per-unit RD estimates with robust CIs, the naive observed dependence and the truth (``kind``: what the
+    outcome is, ``"reward"`` or ``"cost"``)."""
     plt = pyplot()
 
     t = analysis.primary.table
@@ -74,7 +75,7 @@ def _effects_figure(analysis):
     ax.set_xticks(x)
     ax.set_xticklabels([f"{u}{'*' if c else ''}" for u, c in zip(t["unit"], t["is_control"])])
     ax.set_xlabel("unit (* = control unit)")
-    ax.set_ylabel("change in the window's reward\nwith a spike of the unit")
+    ax.set_ylabel(f"change in the window's {kind}\nwith a spike of the unit")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -145,7 +146,8 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
     analysis = analyze_recording(rec_file, design="spike")
     files += list(analysis.save(out / "analysis").values())
     files.append(save_figure(_learning_figure(rec_file), out / "learning.png"))
-    files.append(save_figure(_effects_figure(analysis), out / "causal_effects.png"))
+    files.append(save_figure(_effects_figure(analysis, rec_file.meta.get("reward_kind") or "reward"),
+                             out / "causal_effects.png"))
     files += _bci_outputs(rec_file, out)
     table = analysis.primary.table
     lines = [

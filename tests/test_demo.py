@@ -26,7 +26,7 @@ def test_demo_pipeline_writes_report(tmp_path):
     assert "What the analysis found:" in text and "after Holm's correction over 20 units" in text
     ctrl = spike[spike["is_control"]].iloc[0]
     inside = ctrl["ci_lo"] <= ctrl["true_marginal_effect"] <= ctrl["ci_hi"]
-    assert f"true effect {ctrl['true_marginal_effect']:.4g} (itself a Monte Carlo estimate, SE " in text
+    assert f"true effect {ctrl['true_marginal_effect']:.4g} (itself a Monte Carlo estimate over " in text
     assert f"the truth lies {'inside' if inside else 'outside'} the CI" in text
     assert ctrl["true_marginal_effect_se"] >= 0 and ctrl["true_marginal_n"] > 1  # the truth's own precision is kept
     covered = ((spike["ci_lo"] <= spike["true_marginal_effect"]) & (spike["true_marginal_effect"] <= spike["ci_hi"]))
@@ -34,7 +34,7 @@ def test_demo_pipeline_writes_report(tmp_path):
     # the naive comparisons' Holm-listed units, and how many of them have no effect (the confounding RD avoids)
     od = table[table["design"] == "naive-od"]
     listed = od[od["pvalue_holm"] < 0.05]
-    null = int((listed["true_marginal_effect"] == 0).sum())
+    null = int((listed["true_total_effect"] == 0).sum())  # no effect by construction (a Monte Carlo 0 is not)
     assert f"spike): {len(listed)} of 20 units" + (f" ({null} without any effect)" if len(listed) else "") in text
     from pynwb import NWBHDF5IO
 
@@ -62,7 +62,7 @@ def test_findings_contrast_the_naive_listing_with_the_rd_design():
     def drivers(table, listed):
         return lambda correction="holm": table[table["unit"].isin(listed)]
 
-    analysis = SimpleNamespace(primary=SimpleNamespace(table=spike, level=95.0), duration_s=60.0,
+    analysis = SimpleNamespace(primary=SimpleNamespace(table=spike, level=95.0), duration_s=60.0, design="spike",
                                naive=SimpleNamespace(table=naive, drivers=drivers(naive, [0, 1, 3])),
                                drivers=drivers(spike, [2]))
     text = "\n".join(CausalAnalysis.findings(analysis))
@@ -72,3 +72,31 @@ def test_findings_contrast_the_naive_listing_with_the_rd_design():
     # a listed unit whose truth is unknown is not counted as one without an effect
     spike.loc[spike["unit"] == 3, "true_marginal_effect"] = float("nan")
     assert "3 of 4 units (1 without any effect, 1 of unknown truth)" in "\n".join(CausalAnalysis.findings(analysis))
+
+
+def test_findings_say_what_is_missing_and_nothing_for_an_association():
+    """A control unit without an estimate or a truth is said to lack it (no 'outside the CI' verdict); the naive
+    design, an association, gets no findings; the power statement follows the level."""
+    from types import SimpleNamespace
+
+    from bci_credit.analysis.causal import CausalAnalysis
+
+    def table(**kw):
+        row = {"unit": [0, 1], "is_control": [True, False], "design": "spike", "estimate": [0.02, 0.0],
+               "se": [0.01, 0.01], "ci_lo": [0.0, -0.02], "ci_hi": [0.04, 0.02], "pvalue": [0.05, 0.9],
+               "reason": ["", ""], "true_marginal_effect": [0.01, 0.0]}
+        row.update(kw)
+        return pd.DataFrame(row)
+
+    def analysis(t, design="spike", level=95.0):
+        return SimpleNamespace(primary=SimpleNamespace(table=t, level=level), naive=None, duration_s=100.0,
+                               design=design, drivers=lambda correction="holm": t.iloc[:0])
+
+    nan = float("nan")
+    text = "\n".join(CausalAnalysis.findings(analysis(table(estimate=[nan, 0.0], se=[nan, 0.01], ci_lo=[nan, -0.02],
+                                                                ci_hi=[nan, 0.02], reason=["too few windows", ""]))))
+    assert "control unit 0: no estimate (too few windows), true effect 0.01." in text and "CI" not in text.split("\n")[1]
+    text = "\n".join(CausalAnalysis.findings(analysis(table(true_marginal_effect=[None, 0.0]))))
+    assert "true effect unknown." in text and "outside" not in text
+    assert CausalAnalysis.findings(analysis(table(), design="naive")) == []
+    assert "at the 10% level" in "\n".join(CausalAnalysis.findings(analysis(table(), level=90.0)))

@@ -142,38 +142,57 @@ class CausalAnalysis:
         estimate and true effect, the power of this session length, the Holm-corrected and uncorrected
         detections, how often the CIs cover the truth, and how many units the naive comparisons list
         although they have no effect. Lines without a truth column say less; ``[]`` for no table."""
+        from scipy import stats
+
         duration_s = self.duration_s
-        if not len(self.primary.table):
+        if not len(self.primary.table) or self.design == "naive":  # an association has no findings to report
             return []
-        t = self.primary.table
+        t = self.primary.table.copy()
         truth = next((c for c in ("true_rd_effect", "true_marginal_effect") if c in t), None)
+        if truth:
+            for col in (truth, truth + "_se", "true_marginal_n", "true_total_effect"):
+                if col in t:
+                    t[col] = pd.to_numeric(t[col], errors="coerce")
         out = ["What the analysis found:"]
-        lev = f"{self.primary.level:g}%"
+        level = self.primary.level
+        lev = f"{level:g}%"
+        # 80 % power for a two-sided test at this level: effect = (z_{1-alpha/2} + z_0.8) SE
+        z_power = float(stats.norm.ppf(1 - (1 - level / 100) / 2) + stats.norm.ppf(0.8))
         for _, r in t[t["is_control"].astype(bool)].iterrows():
-            line = (f"- control unit {r['unit']}: estimate {r['estimate']:.4g}, "
-                    f"{lev} CI [{r['ci_lo']:.4g}, {r['ci_hi']:.4g}]")
+            est, lo, hi, se = (float(r[k]) for k in ("estimate", "ci_lo", "ci_hi", "se"))
+            if np.isfinite(est):
+                line = f"- control unit {r['unit']}: estimate {est:.4g}, {lev} CI [{lo:.4g}, {hi:.4g}]"
+            else:
+                line = f"- control unit {r['unit']}: no estimate ({r.get('reason') or 'see the table'})"
+            true = float(r[truth]) if truth else np.nan
             truth_se = float(r.get(truth + "_se", np.nan)) if truth else np.nan
-            if truth:
-                line += f", true effect {r[truth]:.4g}"
+            if truth and np.isfinite(true):
+                line += f", true effect {true:.4g}"
                 if np.isfinite(truth_se):  # the truth is a Monte Carlo average over sampled counterfactual windows
                     n_mc = r.get("true_marginal_n", np.nan)
-                    line += (f" (itself a Monte Carlo estimate, SE {truth_se:.2g}"
-                             + (f", over {int(n_mc)} sampled near-threshold windows" if np.isfinite(n_mc) else "")
-                             + ")")
-                line += f"; the truth lies {'inside' if r['ci_lo'] <= r[truth] <= r['ci_hi'] else 'outside'} the CI"
+                    where = f" over {int(n_mc)} sampled near-threshold windows" if np.isfinite(n_mc) else ""
+                    line += (f" (itself a Monte Carlo estimate{where}, SE {truth_se:.2g})" if truth_se > 0 else
+                             f" (itself a Monte Carlo estimate{where}; its SE cannot be estimated: every sampled "
+                             f"effect was the same)")
+                if np.isfinite(lo) and np.isfinite(hi):
+                    line += f"; the truth lies {'inside' if lo <= true <= hi else 'outside'} the CI"
+            elif truth:
+                line += ", true effect unknown"
             line += "."
-            effect = abs(r[truth]) if truth else np.nan
-            if np.isfinite(effect) and effect > 0 and np.isfinite(r["se"]):
-                # 80 % power at 5 % (two-sided): effect = 2.80 SE; the SE falls as 1/sqrt(session length)
-                factor = (2.80 * r["se"] / effect) ** 2
-                line += (f" Its standard error ({r['se']:.3g}) is {r['se'] / effect:.2g}x the effect: "
-                         + ("this session has about 80% power or more to detect it" if factor <= 1 else
-                            f"about 80% power to detect it needs a session about {factor:.1f}x as long "
+            effect = abs(true)
+            if np.isfinite(effect) and effect > 0 and np.isfinite(se):
+                # the SE falls as 1/sqrt(session length)
+                factor = (z_power * se / effect) ** 2
+                line += (f" Its standard error ({se:.3g}) is {se / effect:.2g}x the effect: "
+                         + (f"this session has about 80% power or more to detect it at the {100 - level:g}% level"
+                            if factor <= 1 else
+                            f"about 80% power to detect it at the {100 - level:g}% level (two-sided, uncorrected) "
+                            f"needs a session about {factor:.1f}x as long "
                             + (f"(~{factor * duration_s / 60:.0f} min; " if duration_s else "(")
                             + "normal approximation, SE ~ 1/sqrt(duration))"))
                 if np.isfinite(truth_se) and truth_se > 0:
-                    lo_f = (2.80 * r["se"] / (effect + truth_se)) ** 2
-                    hi_txt = (f"{(2.80 * r['se'] / (effect - truth_se)) ** 2:.1f}x" if effect > truth_se
+                    lo_f = (z_power * se / (effect + truth_se)) ** 2
+                    hi_txt = (f"{(z_power * se / (effect - truth_se)) ** 2:.1f}x" if effect > truth_se
                               else "without bound (the truth's SE is as large as the truth)")
                     line += f", {lo_f:.1f}x to {hi_txt} with the true effect one of its SEs higher or lower"
                 line += "."
@@ -196,15 +215,23 @@ class CausalAnalysis:
         naive = self.naive.table if self.naive is not None else None
         if naive is not None and len(naive):  # what the RD design protects against, on this very session
             listed = self.naive.drivers()
-            effect = {u: e for u, e in zip(t["unit"], t[truth]) if np.isfinite(e)} if truth else {}
+            # "without any effect": exactly zero by construction, which the total effect (over the horizon,
+            # through any coupling) shows best; a Monte Carlo truth can be 0 by chance for a unit with an effect
+            null_col = "true_total_effect" if "true_total_effect" in t else truth
+            effect = {u: e for u, e in zip(t["unit"], t[null_col]) if np.isfinite(e)} if truth else {}
             names = {"naive-od": "observed dependence (mean reward with against without a spike)",
                      "naive-rate": "spike count",
                      "naive-rate-adjusted": "spike count adjusted for the other units' counts"}
 
+            n_null_listed = 0
+
             def null_count(units) -> str:  # how many of ``units`` have a true effect of exactly 0
+                nonlocal n_null_listed
                 units = list(dict.fromkeys(units))
                 known = [u for u in units if u in effect]
-                text = f"{sum(effect[u] == 0 for u in known)} without any effect"
+                nulls = sum(effect[u] == 0 for u in known)
+                n_null_listed += nulls
+                text = f"{nulls} without any effect"
                 return text + (f", {len(units) - len(known)} of unknown truth" if len(known) < len(units) else "")
 
             parts = []
@@ -217,11 +244,13 @@ class CausalAnalysis:
             line = ("- the naive comparisons list as associated with the reward, after Holm's correction: "
                     + "; ".join(parts))
             if truth:
-                line += (f". The spike RD lists {len(set(self.drivers()['unit']))} unit(s) "
-                         f"({null_count(self.drivers()['unit'])}). Units without an effect are listed "
-                         f"when correlated input makes their spikes coincide with the control unit's; adjusting "
-                         f"for the other units removes that here because the shared input is the simulation's only "
-                         f"confounder, which a recording does not guarantee")
+                naive_nulls = n_null_listed
+                line += (f". The {self.design} RD lists {len(set(self.drivers()['unit']))} unit(s) "
+                         f"({null_count(self.drivers()['unit'])})")
+                if naive_nulls:
+                    line += (". Units without an effect are listed when correlated input makes their spikes coincide "
+                             "with the control unit's; adjusting for the other units removes that here because the "
+                             "shared input is the simulation's only confounder, which a recording does not guarantee")
             out.append(line + ".")
         return out
 

@@ -57,11 +57,13 @@ _DESCRIPTIONS = {
         "(threshold < Z < threshold + near_p).",
         "true_removal_marginal_se": "Simulation only: standard error of true_removal_marginal.",
         "true_removal_marginal_n": "Simulation only: number of sampled windows behind true_removal_marginal.",
-        "baseline_rate_hz": "The unit's firing rate at baseline, before conditioning (Hz).",
+        "baseline_rate_hz": "The unit's baseline firing rate (Hz); in a simulation, the rate its input was "
+        "calibrated to before learning.",
         "w_initial": "Simulation only: the unit's input weight at the start of the session (a.u.).",
         "w_final": "Simulation only: the unit's input weight at the end of the session (a.u.).",
         "preferred_direction_rad": "The unit's preferred movement direction (rad).",
-        "tuning_depth": "Depth of the unit's direction tuning (fraction of its rate).",
+        "tuning_depth": "Depth of the unit's direction tuning: input drive per standard deviation of the wrist "
+        "signal (a.u.).",
         "cluster": "Simulation only: the correlated-input cluster the unit belongs to.",
         "private_scale": "Simulation only: scale of the unit's private input noise (1 = the population's).",
         L.UNIT_LABEL_COLUMN: "Original unit id (the bci_credit Recording index), as text.",
@@ -69,8 +71,10 @@ _DESCRIPTIONS = {
     "windows": {
         "start_time": "Start of the analysis window (s).",
         "stop_time": "End of the analysis window (s).",
-        "reward": "Reward received in the window.",
-        "cost": "Cost the learning rule minimised in the window (for a reward task: minus the reward value).",
+        "reward": "Outcome of the window: the reward received in it (for a task that records a cost, the cost; "
+        "see reward_kind in the file's bci_credit metadata).",
+        "cost": "Simulation only: cost the learning rule minimised in the window (for a reward task: minus the "
+        "reward value).",
         "block": "Task block of the window.",
         L.DRIVE_COLUMN: "Running variable Z: maximum input drive of each unit in the window, shape "
         "(n_windows, n_units); column j belongs to row j of /units.",
@@ -81,8 +85,8 @@ _DESCRIPTIONS = {
         "start_time": "Start of the trial (s).",
         "stop_time": "End of the trial (s); NaN if unknown.",
         "block": "Task block of the trial.",
-        "success": "True when the decoder met the reward criterion in the trial; in blocks without reward "
-        "(baseline, extinction) nothing was delivered (reward_time is NaN).",
+        "success": "True when the trial met the task's success criterion; in blocks without reward (e.g. "
+        "baseline, extinction) a success delivers nothing (reward_time is NaN).",
         "reward_time": "Time of reward (s); NaN if none.",
     },
 }

@@ -25,8 +25,10 @@ def plot_raster(rec: Recording, ax, *, max_units: int = 50, t_max_s: float | Non
     ax.set_xlim(t0, t1)
     ax.set_ylabel("unit")
     ax.set_xlabel("time (s)")
-    whole = t_max_s is None or t_max_s >= (rec.duration_s or 0)
-    ax.set_title("spike raster" + ("" if whole else f" (first {t1 - t0:g} s)"))
+    shown = [] if t_max_s is None or t_max_s >= (rec.duration_s or 0) else [f"first {t1 - t0:g} s"]
+    if len(ids) < rec.n_units:
+        shown.append(f"first {len(ids)} of {rec.n_units} units")
+    ax.set_title("spike raster" + (f" ({', '.join(shown)})" if shown else ""))
     return ax
 
 
@@ -60,14 +62,16 @@ def plot_session(rec: Recording):
 
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     plot_raster(rec, axes[0, 0], t_max_s=min(10.0, rec.duration_s or 10.0))
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     rates = rec.rates_hz()
     is_ctrl = rec.units["is_control"].to_numpy(bool)
     colors = ["tab:red" if c else "tab:gray" for c in is_ctrl]
     axes[0, 1].bar(np.arange(rec.n_units), rates, color=colors)
-    axes[0, 1].xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0, 1].set_xlabel("unit (red: control unit)" if is_ctrl.any() else "unit")
+    ids = [str(u) for u in rec.unit_ids]  # tick labels are the unit ids (they need not be 0..N-1)
+    axes[0, 1].xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(rec.n_units, 10)))
+    axes[0, 1].xaxis.set_major_formatter(FuncFormatter(lambda v, _: ids[int(v)] if 0 <= int(v) < len(ids) else ""))
+    axes[0, 1].set_xlabel("unit" + (" (red: control unit)" if is_ctrl.any() else ""))
     axes[0, 1].set_ylabel("rate (Hz)")
     axes[0, 1].set_title("mean firing rate over the whole recording")
     ctrl = np.flatnonzero(is_ctrl)
@@ -89,8 +93,9 @@ def plot_session(rec: Recording):
         rr = r[: r.size // k * k].reshape(-1, k).mean(axis=1)
         ax.plot(rec.windows["stop_s"].to_numpy()[k - 1::k][: rr.size], rr)
         ax.set_xlabel("time (s)")
-        ax.set_ylabel("mean cost R")
-        ax.set_title("cost over time")
+        kind = rec.meta.get("reward_kind") or "reward"
+        ax.set_ylabel(f"mean {kind} per window")
+        ax.set_title(f"{kind} over time")
     name = str(rec.meta.get("name", rec.meta.get("source", "")))
     fig.suptitle(f"{name + ': ' if name else ''}{rec.n_units} units, {rec.duration_s or 0:g} s")
     fig.tight_layout()
