@@ -167,6 +167,10 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
         "```",
         "",
         *analysis.findings(),
+        *([f"- the analysis pools every block, including {' and '.join(b.name for b in cfg.blocks if not b.reward)}, "
+           f"where no reward is delivered (the truth averages over the same windows); `bci-credit analyze "
+           f"{out / 'session.nwb'} --blocks {','.join(b.name for b in cfg.blocks if b.reward)} --out DIR` "
+           f"analyses the rewarded block(s) alone."] if any(not b.reward for b in cfg.blocks) else []),
         "",
         "Terms: the control unit is the unit the BCI decoder reads (its firing earns the reward). Z is a unit's "
         "largest input drive in a window; the unit spikes when Z crosses its threshold. The spike RD compares the "

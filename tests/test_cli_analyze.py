@@ -142,3 +142,38 @@ def test_reward_threshold_from_nwb(tmp_path, capsys):
     assert list(prim["is_control"]) == [True, False, False, False]
     # the naive rows need a per-window reward: the reward events are counted per 50-ms window
     assert (t["design"] == "naive-od").sum() == 4
+
+
+def test_blocks_restrict_the_analysis_to_their_windows(tmp_path, capsys, small_recording):
+    """--blocks / blocks=: only the named blocks' windows are analysed; the whole-session truth is left out (it
+    would not match); unknown names, files without blocks and the reward-threshold design are refused clearly."""
+    from bci_credit.analysis.causal import analyze_recording
+    from bci_credit.tasks.bci import Block, default_session_config, run_session
+
+    cfg = default_session_config(seed=3)
+    cfg = cfg.replace(blocks=(Block("baseline", 10.0, reward=False), Block("conditioning", 20.0)), calibration_s=10.0)
+    rec = run_session(cfg).recordings[0]
+    n_cond = int((rec.windows["block"] == "conditioning").sum())
+    assert 0 < n_cond < len(rec.windows)
+    a = analyze_recording(rec, "spike", blocks="conditioning", density=False)
+    assert a.primary.options["n_windows"] == n_cond and a.naive.options["n_windows"] == n_cond
+    assert not [c for c in a.to_frame().columns if c.startswith("true_")] and a.findings()[1:] and \
+        "What the analysis found" not in a.summary()
+    assert any(n.startswith(f"blocks: {n_cond} of {len(rec.windows)} windows") for n in a.primary.notes)
+    whole = analyze_recording(rec, "spike", density=False)
+    assert not np.allclose(whole.primary.table["estimate"], a.primary.table["estimate"])
+    with pytest.raises(ValueError, match="'nope'; this recording's blocks are 'baseline', 'conditioning'"):
+        analyze_recording(rec, "spike", blocks=["nope"], density=False)
+    with pytest.raises(ValueError, match="reward-threshold design reads the decoder output"):
+        analyze_recording(rec, "reward-threshold", blocks="conditioning")
+    with pytest.raises(ValueError, match="no windows table with a 'block' column"):
+        analyze_recording(small_recording, "spike", blocks="conditioning")
+
+    path = tmp_path / "bci.nwb"
+    nwb.write(rec, path)
+    rc, out, _ = run_cli([path, "--blocks", "conditioning", "--out", tmp_path / "a", "--no-plots", "--no-density"],
+                         capsys)
+    assert rc == 0 and f"note: blocks: {n_cond} of" in out
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["config"]["blocks"] == ["conditioning"]
+    rc, _, err = run_cli([path, "--blocks", " ", "--out", tmp_path / "b"], capsys)
+    assert rc == 2 and "--blocks is empty" in err and not (tmp_path / "b").exists()

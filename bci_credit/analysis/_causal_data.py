@@ -320,6 +320,45 @@ def window_data(rec: Recording, *, window_s: float | None = None, reward: str | 
                       from_recording=use_own, notes=notes, laid=keep, n_laid=n_laid)
 
 
+def select_blocks(rec: Recording, blocks: str | Sequence[str]) -> tuple[Recording, str]:
+    """The recording cut to the windows of the named task blocks; returns it and a note saying what was kept.
+
+    Uses the windows table's ``block`` column (BCI sessions and the NWB files bci_credit writes have
+    one): its rows, and the drive Z and spike indicator H of those rows, are kept; spikes and series
+    stay whole (the windows decide what is analysed). A simulation's ``true_*`` unit columns average
+    over the whole session, not over the kept blocks, so they are left out rather than compared with
+    the block's estimates.
+
+    Raises
+    ------
+    ValueError
+        No windows table with a ``block`` column, no block named, or a name the table does not have
+        (the message lists the recording's blocks).
+    """
+    import dataclasses
+
+    names = [blocks] if isinstance(blocks, str) else [str(b) for b in blocks]
+    if rec.windows is None or "block" not in rec.windows.columns:
+        raise ValueError("blocks: this recording has no windows table with a 'block' column (BCI sessions and the "
+                         "NWB files bci_credit writes have one); analyse it whole, or cut it to the block's span first")
+    have = list(dict.fromkeys(rec.windows["block"].astype(str)))
+    unknown = [b for b in names if b not in have]
+    if not names or unknown:
+        raise ValueError(f"blocks: {', '.join(map(repr, unknown)) if unknown else 'none given'}; this recording's "
+                         f"blocks are {', '.join(map(repr, have))}")
+    keep = rec.windows["block"].astype(str).isin(names).to_numpy()
+    truth = [c for c in rec.units.columns if str(c).startswith("true_")]
+    cut = dataclasses.replace(
+        rec, windows=rec.windows.loc[keep].reset_index(drop=True),
+        drive=None if rec.drive is None else np.asarray(rec.drive)[keep],
+        spiked=None if rec.spiked is None else np.asarray(rec.spiked)[keep],
+        units=rec.units.drop(columns=truth))
+    note = (f"blocks: {int(keep.sum())} of {keep.size} windows analysed, those of block(s) {', '.join(names)}"
+            + ("; the simulation's true effects average over the whole session, so they are left out" if truth
+               else ""))
+    return cut, note
+
+
 def _behaviour_span(rec: Recording, y: np.ndarray, start: np.ndarray, stop: np.ndarray,
                     events: bool) -> tuple[tuple[float, float] | None, str]:
     """Where the outcome was observed (seconds), judged from the recording's data other than spikes,

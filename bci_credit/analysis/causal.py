@@ -65,6 +65,7 @@ from ._causal_data import (
     DesignUnavailable,
     check_design,
     design_requirements,
+    select_blocks,
     unit_thresholds,
 )
 from .causal_naive import NaiveComparison
@@ -317,7 +318,7 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
                       control_unit=None, reward: str | None = None, decoder: str | None = None,
                       threshold: float | None = None, window_s: float | None = None, density: bool = True,
                       source: str | None = None, n_jobs: int = 1, design_options: Mapping | None = None,
-                      **rd_options) -> CausalAnalysis:
+                      blocks: str | Sequence[str] | None = None, **rd_options) -> CausalAnalysis:
     """Run one design (plus the naive comparison) on a Recording.
 
     Parameters
@@ -347,6 +348,10 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
         Parallel fits.
     design_options : mapping, optional
         Extra keyword arguments of the design class (e.g. ``{"epoch_s": 0.2}``, ``{"lags": (0,)}``).
+    blocks : str or sequence of str, optional
+        Analyse only the windows of these task blocks (e.g. ``"conditioning"``, the rewarded one), by
+        the windows table's ``block`` column (:func:`~bci_credit.analysis._causal_data.select_blocks`);
+        designs that read the windows only (spike, fuzzy, naive).
     **rd_options
         RD settings (``p``, ``kernel``, ``bwselect``, ``vce``, ``level`` ...).
 
@@ -359,6 +364,13 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
     if source is None:
         src = rec.meta.get("nwb_path") or rec.meta.get("source") or "recording"
         source = str(src)
+    block_note, duration_s = None, recording.duration_s
+    if blocks is not None:
+        if design == "reward-threshold":
+            raise ValueError("blocks: the reward-threshold design reads the decoder output and reward events, not "
+                             "the windows; use it on the whole recording, or the spike, fuzzy or naive design")
+        rec, block_note = select_blocks(rec, blocks)
+        duration_s = float((rec.windows["stop_s"] - rec.windows["start_s"]).sum())
     if control_unit is not None:
         ids = control_unit if isinstance(control_unit, (list, tuple, np.ndarray)) else [control_unit]
         rec = _with_control(rec, ids)
@@ -369,6 +381,9 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
         design = _auto_design(req)
         if design is None:
             raise DesignUnavailable.for_all(req, label)
+        if blocks is not None and design == "reward-threshold":
+            raise ValueError("blocks: this recording supports only the reward-threshold design, which reads the "
+                             "decoder output and reward events, not the windows; analyse it whole")
     if design not in DESIGNS:
         raise ValueError(f"unknown design {design!r}; choose one of auto, {', '.join(DESIGNS)}")
     extra = dict(design_options or {})
@@ -394,7 +409,11 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
         if design_requirements(rec, reward=naive_reward)["naive"] is None:
             naive_res = NaiveComparison(rec, window_s=window_s, reward=naive_reward, units=units,
                                         level=rd_options.get("level", 95.0)).fit()
-    return CausalAnalysis(primary, naive_res, req, source, duration_s=recording.duration_s)
+    if block_note:
+        for res in (primary, naive_res):
+            if res is not None:
+                res.notes.append(block_note)
+    return CausalAnalysis(primary, naive_res, req, source, duration_s=duration_s)
 
 
 def _with_control(rec: Recording, ids) -> Recording:

@@ -68,6 +68,9 @@ def register(subparsers) -> None:
     p.add_argument("--window", type=float, default=None, metavar="SECONDS",
                    help="window length for files without a windows table (fuzzy, naive; default 0.05)")
     p.add_argument("--units", default=None, metavar="ID,ID,...", help="analyse only these unit ids")
+    p.add_argument("--blocks", default=None, metavar="NAME,NAME,...",
+                   help="analyse only the windows of these task blocks, e.g. conditioning (the rewarded block of "
+                        "the demo); needs a windows table with a 'block' column (spike, fuzzy, naive designs)")
     p.add_argument("--level", type=float, default=95.0, help="confidence level in percent (default 95)")
     p.add_argument("--no-naive", action="store_true", help="skip the naive comparison")
     p.add_argument("--no-density", action="store_true", help="skip the density (manipulation) tests")
@@ -84,12 +87,20 @@ def _kwargs(args) -> dict:
     units = None
     if args.units:
         units = [u.strip() for u in args.units.split(",") if u.strip()]
+    blocks = None
+    if args.blocks is not None:
+        blocks = [b.strip() for b in args.blocks.split(",") if b.strip()]
+        if not blocks:
+            raise CLIError("--blocks is empty; give block names, e.g. --blocks conditioning")
+        if args.design == "reward-threshold":
+            raise CLIError("--blocks works with the designs that read the windows (spike, fuzzy, naive), not with "
+                           "--design reward-threshold")
     extra = {k: v for k, v in (("epoch_s", args.epoch), ("horizon_s", args.horizon)) if v is not None}
     if extra and args.design != "reward-threshold":
         raise CLIError("--epoch and --horizon apply to --design reward-threshold only")
     return dict(design=args.design, control_unit=args.control_unit, reward=args.reward, decoder=args.decoder,
                 threshold=args.threshold, window_s=args.window, units=units, naive=not args.no_naive,
-                density=not args.no_density, level=args.level, design_options=extra or None)
+                density=not args.no_density, level=args.level, design_options=extra or None, blocks=blocks)
 
 
 def _subdirs(files: list[str]) -> dict[str, str]:
