@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -169,7 +170,8 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
         *analysis.findings(),
         *([f"- the analysis pools every block, including {' and '.join(b.name for b in cfg.blocks if not b.reward)}, "
            f"where no reward is delivered (the truth averages over the same windows); `bci-credit analyze "
-           f"{out / 'session.nwb'} --blocks {','.join(b.name for b in cfg.blocks if b.reward)} --out DIR` "
+           f"{shlex.quote(str(out / 'session.nwb'))} --blocks "
+           f"{shlex.quote(','.join(b.name for b in cfg.blocks if b.reward))} --out DIR` "
            f"analyses the rewarded block(s) alone."] if any(not b.reward for b in cfg.blocks) else []),
         "",
         "Terms: the control unit is the unit the BCI decoder reads (its firing earns the reward). Z is a unit's "

@@ -177,3 +177,23 @@ def test_blocks_restrict_the_analysis_to_their_windows(tmp_path, capsys, small_r
     assert json.loads((tmp_path / "a" / "run.json").read_text())["config"]["blocks"] == ["conditioning"]
     rc, _, err = run_cli([path, "--blocks", " ", "--out", tmp_path / "b"], capsys)
     assert rc == 2 and "--blocks is empty" in err and not (tmp_path / "b").exists()
+
+
+def test_blocks_with_auto_window_length_gaps_and_constant_reward(tmp_path):
+    """Review cases: auto picks a windows design with blocks (not reward-threshold); a window length with blocks is
+    refused (it would lay windows over the whole recording); gaps and a reward that never varies are noted."""
+    from bci_credit.analysis.causal import analyze_recording
+    from bci_credit.tasks.bci import Block, default_session_config, run_session
+
+    cfg = default_session_config(seed=4)
+    cfg = cfg.replace(blocks=(Block("baseline", 6.0, reward=False), Block("conditioning", 12.0),
+                              Block("extinction", 6.0, reward=False)), calibration_s=6.0)
+    rec = run_session(cfg).recordings[0]
+    nodrive = dataclasses.replace(rec, drive=None, spiked=None)
+    a = analyze_recording(nodrive, "auto", blocks="conditioning", density=False, naive=False)
+    assert a.design in ("fuzzy", "naive")
+    with pytest.raises(ValueError, match="give no window length"):
+        analyze_recording(rec, "naive", blocks="conditioning", window_s=0.05)
+    b = analyze_recording(rec, "naive", blocks=["baseline", "extinction"])
+    note = next(n for n in b.primary.notes if n.startswith("blocks:"))
+    assert "1 gap(s) in time" in note and "reward is constant in these blocks" in note

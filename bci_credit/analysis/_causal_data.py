@@ -337,17 +337,23 @@ def select_blocks(rec: Recording, blocks: str | Sequence[str]) -> tuple[Recordin
     """
     import dataclasses
 
-    names = [blocks] if isinstance(blocks, str) else [str(b) for b in blocks]
+    if isinstance(blocks, str) or not isinstance(blocks, Sequence):
+        blocks = [blocks]
+    names = [str(b) for b in blocks]
     if rec.windows is None or "block" not in rec.windows.columns:
         raise ValueError("blocks: this recording has no windows table with a 'block' column (BCI sessions and the "
                          "NWB files bci_credit writes have one); analyse it whole, or cut it to the block's span first")
-    have = list(dict.fromkeys(rec.windows["block"].astype(str)))
+    labels = rec.windows["block"].astype(str)
+    have = [b for b in dict.fromkeys(labels) if b not in ("", "nan", "None")]
     unknown = [b for b in names if b not in have]
     if not names or unknown:
         raise ValueError(f"blocks: {', '.join(map(repr, unknown)) if unknown else 'none given'}; this recording's "
                          f"blocks are {', '.join(map(repr, have))}")
-    keep = rec.windows["block"].astype(str).isin(names).to_numpy()
+    keep = labels.isin(names).to_numpy()
     truth = [c for c in rec.units.columns if str(c).startswith("true_")]
+    kept = rec.windows.loc[keep]
+    start, stop = kept["start_s"].to_numpy(float), kept["stop_s"].to_numpy(float)
+    gaps = int(np.sum(~np.isclose(start[1:], stop[:-1]))) if start.size > 1 else 0
     cut = dataclasses.replace(
         rec, windows=rec.windows.loc[keep].reset_index(drop=True),
         drive=None if rec.drive is None else np.asarray(rec.drive)[keep],
@@ -355,7 +361,11 @@ def select_blocks(rec: Recording, blocks: str | Sequence[str]) -> tuple[Recordin
         units=rec.units.drop(columns=truth))
     note = (f"blocks: {int(keep.sum())} of {keep.size} windows analysed, those of block(s) {', '.join(names)}"
             + ("; the simulation's true effects average over the whole session, so they are left out" if truth
-               else ""))
+               else "")
+            + (f"; the kept windows have {gaps} gap(s) in time, which the fuzzy design's lagged proxy features "
+               f"cross" if gaps else ""))
+    if "reward" in kept.columns and kept["reward"].nunique(dropna=True) <= 1:
+        note += "; the windows' reward is constant in these blocks (none delivered?): there is no effect to estimate"
     return cut, note
 
 

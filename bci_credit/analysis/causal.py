@@ -366,6 +366,9 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
         source = str(src)
     block_note, duration_s = None, recording.duration_s
     if blocks is not None:
+        if window_s is not None:
+            raise ValueError("blocks: the blocks are cut from the recording's own windows; give no window length "
+                             "(window_s / --window) with them")
         if design == "reward-threshold":
             raise ValueError("blocks: the reward-threshold design reads the decoder output and reward events, not "
                              "the windows; use it on the whole recording, or the spike, fuzzy or naive design")
@@ -378,12 +381,13 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
                               threshold=threshold if design in ("reward-threshold", "auto") else None)
     label = None if source in ("simulation", "recording") else source
     if design == "auto":
-        design = _auto_design(req)
+        # with blocks, only the designs that read the windows
+        design = _auto_design(req if blocks is None else {**req, "reward-threshold": "reads no windows"})
         if design is None:
+            if blocks is not None and req.get("reward-threshold") is None:
+                raise ValueError("blocks: this recording supports only the reward-threshold design, which reads the "
+                                 "decoder output and reward events, not the windows; analyse it whole")
             raise DesignUnavailable.for_all(req, label)
-        if blocks is not None and design == "reward-threshold":
-            raise ValueError("blocks: this recording supports only the reward-threshold design, which reads the "
-                             "decoder output and reward events, not the windows; analyse it whole")
     if design not in DESIGNS:
         raise ValueError(f"unknown design {design!r}; choose one of auto, {', '.join(DESIGNS)}")
     extra = dict(design_options or {})
