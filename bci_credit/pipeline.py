@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .analysis.causal_results import truth_column
 from .outputs import save_figure, write_run_json
 from .plotting import pyplot
-from .plotting.bci import _block_edges
+from .plotting.bci import mark_blocks
 
 __all__ = ["run_demo"]
 
@@ -45,13 +46,13 @@ def _learning_figure(rec):
     rr = r[: r.size // k * k].reshape(-1, k).mean(axis=1)
     axes[1].plot(rec.windows["stop_s"].to_numpy()[k - 1::k][: rr.size], rr)
     axes[1].set_xlabel("time (s)")
-    is_cost = rec.meta.get("reward_kind") == "cost"  # a BCI session's reward is a reward unless its mapping says cost
+    is_cost = rec.outcome_kind == "cost"
     span = float(rec.windows["stop_s"].iloc[k - 1] - rec.windows["start_s"].iloc[0]) if len(rec.windows) >= k else 0.0
     axes[1].set_ylabel(("cost per window (lower is better)" if is_cost else "reward per window (higher is better)")
                        + (f"\nmean over {span:.3g} s" if span > 0 else ""))
     axes[1].set_title("learning curve", pad=14)
     for ax in axes:  # the blocks (baseline, conditioning, extinction) on both panels
-        _block_edges(rec, ax)
+        mark_blocks(rec, ax)
     fig.tight_layout()
     return fig
 
@@ -69,7 +70,7 @@ def _effects_figure(analysis, kind: str = "reward"):
     if analysis.naive is not None:
         od = analysis.naive.table.query("design == 'naive-od'")
         ax.plot(x + 0.15, od["estimate"].to_numpy(), "s", label="observed dependence (naive: an association)")
-    truth = next((c for c in ("true_rd_effect", "true_marginal_effect") if c in t), None)
+    truth = truth_column(t)
     if truth:
         ax.plot(x, t[truth], "k_", ms=14, mew=2, label=f"truth ({truth})")
     ax.axhline(0, color="0.7", lw=0.8)
@@ -147,8 +148,7 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
     analysis = analyze_recording(rec_file, design="spike")
     files += list(analysis.save(out / "analysis").values())
     files.append(save_figure(_learning_figure(rec_file), out / "learning.png"))
-    files.append(save_figure(_effects_figure(analysis, rec_file.meta.get("reward_kind") or "reward"),
-                             out / "causal_effects.png"))
+    files.append(save_figure(_effects_figure(analysis, rec_file.outcome_kind), out / "causal_effects.png"))
     files += _bci_outputs(rec_file, out)
     table = analysis.primary.table
     lines = [
@@ -164,7 +164,7 @@ def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quic
         "",
         "```text",
         table[["unit", "is_control", "estimate", "ci_lo", "ci_hi"]
-              + [c for c in ("true_rd_effect", "true_marginal_effect") if c in table][:1]].round(5).to_string(index=False),
+              + [c for c in (truth_column(table),) if c]].round(5).to_string(index=False),
         "```",
         "",
         *analysis.findings(),

@@ -337,6 +337,12 @@ class Recording:
             return 0.0, 0.0
         return float(lo), float(hi)
 
+    @property
+    def outcome_kind(self) -> str:
+        """What ``windows["reward"]`` holds: ``"cost"`` when ``meta['reward_kind']`` says so (a task whose
+        learning minimises a cost), else ``"reward"``."""
+        return "cost" if self.meta.get("reward_kind") == "cost" else "reward"
+
     def rates_hz(self) -> np.ndarray:
         """Mean firing rate of every unit over the recording (NaN when the duration is 0)."""
         d = self.duration_s

@@ -351,11 +351,11 @@ def select_blocks(rec: Recording, blocks: str | Sequence[str]) -> tuple[Recordin
                          f"blocks are {', '.join(map(repr, have))}")
     keep = labels.isin(names).to_numpy()
     truth = [c for c in rec.units.columns if str(c).startswith("true_")]
-    kept = rec.windows.loc[keep]
+    kept = rec.windows.loc[keep].reset_index(drop=True)
     start, stop = kept["start_s"].to_numpy(float), kept["stop_s"].to_numpy(float)
     gaps = int(np.sum(~np.isclose(start[1:], stop[:-1]))) if start.size > 1 else 0
     cut = dataclasses.replace(
-        rec, windows=rec.windows.loc[keep].reset_index(drop=True),
+        rec, windows=kept,
         drive=None if rec.drive is None else np.asarray(rec.drive)[keep],
         spiked=None if rec.spiked is None else np.asarray(rec.spiked)[keep],
         units=rec.units.drop(columns=truth))

@@ -69,7 +69,7 @@ from ._causal_data import (
     unit_thresholds,
 )
 from .causal_naive import NaiveComparison
-from .causal_results import RESULT_COLUMNS, CausalResults, _match_id, _positions
+from .causal_results import RESULT_COLUMNS, CausalResults, _match_id, _positions, truth_column
 from .causal_reward import RewardThreshold, reconstruct_decoder, threshold_crossings
 from .causal_spike import FuzzySpikeRD, SpikeDiscontinuity, WeakFirstStage
 
@@ -149,7 +149,7 @@ class CausalAnalysis:
         if not len(self.primary.table) or self.design == "naive":  # an association has no findings to report
             return []
         t = self.primary.table.copy()
-        truth = next((c for c in ("true_rd_effect", "true_marginal_effect") if c in t), None)
+        truth = truth_column(t)
         if truth:
             for col in (truth, truth + "_se", "true_marginal_n", "true_total_effect"):
                 if col in t:
@@ -224,30 +224,28 @@ class CausalAnalysis:
                      "naive-rate": "spike count",
                      "naive-rate-adjusted": "spike count adjusted for the other units' counts"}
 
-            n_null_listed = 0
-
-            def null_count(units) -> str:  # how many of ``units`` have a true effect of exactly 0
-                nonlocal n_null_listed
+            def nulls(units) -> tuple[int, str]:  # units with a true effect of exactly 0, and the words for it
                 units = list(dict.fromkeys(units))
                 known = [u for u in units if u in effect]
-                nulls = sum(effect[u] == 0 for u in known)
-                n_null_listed += nulls
-                text = f"{nulls} without any effect"
-                return text + (f", {len(units) - len(known)} of unknown truth" if len(known) < len(units) else "")
+                k = sum(effect[u] == 0 for u in known)
+                return k, f"{k} without any effect" + (f", {len(units) - len(known)} of unknown truth"
+                                                       if len(known) < len(units) else "")
 
-            parts = []
+            parts, naive_nulls = [], 0
             for variant in dict.fromkeys(naive["design"].astype(str)):
                 units_v = listed.loc[listed["design"].astype(str) == variant, "unit"]
                 pv = naive.loc[naive["design"].astype(str) == variant, "pvalue"].to_numpy(float)
-                n_v = int(np.isfinite(pv).sum())
-                parts.append(f"{names.get(variant, variant)}: {len(units_v)} of {n_v} units"
-                             + (f" ({null_count(units_v)})" if truth and len(units_v) else ""))
+                part = f"{names.get(variant, variant)}: {len(units_v)} of {int(np.isfinite(pv).sum())} units"
+                if truth and len(units_v):
+                    k, words = nulls(units_v)
+                    naive_nulls += k
+                    part += f" ({words})"
+                parts.append(part)
             line = ("- the naive comparisons list as associated with the reward, after Holm's correction: "
                     + "; ".join(parts))
             if truth:
-                naive_nulls = n_null_listed
-                line += (f". The {self.design} RD lists {len(set(self.drivers()['unit']))} unit(s) "
-                         f"({null_count(self.drivers()['unit'])})")
+                rd_units = self.drivers()["unit"]
+                line += f". The {self.design} RD lists {len(set(rd_units))} unit(s) ({nulls(rd_units)[1]})"
                 if naive_nulls:
                     line += (". Units without an effect are listed when correlated input makes their spikes coincide "
                              "with the control unit's; adjusting for the other units removes that here because the "
@@ -267,7 +265,7 @@ class CausalAnalysis:
         other = [d for d, why in self.requirements.items() if why is None and d not in (self.design, "naive")]
         if other:
             parts.append(f"\nOther designs this recording supports: {', '.join(other)}")
-        if findings and any(c in self.primary.table for c in ("true_rd_effect", "true_marginal_effect")):
+        if findings and truth_column(self.primary.table):
             parts += ["", *self.findings()]
         return "\n".join(parts)
 
@@ -513,8 +511,7 @@ def proxy_noise_curve(recordings: Sequence[Recording], noise_sds: Sequence[float
         if isinstance(truth, Mapping):
             tr = np.array([float(truth[u]) for u in rec.unit_ids[pos]])
         else:
-            col = truth if isinstance(truth, str) else (
-                "true_rd_effect" if "true_rd_effect" in rec.units.columns else "true_marginal_effect")
+            col = truth if isinstance(truth, str) else (truth_column(rec.units.columns) or "true_marginal_effect")
             tr = rec.units[col].to_numpy(float)[pos] if col in rec.units.columns else np.full(len(pos), np.nan)
         thr = unit_thresholds(rec)
         thr = np.where(np.isfinite(thr), thr, 1.0)

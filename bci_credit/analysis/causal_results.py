@@ -31,6 +31,14 @@ RD_OPTIONS = ("p", "q", "h", "b", "rho", "kernel", "bwselect", "vce", "nnmatch",
 
 _TRUTH_COLUMNS = ("true_rd_effect", "true_marginal_effect", "true_marginal_effect_se", "true_marginal_n",
                   "true_direct_effect", "true_total_effect")
+#: The truth an RD estimate is judged against, in order of preference (see :func:`truth_column`).
+_ESTIMAND_TRUTHS = ("true_rd_effect", "true_marginal_effect")
+
+
+def truth_column(table) -> str | None:
+    """The column of ``table`` (a results table or a units table) holding the simulation's truth for the RD
+    estimand: ``true_rd_effect`` where there is one, else ``true_marginal_effect``; None for a recording."""
+    return next((c for c in _ESTIMAND_TRUTHS if c in table), None)
 
 
 # ============================================================================ results

@@ -154,17 +154,12 @@ class SpikeDiscontinuity:
             notes += dn
         df = _add_truth(df.frame(), rec)
         data = {u: {"x": x[:, k], "y": y, "cutoff": 0.0, "xlabel": f"max drive Z - threshold (unit {u})",
-                    "ylabel": f"{_outcome_kind(rec)} in the window (mean per bin)"}
+                    "ylabel": f"{rec.outcome_kind} in the window (mean per bin)"}
                 for k, u in enumerate(df["unit"])}
         opts = {"reward": wd.reward_source, "n_windows": wd.n_windows, "level": _level(self.rd_options),
                 **{k: v for k, v in self.rd_options.items()}}
         return CausalResults(self.design, self.estimand, self.assumptions, df, opts, notes, data,
                              {"sharp_mismatch": dict(zip(df["unit"], mismatch))})
-
-
-def _outcome_kind(rec: Recording) -> str:
-    """What a recording's outcome is, for labels: ``"cost"`` for a task that records its cost, else ``"reward"``."""
-    return "cost" if rec.meta.get("reward_kind") == "cost" else "reward"
 
 
 # ============================================================================ fuzzy spike RD
@@ -385,7 +380,7 @@ class FuzzySpikeRD:
         df = _add_truth(df.frame(), rec)
         data = {u: {"x": X[:, k], "y": y, "cutoff": 0.0, "treatment": H[:, k],
                     "xlabel": f"drive proxy - cutoff (unit {u})",
-                    "ylabel": f"{_outcome_kind(rec)} in the window (mean per bin)"} for k, u in enumerate(df["unit"])}
+                    "ylabel": f"{rec.outcome_kind} in the window (mean per bin)"} for k, u in enumerate(df["unit"])}
         opts = {"proxy": "glm" if isinstance(self.proxy, str) else (pr.method if pr is not None else "array"),
                 "cutoff": self.cutoff if isinstance(self.cutoff, str) else "given",
                 "min_first_stage_f": self.min_first_stage_f, "reward": wd.reward_source, "n_windows": wd.n_windows,

@@ -92,9 +92,6 @@ def _kwargs(args) -> dict:
         blocks = [b.strip() for b in args.blocks.split(",") if b.strip()]
         if not blocks:
             raise CLIError("--blocks is empty; give block names, e.g. --blocks conditioning")
-        if args.design == "reward-threshold":
-            raise CLIError("--blocks works with the designs that read the windows (spike, fuzzy, naive), not with "
-                           "--design reward-threshold")
     extra = {k: v for k, v in (("epoch_s", args.epoch), ("horizon_s", args.horizon)) if v is not None}
     if extra and args.design != "reward-threshold":
         raise CLIError("--epoch and --horizon apply to --design reward-threshold only")

@@ -8,10 +8,12 @@ import pandas as pd
 from ..recording import Recording
 from . import pyplot
 
-__all__ = ["plot_bci_session", "prediction_figures"]
+__all__ = ["plot_bci_session", "prediction_figures", "mark_blocks"]
 
 
-def _block_edges(rec: Recording, ax) -> None:
+def mark_blocks(rec: Recording, ax) -> None:
+    """Mark the task blocks of ``rec`` (its windows' ``block`` column) on ``ax``: a dotted line at each
+    change and the block's name above the axes; nothing for a recording without blocks."""
     if rec.windows is None or "block" not in rec.windows.columns:
         return
     b = rec.windows["block"].astype(str).to_numpy()
@@ -37,7 +39,7 @@ def plot_bci_session(rec: Recording, *, bin_s: float = 10.0):
         ax.plot(edges[:-1] + bin_s / 2, h, color="tab:red" if ctrl[j] else "0.7", lw=1.6 if ctrl[j] else 0.6,
                 zorder=3 if ctrl[j] else 1)
     ax.set_ylabel("rate (Hz)")
-    _block_edges(rec, ax)
+    mark_blocks(rec, ax)
     ax = axes[1]
     if "decoder_output" in rec.series:
         ts = rec.series["decoder_output"]

@@ -49,8 +49,7 @@ def plot_reward_vs_drive(rec: Recording, ax, unit: int = 0, *, max_points: int =
     if np.isfinite(thr):
         ax.axvline(thr, color="k", ls="--", lw=0.8)
     ax.set_xlabel(f"max drive Z of unit {rec.units.index[unit]} in the window (dashed: threshold)")
-    ax.set_ylabel({"cost": "cost in the window", "reward": "reward in the window"}.get(rec.meta.get("reward_kind"),
-                                                                                    "reward (or cost) R"))
+    ax.set_ylabel(f"{rec.outcome_kind} in the window" if "reward_kind" in rec.meta else "reward (or cost) R")
     ax.legend(fontsize=7, markerscale=3)
     ax.set_title("reward vs drive")
     return ax
@@ -93,7 +92,7 @@ def plot_session(rec: Recording):
         rr = r[: r.size // k * k].reshape(-1, k).mean(axis=1)
         ax.plot(rec.windows["stop_s"].to_numpy()[k - 1::k][: rr.size], rr)
         ax.set_xlabel("time (s)")
-        kind = rec.meta.get("reward_kind") or "reward"
+        kind = rec.outcome_kind
         ax.set_ylabel(f"mean {kind} per window")
         ax.set_title(f"{kind} over time")
     name = str(rec.meta.get("name", rec.meta.get("source", "")))
