@@ -118,6 +118,9 @@ class Recording:
     meta : dict
         Provenance: ``source`` (``"simulation"`` or a file path), ``config``, ``seed``,
         ``versions``, ``session_start_time``, ``warnings`` ...
+    epochs : DataFrame, optional
+        Task blocks or other named periods of the session (NWB's ``/intervals/epochs``): ``start_s``,
+        ``stop_s`` and ``tags`` (a list of names per row, e.g. ``["conditioning"]``) + any extra columns.
     """
 
     units: pd.DataFrame
@@ -129,6 +132,7 @@ class Recording:
     series: dict = field(default_factory=dict)
     weights: WeightTrace | None = None
     meta: dict = field(default_factory=dict)
+    epochs: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.units, pd.DataFrame):
@@ -150,7 +154,7 @@ class Recording:
                 f"Recording.units['threshold'] must be numbers (NaN if unknown); not numbers: {bad}"
             ) from None
         self.spike_times = self._spike_trains(self.spike_times)
-        for name in ("windows", "trials"):
+        for name in ("windows", "trials", "epochs"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, pd.DataFrame):
                 raise TypeError(f"Recording.{name} must be a pandas DataFrame or None, got {type(value).__name__}")
@@ -281,6 +285,8 @@ class Recording:
             for c in ("start_s", "stop_s"):
                 if c not in self.trials.columns:
                     raise ValueError(f"Recording.trials lacks column {c!r}")
+        if self.epochs is not None:
+            _check_epochs(self.epochs)
         for name, ts in self.series.items():
             if not isinstance(ts, TimeSeries):
                 raise TypeError(f"Recording.series[{name!r}] must be a TimeSeries")
@@ -326,7 +332,8 @@ class Recording:
         for s in self.spike_times:
             if s.size:
                 lo, hi = min(lo, s[0]), max(hi, s[-1])
-        for df, a, b in ((self.windows, "start_s", "stop_s"), (self.trials, "start_s", "stop_s")):
+        for df, a, b in ((self.windows, "start_s", "stop_s"), (self.trials, "start_s", "stop_s"),
+                         (self.epochs, "start_s", "stop_s")):
             if df is not None and len(df):
                 lo = min(lo, np.nanmin(df[a].to_numpy(float)))
                 hi = max(hi, np.nanmax(df[b].to_numpy(float)) if np.isfinite(df[b].to_numpy(float)).any() else hi)
@@ -399,6 +406,10 @@ class Recording:
             )
         if self.trials is not None:
             lines.append(f"  trials: {len(self.trials)}")
+        if self.epochs is not None:
+            names = list(dict.fromkeys(t for tags in self.epochs.get("tags", []) for t in tag_list(tags)))
+            listed = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            lines.append(f"  epochs: {len(self.epochs)}" + (f" ({listed})" if names else ""))
         if self.series:
             lines.append("  series: " + ", ".join(sorted(self.series)))
         if self.weights is not None:
@@ -431,6 +442,7 @@ class Recording:
                 out.append(f"spike times of unit {uid} differ")
         out += _frame_diff("windows", self.windows, other.windows)
         out += _frame_diff("trials", self.trials, other.trials)
+        out += _frame_diff("epochs", self.epochs, other.epochs)
         for name in ("drive", "spiked"):
             a, b = getattr(self, name), getattr(other, name)
             if (a is None) != (b is None) or (a is not None and not np.array_equal(a, b)):
@@ -501,6 +513,32 @@ def _series_equal(a: pd.Series, b: pd.Series) -> bool:
         except (TypeError, ValueError):
             return False
     return [str(x) for x in av] == [str(x) for x in bv]
+
+
+def tag_list(tags: Any) -> list[str]:
+    """One epoch's ``tags`` cell as a list of names (a list, an array, or one name; missing -> [])."""
+    if tags is None or isinstance(tags, float) and np.isnan(tags):
+        return []
+    if isinstance(tags, (str, bytes)):
+        tags = [tags]
+    return [t.decode() if isinstance(t, bytes) else str(t) for t in np.ravel(np.asarray(tags, dtype=object))
+            if str(t) != ""]
+
+
+def _check_epochs(epochs: pd.DataFrame) -> None:
+    missing = [c for c in ("start_s", "stop_s") if c not in epochs.columns]
+    if missing:
+        raise ValueError(f"Recording.epochs lacks column(s) {missing}: give start_s and stop_s (seconds) per epoch")
+    try:
+        start = epochs["start_s"].to_numpy(dtype=float)
+        stop = epochs["stop_s"].to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError("Recording.epochs start_s/stop_s must be numbers (seconds)") from None
+    reversed_rows = np.flatnonzero(stop < start)
+    if reversed_rows.size:
+        r = int(reversed_rows[0])
+        raise ValueError(f"Recording.epochs has {reversed_rows.size} epoch(s) with stop_s < start_s (e.g. row {r}: "
+                         f"start_s={start[r]:g}, stop_s={stop[r]:g}); every epoch needs start_s <= stop_s")
 
 
 def _frame_diff(name: str, a: pd.DataFrame | None, b: pd.DataFrame | None) -> list[str]:

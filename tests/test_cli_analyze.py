@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -155,6 +156,11 @@ def test_blocks_restrict_the_analysis_to_their_windows(tmp_path, capsys, small_r
     rec = run_session(cfg).recordings[0]
     n_cond = int((rec.windows["block"] == "conditioning").sum())
     assert 0 < n_cond < len(rec.windows)
+    # the session's blocks are also its epochs (NWB /intervals/epochs), spanning their windows
+    assert rec.epochs["tags"].tolist() == [["baseline"], ["conditioning"]]
+    assert rec.epochs["rewarded"].tolist() == [False, True]
+    cond = rec.windows[rec.windows["block"] == "conditioning"]
+    assert rec.epochs.loc[1, ["start_s", "stop_s"]].tolist() == [cond["start_s"].iloc[0], cond["stop_s"].iloc[-1]]
     a = analyze_recording(rec, "spike", blocks="conditioning", density=False)
     assert a.primary.options["n_windows"] == n_cond and a.naive.options["n_windows"] == n_cond
     assert not [c for c in a.to_frame().columns if c.startswith("true_")] and a.findings()[1:] and \
@@ -166,7 +172,7 @@ def test_blocks_restrict_the_analysis_to_their_windows(tmp_path, capsys, small_r
         analyze_recording(rec, "spike", blocks=["nope"], density=False)
     with pytest.raises(ValueError, match="reward-threshold design reads the decoder output"):
         analyze_recording(rec, "reward-threshold", blocks="conditioning")
-    with pytest.raises(ValueError, match="no windows table with a 'block' column"):
+    with pytest.raises(ValueError, match="names no task blocks"):
         analyze_recording(small_recording, "spike", blocks="conditioning")
 
     path = tmp_path / "bci.nwb"
@@ -177,6 +183,99 @@ def test_blocks_restrict_the_analysis_to_their_windows(tmp_path, capsys, small_r
     assert json.loads((tmp_path / "a" / "run.json").read_text())["config"]["blocks"] == ["conditioning"]
     rc, _, err = run_cli([path, "--blocks", " ", "--out", tmp_path / "b"], capsys)
     assert rc == 2 and "--blocks is empty" in err and not (tmp_path / "b").exists()
+
+
+def _lab_recording(seed=0, T=200.0, n=6, driver=3, bin_s=0.05):
+    """A recording as another lab stores it: spikes and reward events only, task blocks as epochs with tags.
+    Reward (an event late in a 50-ms bin) follows a spike of unit ``driver`` in the bin with probability 0.6,
+    else 0.1, in the conditioning block only: the naive contrast there is 0.5, diluted outside it."""
+    from bci_credit.recording import Recording, TimeSeries, make_units_table
+
+    rng = np.random.default_rng(seed)
+    nb = int(round(T / bin_s))
+    counts = rng.poisson(rng.uniform(5, 15, n)[None, :] * bin_s, size=(nb, n))
+    spikes = [np.sort(np.repeat(np.arange(nb) * bin_s, counts[:, i]) + rng.uniform(0, bin_s, counts[:, i].sum()))
+              for i in range(n)]
+    tb = np.arange(nb) * bin_s
+    cond = (tb >= 0.2 * T) & (tb < 0.8 * T)
+    rt = tb[rng.random(nb) < np.where(counts[:, driver] > 0, 0.6, 0.1) * cond] + 0.9 * bin_s
+    epochs = pd.DataFrame({"start_s": [0.0, 0.2 * T, 0.8 * T], "stop_s": [0.2 * T, 0.8 * T, T],
+                           "tags": [["baseline"], ["conditioning", "rewarded"], ["extinction"]]})
+    return Recording(units=make_units_table(n), spike_times=spikes, epochs=epochs,
+                     series={"reward": TimeSeries(rt, np.ones(rt.size), kind="events")},
+                     meta={"source": "lab", "duration_s": T})
+
+
+def test_blocks_from_epochs_or_trials_of_another_labs_recording(tmp_path, capsys):
+    """Recordings from other labs name their blocks in an epochs table (NWB's add_epoch tags) or a trials
+    'block' column, and have no windows table: --blocks lays windows over the named blocks' spans only. The
+    driver's naive contrast is 0.5 in the conditioning block (0.5 x 0.6 = 0.3 when pooled over the session)."""
+    from pynwb import NWBHDF5IO, NWBFile, TimeSeries as NWBSeries
+    from pynwb.behavior import BehavioralEvents
+
+    from bci_credit.analysis._causal_data import block_spans
+    from bci_credit.analysis.causal import analyze_recording
+
+    rec = _lab_recording()
+    assert block_spans(rec) == ({"baseline": [(0.0, 40.0)], "conditioning": [(40.0, 160.0)],
+                                 "rewarded": [(40.0, 160.0)], "extinction": [(160.0, 200.0)]}, "epochs")
+    a = analyze_recording(rec, "naive", blocks="conditioning")
+    t = a.primary.table.set_index(["unit", "design"])
+    assert a.primary.options["n_windows"] == 2400  # 120 s of 50-ms windows
+    est, se = t.loc[(3, "naive-od"), "estimate"], t.loc[(3, "naive-od"), "se"]
+    assert abs(est - 0.5) < 4 * se and se < 0.03
+    whole = analyze_recording(rec, "naive").primary.table.set_index(["unit", "design"])
+    assert abs(whole.loc[(3, "naive-od"), "estimate"] - 0.3) < 4 * whole.loc[(3, "naive-od"), "se"]
+    note = next(n for n in a.primary.notes if n.startswith("blocks:"))
+    assert "2400 windows of 0.05 s laid over the recording" in note and "(from the epochs table)" in note
+    assert "outcome: series 'reward'" in note
+    assert analyze_recording(rec, "naive", blocks="rewarded", window_s=0.1).primary.options["n_windows"] == 1200
+    two = analyze_recording(rec, "naive", blocks=["baseline", "extinction"])
+    assert two.primary.options["n_windows"] == 1600
+    assert "1 gap(s) in time" in next(n for n in two.primary.notes if n.startswith("blocks:"))
+    with pytest.raises(ValueError, match=r"'nope'; this recording's blocks are 'baseline', 'conditioning', "
+                                         r"'rewarded', 'extinction' \(from the epochs table\)"):
+        analyze_recording(rec, "naive", blocks="nope")
+
+    # a trials table's block column: each run of trials spans its first start to its last stop
+    starts = np.arange(0.0, 200.0, 4.0)
+    trials = pd.DataFrame({"start_s": starts, "stop_s": starts + 3.0,
+                           "block": np.where(starts < 40, "baseline", np.where(starts < 160, "conditioning",
+                                                                               "extinction"))})
+    by_trials = dataclasses.replace(rec, epochs=None, trials=trials)
+    spans, src = block_spans(by_trials)
+    assert src == "trials" and spans["conditioning"] == [(40.0, 159.0)]
+    b = analyze_recording(by_trials, "naive", blocks="conditioning")
+    assert b.primary.options["n_windows"] == 2380 and "(from the trials table's block column)" in b.primary.notes[-1]
+
+    # own windows without a block column: the rows inside the epochs are kept
+    w0 = np.arange(0.0, 200.0, 0.5)
+    own = dataclasses.replace(rec, windows=pd.DataFrame({"start_s": w0, "stop_s": w0 + 0.5,
+                                                         "reward": np.zeros(w0.size)}))
+    cut = analyze_recording(own, "naive", blocks="conditioning", naive=False)
+    assert cut.primary.options["n_windows"] == 240
+
+    # the same blocks read from an NWB file written with pynwb's add_epoch
+    f = NWBFile("lab session", "lab-1", pd.Timestamp("2024-01-01", tz="UTC").to_pydatetime())
+    for a_, b_, tags in rec.epochs[["start_s", "stop_s", "tags"]].itertuples(index=False):
+        f.add_epoch(a_, b_, tags)
+    for st in rec.spike_times:
+        f.add_unit(spike_times=st)
+    with warnings.catch_warnings():  # pynwb 4 deprecates BehavioralEvents; files from labs still have it
+        warnings.simplefilter("ignore", UserWarning)
+        events = BehavioralEvents(name="BehavioralEvents")  # reward deliveries (bci_nwb.md B.2)
+    events.add_timeseries(NWBSeries(name="reward", data=np.ones(rec.series["reward"].t_s.size),
+                                    timestamps=rec.series["reward"].t_s, unit="a.u."))
+    f.create_processing_module("behavior", "behaviour").add(events)
+    path = tmp_path / "lab.nwb"
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(f)
+    back = nwb.read(path)
+    assert list(back.epochs["tags"]) == [["baseline"], ["conditioning", "rewarded"], ["extinction"]]
+    assert "epochs: 3 (baseline, conditioning, rewarded, extinction)" in back.summary()
+    rc, out, _ = run_cli([path, "--design", "naive", "--reward", "reward", "--blocks", "conditioning", "--out",
+                          tmp_path / "o"], capsys)
+    assert rc == 0 and "2400 windows of 0.05 s laid over the recording analysed" in out, out
 
 
 def test_blocks_with_auto_window_length_gaps_and_constant_reward(tmp_path):
@@ -197,3 +296,6 @@ def test_blocks_with_auto_window_length_gaps_and_constant_reward(tmp_path):
     b = analyze_recording(rec, "naive", blocks=["baseline", "extinction"])
     note = next(n for n in b.primary.notes if n.startswith("blocks:"))
     assert "1 gap(s) in time" in note and "reward is constant in these blocks" in note
+    # a constant outcome has nothing to explain: no estimate (a fit would report rounding noise as significant)
+    assert b.primary.table["estimate"].isna().all() and not len(b.primary.drivers())
+    assert (b.primary.table["reason"] == "the reward is the same (0) in every analysed window").all()

@@ -43,7 +43,7 @@ def test_json_summary_of_our_file(sim, capsys):
     assert s["units"][0]["is_control"] is True and s["written_by_bci_credit"] is True
     names = {ts["name"] for ts in s["time_series"]}
     assert {"decoder_output", "cursor", "reward"} <= names
-    assert {i["name"] for i in s["intervals"]} == {"trials", "windows"}
+    assert {i["name"] for i in s["intervals"]} == {"trials", "windows", "epochs"}
 
 
 def test_text_summary(sim, capsys):
@@ -53,6 +53,8 @@ def test_text_summary(sim, capsys):
     assert f"units: {rec.n_units} from /units; spikes: {int(rec.n_spikes.sum())}" in out
     assert f"... {rec.n_units - 2} more units" in out
     assert "trials: 4" in out and "decoder_output" in out and "/intervals/windows" in out
+    assert "/intervals/epochs: 3 rows; columns: start_time, stop_time, tags, gain; tags: baseline, conditioning, " \
+           "rewarded\n" in out
 
 
 @pytest.mark.parametrize("case", ["no_units", "outside", "binned", "unsorted"])

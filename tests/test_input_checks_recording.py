@@ -385,3 +385,14 @@ def test_sweep_with_a_malformed_scheduler_address_writes_nothing(tmp_path):
         run_sweep(load_preset("paper_2neuron_estimation").with_overrides(**{"run.duration_s": 0.2}), {"c": [0.5]},
                   out=tmp_path / "sw", scheduler="dask")
     assert not (tmp_path / "sw").exists() or not any((tmp_path / "sw").iterdir())
+
+
+@pytest.mark.parametrize("epochs, match", [
+    ("baseline", "Recording.epochs must be a pandas DataFrame"),
+    (pd.DataFrame({"start_s": [0.0]}), r"Recording.epochs lacks column\(s\) \['stop_s'\]"),
+    (pd.DataFrame({"start_s": ["a"], "stop_s": [1.0]}), "start_s/stop_s must be numbers"),
+    (pd.DataFrame({"start_s": [0.0, 5.0], "stop_s": [5.0, 4.0]}), r"1 epoch\(s\) with stop_s < start_s \(e.g. row 1"),
+])
+def test_bad_epochs_are_refused(epochs, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        Recording(units=make_units_table(1), spike_times=[np.array([0.5])], epochs=epochs)

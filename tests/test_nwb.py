@@ -55,6 +55,8 @@ def test_round_trip_exact(sim_file):
     assert back.trials["target"].dtype == np.int16
     assert all(isinstance(x, str) for x in back.trials["block"])
     assert back.trials["reward_times"].tolist() == rec.trials["reward_times"].tolist()
+    assert back.epochs["tags"].tolist() == [["baseline"], ["conditioning", "rewarded"], []]
+    assert list(back.epochs.columns) == ["start_s", "stop_s", "tags", "gain"]
     assert back.spiked.dtype == bool and back.drive.dtype == np.float64
     assert list(back.units.columns) == list(rec.units.columns)
     assert list(back.trials.columns) == list(rec.trials.columns)

@@ -63,7 +63,9 @@ def sim_recording(seed: int = 0, n_units: int = 6, n_windows: int = 120) -> Reco
         "config": {"population": {"n_units": n_units, "tau_m_s": 0.02}, "odd/key~": [1, 2, 3], "empty": {}},
         "decoder": {"control_unit_id": 0, "gain": 2.5, "filter": "exponential", "taps": [0.5, 0.25]},
     }
-    return Recording(units, spikes, windows, drive, spiked, trials, series, weights, meta)
+    epochs = pd.DataFrame({"start_s": [0.0, 3.0, 9.0], "stop_s": [3.0, 9.0, 12.0],
+                           "tags": [["baseline"], ["conditioning", "rewarded"], []], "gain": [0.0, 2.5, 0.0]})
+    return Recording(units, spikes, windows, drive, spiked, trials, series, weights, meta, epochs=epochs)
 
 
 def _nwbfile(**kwargs):

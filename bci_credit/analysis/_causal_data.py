@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..recording import Recording, TimeSeries
+from ..recording import Recording, TimeSeries, tag_list
 
 logger = logging.getLogger("bci_credit")
 
@@ -320,46 +320,134 @@ def window_data(rec: Recording, *, window_s: float | None = None, reward: str | 
                       from_recording=use_own, notes=notes, laid=keep, n_laid=n_laid)
 
 
-def select_blocks(rec: Recording, blocks: str | Sequence[str]) -> tuple[Recording, str]:
+def block_spans(rec: Recording) -> tuple[dict[str, list[tuple[float, float]]], str]:
+    """The recording's named task blocks as time spans, and the table they come from.
+
+    From the epochs table (NWB's ``/intervals/epochs``: each of a row's ``tags``, and its ``block``
+    column if it has one, names the row's span) or, without named epochs, from the trials table's
+    ``block`` column (each run of consecutive trials of one block spans its first start to its last
+    stop). ``({}, "")`` when the recording has neither.
+    """
+    spans: dict[str, list[tuple[float, float]]] = {}
+
+    def add(name: Any, a: float, b: float) -> None:
+        name = str(name)
+        if name not in ("", "nan", "None") and np.isfinite(a) and np.isfinite(b):
+            spans.setdefault(name, []).append((float(a), float(b)))
+
+    ep = rec.epochs
+    if ep is not None and len(ep):
+        for i in range(len(ep)):
+            a, b = float(ep["start_s"].iloc[i]), float(ep["stop_s"].iloc[i])
+            for name in (tag_list(ep["tags"].iloc[i]) if "tags" in ep.columns else []):
+                add(name, a, b)
+            if "block" in ep.columns:
+                add(ep["block"].iloc[i], a, b)
+        if spans:
+            return spans, "epochs"
+    tr = rec.trials
+    if tr is not None and "block" in tr.columns and len(tr):
+        tr = tr.sort_values("start_s", kind="stable")
+        labels = tr["block"].astype(str).to_numpy()
+        start, stop = tr["start_s"].to_numpy(float), tr["stop_s"].to_numpy(float)
+        edges = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+        for lo, hi in zip(np.r_[0, edges], np.r_[edges, labels.size]):
+            bounds = np.r_[start[lo:hi], stop[lo:hi]]
+            if np.isfinite(bounds).any():
+                add(labels[lo], np.nanmin(bounds), np.nanmax(bounds))
+        if spans:
+            return spans, "trials"
+    return {}, ""
+
+
+def select_blocks(rec: Recording, blocks: str | Sequence[str], *, window_s: float | None = None,
+                  reward: str | None = None) -> tuple[Recording, str]:
     """The recording cut to the windows of the named task blocks; returns it and a note saying what was kept.
 
-    Uses the windows table's ``block`` column (BCI sessions and the NWB files bci_credit writes have
-    one): its rows, and the drive Z and spike indicator H of those rows, are kept; spikes and series
-    stay whole (the windows decide what is analysed). A simulation's ``true_*`` unit columns average
-    over the whole session, not over the kept blocks, so they are left out rather than compared with
-    the block's estimates.
+    The blocks come from the windows table's ``block`` column when it has one (BCI sessions and
+    the NWB files bci_credit writes): its rows, and the drive Z and spike indicator H of those rows,
+    are kept. Otherwise from the spans of :func:`block_spans` (an epochs table with tags, or the
+    trials' ``block`` column, as recordings from other labs have them): the recording's own windows
+    that lie inside the spans are kept, or, without a windows table (or with ``window_s``), windows
+    of ``window_s`` seconds laid as :func:`window_data` lays them, those inside the spans, with the
+    outcome ``reward`` per window. Spikes and series stay whole (the windows decide what is
+    analysed). A simulation's ``true_*`` unit columns average over the whole session, not over the
+    kept blocks, so they are left out rather than compared with the block's estimates.
 
     Raises
     ------
     ValueError
-        No windows table with a ``block`` column, no block named, or a name the table does not have
-        (the message lists the recording's blocks).
+        No blocks in the recording, no block named, a name the recording does not have (the message
+        lists the recording's blocks), a window length with a windows ``block`` column, or no outcome.
     """
     import dataclasses
 
     if isinstance(blocks, str) or not isinstance(blocks, Sequence):
         blocks = [blocks]
     names = [str(b) for b in blocks]
-    if rec.windows is None or "block" not in rec.windows.columns:
-        raise ValueError("blocks: this recording has no windows table with a 'block' column (BCI sessions and the "
-                         "NWB files bci_credit writes have one); analyse it whole, or cut it to the block's span first")
-    labels = rec.windows["block"].astype(str)
-    have = [b for b in dict.fromkeys(labels) if b not in ("", "nan", "None")]
+    own_blocks = rec.windows is not None and "block" in rec.windows.columns
+    if own_blocks:
+        labels = rec.windows["block"].astype(str)
+        have = [b for b in dict.fromkeys(labels) if b not in ("", "nan", "None")]
+        source = "the windows table's block column"
+    else:
+        spans, source = block_spans(rec)
+        have = list(spans)
+        source = {"epochs": "the epochs table", "trials": "the trials table's block column"}.get(source, "")
+        if not have:
+            raise ValueError("blocks: this recording names no task blocks (no 'block' column in its windows or trials, "
+                             "no epochs table with tags); analyse it whole, or add an epochs table naming the blocks")
     unknown = [b for b in names if b not in have]
     if not names or unknown:
         raise ValueError(f"blocks: {', '.join(map(repr, unknown)) if unknown else 'none given'}; this recording's "
-                         f"blocks are {', '.join(map(repr, have))}")
-    keep = labels.isin(names).to_numpy()
+                         f"blocks are {', '.join(map(repr, have))} (from {source})")
     truth = [c for c in rec.units.columns if str(c).startswith("true_")]
-    kept = rec.windows.loc[keep].reset_index(drop=True)
+    extra = ""
+    if own_blocks:
+        if window_s is not None:
+            raise ValueError("blocks: the blocks are cut from the recording's own windows; give no window length "
+                             "(window_s / --window) with them")
+        keep = labels.isin(names).to_numpy()
+        kept = rec.windows.loc[keep].reset_index(drop=True)
+        drive = None if rec.drive is None else np.asarray(rec.drive)[keep]
+        spiked = None if rec.spiked is None else np.asarray(rec.spiked)[keep]
+        what = "windows"
+    else:
+        inside = [ab for name in names for ab in spans[name]]
+
+        def within(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+            return np.any([(start >= a - EDGE_TOL_S) & (stop <= b + EDGE_TOL_S) for a, b in inside], axis=0)
+
+        if rec.windows is not None and window_s is None:
+            keep = within(rec.windows["start_s"].to_numpy(float), rec.windows["stop_s"].to_numpy(float))
+            kept = rec.windows.loc[keep].reset_index(drop=True)
+            drive = None if rec.drive is None else np.asarray(rec.drive)[keep]
+            spiked = None if rec.spiked is None else np.asarray(rec.spiked)[keep]
+            what = "windows"
+        else:
+            wd = window_data(rec, window_s=window_s, reward=reward)
+            if wd.reward is None:
+                raise ValueError(f"blocks: {wd.reward_source}")
+            keep = within(wd.start_s, wd.stop_s)
+            kept = pd.DataFrame({"start_s": wd.start_s[keep], "stop_s": wd.stop_s[keep], "reward": wd.reward[keep]})
+            drive = spiked = None
+            what = f"windows of {wd.window_s:g} s laid over the recording"
+            extra = f"; outcome: {wd.reward_source}" + "".join(f"; {n}" for n in wd.notes if not n.startswith("windows:"))
+        start, stop = kept["start_s"].to_numpy(float), kept["stop_s"].to_numpy(float)
+        block = np.full(start.size, "", dtype=object)
+        for name in names:
+            for a, b in spans[name]:
+                block[(start >= a - EDGE_TOL_S) & (stop <= b + EDGE_TOL_S) & (block == "")] = name
+        kept["block"] = block.astype(str)
+    if not len(kept):
+        raise ValueError(f"blocks: no analysis window lies inside block(s) {', '.join(names)} (from {source}); check "
+                         "the blocks' times against the recording's")
     start, stop = kept["start_s"].to_numpy(float), kept["stop_s"].to_numpy(float)
     gaps = int(np.sum(~np.isclose(start[1:], stop[:-1]))) if start.size > 1 else 0
-    cut = dataclasses.replace(
-        rec, windows=kept,
-        drive=None if rec.drive is None else np.asarray(rec.drive)[keep],
-        spiked=None if rec.spiked is None else np.asarray(rec.spiked)[keep],
-        units=rec.units.drop(columns=truth))
-    note = (f"blocks: {int(keep.sum())} of {keep.size} windows analysed, those of block(s) {', '.join(names)}"
+    cut = dataclasses.replace(rec, windows=kept, drive=drive, spiked=spiked, units=rec.units.drop(columns=truth))
+    n_of = f" of {keep.size}" if what == "windows" else ""
+    note = (f"blocks: {int(keep.sum())}{n_of} {what} analysed, those of block(s) {', '.join(names)} (from {source})"
+            + extra
             + ("; the simulation's true effects average over the whole session, so they are left out" if truth
                else "")
             + (f"; the kept windows have {gaps} gap(s) in time, which the fuzzy design's lagged proxy features "

@@ -347,8 +347,10 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
     design_options : mapping, optional
         Extra keyword arguments of the design class (e.g. ``{"epoch_s": 0.2}``, ``{"lags": (0,)}``).
     blocks : str or sequence of str, optional
-        Analyse only the windows of these task blocks (e.g. ``"conditioning"``, the rewarded one), by
-        the windows table's ``block`` column (:func:`~bci_credit.analysis._causal_data.select_blocks`);
+        Analyse only the windows of these task blocks (e.g. ``"conditioning"``, the rewarded one): by
+        the windows table's ``block`` column, or else inside the spans of the epochs named by their
+        tags or of the trials' ``block`` column, with windows of ``window_s`` laid over them when the
+        recording has no windows table (:func:`~bci_credit.analysis._causal_data.select_blocks`);
         designs that read the windows only (spike, fuzzy, naive).
     **rd_options
         RD settings (``p``, ``kernel``, ``bwselect``, ``vce``, ``level`` ...).
@@ -364,13 +366,12 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
         source = str(src)
     block_note, duration_s = None, recording.duration_s
     if blocks is not None:
-        if window_s is not None:
-            raise ValueError("blocks: the blocks are cut from the recording's own windows; give no window length "
-                             "(window_s / --window) with them")
         if design == "reward-threshold":
             raise ValueError("blocks: the reward-threshold design reads the decoder output and reward events, not "
                              "the windows; use it on the whole recording, or the spike, fuzzy or naive design")
-        rec, block_note = select_blocks(rec, blocks)
+        rec, block_note = select_blocks(rec, blocks, window_s=window_s,
+                                        reward=reward if design != "reward-threshold" else None)
+        window_s = None  # the designs read the kept windows
         duration_s = float((rec.windows["stop_s"] - rec.windows["start_s"]).sum())
     if control_unit is not None:
         ids = control_unit if isinstance(control_unit, (list, tuple, np.ndarray)) else [control_unit]

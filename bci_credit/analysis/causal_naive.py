@@ -71,9 +71,13 @@ class NaiveComparison:
         zcrit = stats.norm.ppf(0.5 + self.level / 200.0)
         frames = []
         ok_y = np.isfinite(y)
+        flat = ok_y.any() and np.ptp(y[ok_y]) == 0  # no variation to explain: a fit would report rounding noise
         for variant in self.variants_used:
             df = _empty_rows(rec, pos, variant)
             for k, p in enumerate(pos):
+                if flat:
+                    df["reason"][k] = f"the reward is the same ({y[ok_y][0]:g}) in every analysed window"
+                    continue
                 if variant == "naive-od":
                     X = np.column_stack([np.ones(y.size), H[:, p].astype(float)])
                 elif variant == "naive-rate":

@@ -179,11 +179,14 @@ class CausalResults:
             found, without, none_had = "associated with the reward", "without an association", "no unit was associated"
         else:
             found, without, none_had = "with an effect", "without one", "no unit had an effect"
-        lines.append(f"Units {found} after Holm's correction for {family} (at most {alpha:g}% chance"
-                     f"{' per variant' if len(per_variant) > 1 else ''} of listing any unit {without}): "
-                     f"{listed(holm) if len(holm) else 'none'}")
-        lines.append(f"Units whose own {lev} excludes 0 (uncorrected; about {tested.sum() * alpha / 100:.2g} "
-                     f"expected by chance if {none_had}): {listed(raw) if len(raw) else 'none'}")
+        if not tested.any():
+            lines.append("No unit has a p-value (see the reasons above), so none is tested for an effect.")
+        else:
+            lines.append(f"Units {found} after Holm's correction for {family} (at most {alpha:g}% chance"
+                         f"{' per variant' if len(per_variant) > 1 else ''} of listing any unit {without}): "
+                         f"{listed(holm) if len(holm) else 'none'}")
+            lines.append(f"Units whose own {lev} excludes 0 (uncorrected; about {tested.sum() * alpha / 100:.2g} "
+                         f"expected by chance if {none_had}): {listed(raw) if len(raw) else 'none'}")
         for n in self.notes:
             lines.append(f"note: {n}")
         return "\n".join(lines)

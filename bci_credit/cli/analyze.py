@@ -70,7 +70,8 @@ def register(subparsers) -> None:
     p.add_argument("--units", default=None, metavar="ID,ID,...", help="analyse only these unit ids")
     p.add_argument("--blocks", default=None, metavar="NAME,NAME,...",
                    help="analyse only the windows of these task blocks, e.g. conditioning (the rewarded block of "
-                        "the demo); needs a windows table with a 'block' column (spike, fuzzy, naive designs)")
+                        "the demo), named by the windows' or trials' 'block' column or the epochs' tags (spike, "
+                        "fuzzy, naive designs)")
     p.add_argument("--level", type=float, default=95.0, help="confidence level in percent (default 95)")
     p.add_argument("--no-naive", action="store_true", help="skip the naive comparison")
     p.add_argument("--no-density", action="store_true", help="skip the density (manipulation) tests")

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..recording import tag_list
 from . import _nwb_h5 as H
 from . import _nwb_read as R
 from ._nwb_layout import Notes
@@ -107,7 +108,15 @@ def summarize(f, label: str, *, units_path: str | None = None, notes: Notes) -> 
         g = f[path]
         rows = int(H.table_ids(g).size)
         cols = H.table_columns(g)
-        intervals.append({"name": path.rsplit("/", 1)[-1], "path": path, "n_rows": rows, "columns": cols})
+        entry = {"name": path.rsplit("/", 1)[-1], "path": path, "n_rows": rows, "columns": cols}
+        if "tags" in cols:  # epochs name task blocks by their tags (analyze --blocks NAME)
+            try:
+                kind, value = H.read_column(g, "tags", rows)
+                cells = value if kind == "ragged" else list(value) if kind == "scalar" else []
+                entry["tags"] = list(dict.fromkeys(t for cell in cells for t in tag_list(cell)))
+            except Exception as err:
+                notes.warn(f"{path}/tags could not be read ({H._short(err)})")
+        intervals.append(entry)
         raw = {c: H.read_values(g[c]) for c in ("start_time", "stop_time") if c in g and g[c].ndim == 1}
         for c in cols:
             if c.endswith("_time") and c not in raw and g[c].ndim == 1 and g[c].dtype.kind == "f" \
@@ -214,7 +223,8 @@ def format_summary(s: dict[str, Any], max_units: int = 20) -> str:
     if s["intervals"]:
         lines.append("intervals:")
         for it in s["intervals"]:
-            lines.append(f"  {it['path']}: {it['n_rows']} rows; columns: {', '.join(it['columns'])}")
+            lines.append(f"  {it['path']}: {it['n_rows']} rows; columns: {', '.join(it['columns'])}"
+                         + (f"; tags: {', '.join(it['tags'])}" if it.get("tags") else ""))
     if s["time_series"]:
         lines.append("time series:")
         for ts in s["time_series"]:

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..recording import Recording, TimeSeries, WeightTrace
+from ..recording import Recording, TimeSeries, WeightTrace, tag_list
 from . import _nwb_h5 as H
 from . import _nwb_layout as L
 from ._nwb_layout import NWBFormatError, Notes
@@ -377,6 +377,12 @@ def read_recording(f, label: str, *, units_path: str | None = None, series: bool
     if tpaths:
         tpath = "/intervals/trials" if "/intervals/trials" in tpaths else tpaths[0]
         trials, _ = intervals_frame(f, tpath, layout.get("trials") if own else None, notes)
+    epochs = None
+    if "/intervals/epochs" in f and (not own or layout.get("epochs")):
+        epochs, _ = intervals_frame(f, "/intervals/epochs", layout.get("epochs") if own else None, notes,
+                                    skip=("timeseries",))
+        if "tags" in epochs.columns:
+            epochs["tags"] = [tag_list(t) for t in epochs["tags"]]
 
     # series and weights
     series_out: dict[str, TimeSeries] = {}
@@ -426,7 +432,7 @@ def read_recording(f, label: str, *, units_path: str | None = None, series: bool
                              "another units table")
     try:
         return Recording(units=units, spike_times=trains, windows=windows, drive=drive, spiked=spiked,
-                         trials=trials, series=series_out, weights=weights, meta=meta)
+                         trials=trials, series=series_out, weights=weights, meta=meta, epochs=epochs)
     except ValueError as err:  # the HDF5 read fine: the content is inconsistent, not the file damaged
         raise NWBFormatError(f"{label}: the file's content is inconsistent: {err}") from err
 

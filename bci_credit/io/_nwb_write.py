@@ -89,6 +89,15 @@ _DESCRIPTIONS = {
         "baseline, extinction) a success delivers nothing (reward_time is NaN).",
         "reward_time": "Time of reward (s); NaN if none.",
     },
+    "epochs": {
+        "start_time": "Start of the task block (s).",
+        "stop_time": "End of the task block (s).",
+        "tags": "Name of the task block (baseline, conditioning, extinction, ...).",
+        "rewarded": "Simulation only: whether the block delivered rewards.",
+        "learning": "Simulation only: whether the learning rule updated the weights in the block.",
+        "wrist": "Simulation only: whether the wrist moved (and tuned units felt it) in the block.",
+        "control": "Simulation only: what drove the cursor in the block (brain, manual or dual).",
+    },
 }
 
 
@@ -165,6 +174,9 @@ def _build(rec: Recording):
         layout["windows"] = _add_windows(nwbfile, rec)
     if rec.trials is not None:
         layout["trials"] = _add_intervals(nwbfile, rec.trials, "trials", "Trials of the BCI task.")
+    if rec.epochs is not None:
+        layout["epochs"] = _add_intervals(nwbfile, rec.epochs, "epochs", "Task blocks of the session, named by "
+                                          "their tags.", reserved=L.RESERVED_INTERVALS - {"tags"})
     modules: dict[str, Any] = {}
     series_layout: dict[str, Any] = {}
     used: set[str] = set()
@@ -400,12 +412,13 @@ def _resolution(meta: dict) -> float | None:
     return None
 
 
-def _add_intervals(nwbfile, df: pd.DataFrame, name: str, description: str, extra_cols=(), skip=()) -> dict:
+def _add_intervals(nwbfile, df: pd.DataFrame, name: str, description: str, extra_cols=(), skip=(),
+                   reserved: frozenset = L.RESERVED_INTERVALS) -> dict:
     from hdmf.common import ElementIdentifiers
     from pynwb.epoch import TimeIntervals
 
     ids, labels = _table_ids(df)
-    cols, entries = _frame_columns(df, name, L.interval_col_to_nwb, L.RESERVED_INTERVALS, skip=skip)
+    cols, entries = _frame_columns(df, name, L.interval_col_to_nwb, reserved, skip=skip)
     # start_time and stop_time first, as NWB tools expect
     cols.sort(key=lambda c: {"start_time": 0, "stop_time": 1}.get(c.name, 2))
     cols += list(extra_cols)
@@ -413,6 +426,8 @@ def _add_intervals(nwbfile, df: pd.DataFrame, name: str, description: str, extra
                           columns=cols)
     if name == "trials":
         nwbfile.trials = table
+    elif name == "epochs":
+        nwbfile.epochs = table
     else:
         nwbfile.add_time_intervals(table)
     return {"index_name": df.index.name, "index_labels": labels.tolist() if labels is not None else None,

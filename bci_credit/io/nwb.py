@@ -17,6 +17,8 @@ Layout written by :func:`write`
 ``/intervals/trials``                              ``start_s`` -> ``start_time``, ``stop_s`` -> ``stop_time``,
                                                    ``X_time_s`` -> ``X_time`` (``reward_time``, NaN if none),
                                                    other columns as they are (bool, str, numbers, lists).
+``/intervals/epochs``                              task blocks (one row per block of a BCI session): ``tags``
+                                                   (the block's name, a list per row) and extra columns.
 ``/processing/behavior/BehavioralEvents/<name>``   series of kind ``"events"`` (e.g. ``reward``): timestamps +
                                                    amounts.
 ``/processing/behavior/BehavioralTimeSeries/<n>``  continuous series (``decoder_output``, ``cursor``); a regular
@@ -66,7 +68,10 @@ open files read-only. Real-world cases handled (each with a warning in ``meta['w
   NaN or infinite timestamps are dropped with their samples, timestamps out of order are sorted
   (with the samples), and NaN samples are counted in a warning;
 * large or image series (raw acquisition) are not loaded unless named in ``series=``;
-* other tables (electrodes, pynwb 4 ``/events`` tables, epochs) are listed by :func:`inspect` but not
+* the epochs table (``/intervals/epochs``, task blocks named by their ``tags``) becomes
+  ``Recording.epochs`` (``tags`` a list of names per row; the ``timeseries`` column is not read), which
+  ``analyze --blocks NAME`` cuts by;
+* other tables (electrodes, pynwb 4 ``/events`` tables) are listed by :func:`inspect` but not
   loaded into the Recording, which has no place for them.
 """
 

@@ -535,6 +535,21 @@ def _true_window_effect(world, mapping, pre_m, spikes, b, block, t0, cost) -> np
     return eff
 
 
+def block_epochs(windows: pd.DataFrame, blocks, window_s: float) -> pd.DataFrame:
+    """The session's blocks as an epochs table: one row per block that has windows, with its span
+    (``start_s``, ``stop_s``), its name as ``tags`` and its settings (``rewarded``, ``learning``,
+    ``wrist``, ``control``)."""
+    rows, k = [], 0
+    for b in blocks:
+        nb = int(math.floor(b.duration_s / window_s + 1e-9))  # as run_session lays them
+        if nb:
+            rows.append({"start_s": float(windows["start_s"].iloc[k]), "stop_s": float(windows["stop_s"].iloc[k + nb - 1]),
+                         "tags": [b.name], "rewarded": bool(b.reward), "learning": bool(b.learn),
+                         "wrist": bool(b.wrist), "control": str(b.control)})
+        k += nb
+    return pd.DataFrame(rows, columns=["start_s", "stop_s", "tags", "rewarded", "learning", "wrist", "control"])
+
+
 def _build_recordings(cfg, spec, mapping, world, logd, Z, H, rew_all, cost_all, block_of, spikes_all, wt_t, wt_v,
                       truth_rows, t_units, w_init, w_final, rule_obj, root) -> list:
     from ..experiment import EPOCH
@@ -616,6 +631,7 @@ def _build_recordings(cfg, spec, mapping, world, logd, Z, H, rew_all, cost_all, 
         spike_times = [step_times(st[nu == i], p) for i in range(N)]
         windows = pd.DataFrame({"start_s": starts, "stop_s": stops, "reward": rew_all[r],
                                 "cost": cost_all[r], "block": block_of.astype(str)})
+        epochs = block_epochs(windows, cfg.blocks, p.window_s)
         series: dict = {}
         if tick_t.size:
             dec = tick_dec[r]
@@ -668,7 +684,8 @@ def _build_recordings(cfg, spec, mapping, world, logd, Z, H, rew_all, cost_all, 
             "calibration": spec.calibration, "versions": versions(),
         }
         recs.append(Recording(units=units, spike_times=spike_times, windows=windows, drive=Z[r].copy(),
-                              spiked=H[r].copy(), trials=trials, series=series, weights=wtrace, meta=meta))
+                              spiked=H[r].copy(), trials=trials, series=series, weights=wtrace, meta=meta,
+                              epochs=epochs))
     return recs
 
 
