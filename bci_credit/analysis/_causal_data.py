@@ -9,6 +9,7 @@ same per-window arrays (spike counts, spike indicator, reward, drive when known)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -183,32 +184,71 @@ def observed_until(ts: TimeSeries) -> float:
     return float(t[-1]) + (max(float(np.median(np.diff(t))), 0.0) if t.size > 1 else 0.0)
 
 
-def event_times_from_trials(rec: Recording, column: str = "reward_time_s") -> np.ndarray | None:
-    """Reward times from a trials column (NaN = no reward; list cells are flattened)."""
+def event_times_from_trials(rec: Recording, column: str = "reward_time_s") -> tuple[np.ndarray | None, str | None]:
+    """Event times (session seconds, sorted) from a trials column, and why not when it cannot hold them.
+
+    A row's value is one time or a list of times (NaN = no event). Times of a trial's events lie
+    inside the trial: from its ``start_s`` to its ``stop_s`` or the next trial's start, whichever is
+    later (the last trial: open-ended). A column where fewer than 90 % of the values do is not taken
+    for event times (``(None, why)``): it holds True/False, amounts, codes or durations, or times
+    relative to each trial's start (the why says which). ``(None, None)``: no such column.
+    """
     if rec.trials is None or column not in rec.trials.columns:
-        return None
-    out = []
-    for v in rec.trials[column].to_numpy():
-        if isinstance(v, (list, tuple, np.ndarray)):
-            out.extend(float(x) for x in np.ravel(v))
-        elif v is not None:
+        return None, None
+    tr = rec.trials
+    col = tr[column]
+    where = f"trials[{column!r}]"
+    fix = "name a column of event times in session seconds (e.g. reward_time) with reward=NAME (--reward NAME)"
+    cells = col.to_numpy(dtype=object)
+    if pd.api.types.is_bool_dtype(col) or any(isinstance(v, (bool, np.bool_)) for v in cells):
+        return None, f"{where} holds True/False, not event times; {fix}"
+    times, row = [], []
+    for i, v in enumerate(cells):
+        parts = np.ravel(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]
+        for x in parts:
             try:
-                out.append(float(v))
+                x = float(x)
             except (TypeError, ValueError):
-                continue
-    arr = np.asarray(out, dtype=float)
-    arr = np.sort(arr[np.isfinite(arr)])
-    return arr
+                return None, f"{where} holds values that are not numbers (e.g. {x!r}), not event times; {fix}"
+            if np.isfinite(x):
+                times.append(x)
+                row.append(i)
+    t = np.asarray(times, dtype=float)
+    if not t.size:
+        return t, None
+    start = tr["start_s"].to_numpy(float)
+    stop = tr["stop_s"].to_numpy(float)
+    order = np.argsort(start, kind="stable")
+    nxt = np.full(start.size, np.inf)
+    nxt[order[:-1]] = start[order[1:]]
+    end = np.fmax(np.where(np.isfinite(stop), stop, -np.inf), nxt)
+    rows = np.asarray(row)
+    inside = (t >= start[rows] - EDGE_TOL_S) & (t <= end[rows] + EDGE_TOL_S)
+    inside |= ~np.isfinite(start[rows])  # a trial without a start cannot be checked
+    if inside.mean() >= 0.9:
+        return np.sort(t), None
+    dur = stop - start
+    longest = float(np.nanmax(dur)) if np.isfinite(dur).any() else np.inf
+    if t.min() >= 0 and t.max() <= longest + EDGE_TOL_S and np.nanmedian(start) > t.max():
+        what = (f"they look like amounts, durations or times relative to each trial's start (all within {t.min():g}-"
+                f"{t.max():g} s, trials up to {longest:g} s long, starting up to {np.nanmax(start):g} s); if they "
+                "are times from the trial's start, add the trials' start_s to them to get session times")
+    else:
+        what = f"e.g. amounts, codes or durations (values {', '.join(f'{x:g}' for x in t[:3])}, ...)"
+    return None, (f"{where} does not hold event times: only {int(inside.sum())} of {t.size} values lie inside their "
+                  f"trial; {what}; {fix}")
 
 
 def reward_candidates(rec: Recording) -> list[str]:
-    """Names a ``reward=`` argument can take on this recording (windows columns, series, trials columns)."""
+    """Names a ``reward=`` argument can take on this recording (windows columns, series, trials columns
+    of event times)."""
     names = []
     if rec.windows is not None:
         names += [f"windows:{c}" for c in rec.windows.columns if c not in ("start_s", "stop_s")]
     names += [f"series:{k}" for k in rec.series]
     if rec.trials is not None:
-        names += [f"trials:{c}" for c in rec.trials.columns if c.endswith("_time_s")]
+        names += [f"trials:{c}" for c in rec.trials.columns
+                  if str(c).endswith("_time_s") and event_times_from_trials(rec, c)[1] is None]
     return names
 
 
@@ -229,7 +269,9 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
         if kind in ("", "series") and name in rec.series:
             return _series_outcome(rec, name, start_s, stop_s)
         if kind in ("", "trials"):
-            ev = event_times_from_trials(rec, name)
+            ev, why = event_times_from_trials(rec, name)
+            if why:
+                raise ValueError(f"reward={reward!r}: {why}")
             if ev is not None:
                 ts = TimeSeries(ev, np.ones(ev.size), kind="events")
                 return series_per_window(ts, start_s, stop_s), f"trials[{name!r}] (reward events counted per window)"
@@ -243,7 +285,9 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
         return y, "windows['reward']"
     if "reward" in rec.series:
         return _series_outcome(rec, "reward", start_s, stop_s)
-    ev = event_times_from_trials(rec, "reward_time_s")
+    ev, why = event_times_from_trials(rec, "reward_time_s")
+    if why:
+        return None, why
     if ev is not None and ev.size:
         ts = TimeSeries(ev, np.ones(ev.size), kind="events")
         return series_per_window(ts, start_s, stop_s), "trials['reward_time_s'] (reward events counted per window)"
@@ -252,11 +296,30 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
                   f"{', '.join(reward_candidates(rec)) or 'none'})")
 
 
+def is_event_channel(ts: TimeSeries) -> bool:
+    """True for a series stored as continuous whose samples all hold the same non-zero number at
+    irregular times: one sample per delivery (a TTL or pump channel written as a plain TimeSeries).
+    Held between samples, it would be a constant outcome; its samples are events. (A signal on a
+    regular clock, or held at 0, stays continuous.)"""
+    vals = np.asarray(ts.values)
+    if ts.kind == "events" or vals.ndim != 1 or vals.size < 2 or vals.dtype.kind not in "biuf":
+        return False
+    vals = vals.astype(float)
+    if not (np.isfinite(vals).all() and np.ptp(vals) == 0 and vals[0] != 0):
+        return False
+    dt = np.diff(ts.t_s)
+    return bool(np.ptp(dt) > 0.01 * max(float(np.median(dt)), EDGE_TOL_S))
+
+
 def _series_outcome(rec: Recording, name: str, start_s: np.ndarray,
                     stop_s: np.ndarray) -> tuple[np.ndarray | None, str]:
     """A series as the outcome per window; ``(None, why)`` when it has no finite value in any window."""
     ts = rec.series[name]
     how = "events, summed per window" if ts.kind == "events" else "last sample in each window"
+    if is_event_channel(ts):
+        ts = dataclasses.replace(ts, kind="events")
+        how = (f"a plain series with the same value ({float(ts.values[0]):g}) at every sample, read as events: "
+               "summed per window")
     y = series_per_window(ts, start_s, stop_s)
     if y.size and not np.isfinite(y).any():
         others = [c for c in reward_candidates(rec) if c != f"series:{name}"]
@@ -268,16 +331,49 @@ def _series_outcome(rec: Recording, name: str, start_s: np.ndarray,
 
 # ----------------------------------------------------------------------------- windows
 def make_windows(rec: Recording, window_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Contiguous windows of ``window_s`` seconds over the recording's time span."""
+    """Contiguous windows of ``window_s`` seconds over the recording's time span, on the grid of whole
+    multiples of ``window_s`` from time 0 (the session's reference time, to which an online BCI's
+    bins are aligned), not from the first spike or sample."""
     if not (np.isfinite(window_s) and window_s > 0):
         raise ValueError(f"window_s must be a positive number of seconds, got {window_s!r}")
-    t0 = rec.t_start_s
-    dur = rec.duration_s
-    n = int(math.floor(dur / window_s + 1e-9))
+    lo = rec.t_start_s
+    hi = lo + rec.duration_s
+    k0 = math.floor(lo / window_s + 1e-9)
+    n = int(math.floor(hi / window_s + 1e-9)) - k0
     if n < 1:
-        raise ValueError(f"the recording spans {dur:.3g} s, shorter than one window of {window_s:g} s")
-    start = t0 + window_s * np.arange(n)
+        raise ValueError(f"the recording spans {hi - lo:.3g} s, shorter than one window of {window_s:g} s")
+    start = window_s * np.arange(k0, k0 + n)
     return start, start + window_s
+
+
+def check_time_scales(rec: Recording, factor: float = 100.0) -> None:
+    """Refuse a recording whose spike times and behaviour (windows, trials, epochs, series) span times
+    that differ ``factor``-fold or more: one of them is in other units (milliseconds?), and windows laid
+    over both would be mostly empty.
+    """
+    trains = [st for st in rec.spike_times if st.size]
+    if not trains:
+        return
+    s_lo, s_hi = min(st[0] for st in trains), max(st[-1] for st in trains)
+    lo, hi = np.inf, -np.inf
+    for df in (rec.windows, rec.trials, rec.epochs):
+        if df is not None and len(df):
+            ab = df[["start_s", "stop_s"]].to_numpy(float)
+            if np.isfinite(ab).any():
+                lo, hi = min(lo, np.nanmin(ab)), max(hi, np.nanmax(ab))
+    for ts in rec.series.values():
+        if ts.t_s.size:
+            lo, hi = min(lo, ts.t_s[0]), max(hi, ts.t_s[-1])
+    if not (np.isfinite(lo) and hi > lo and s_hi > s_lo):
+        return
+    ratio = (s_hi - s_lo) / (hi - lo)
+    spans = f"spike times span {s_lo:g}-{s_hi:g} s, the behaviour (windows, trials, epochs, series) {lo:g}-{hi:g} s"
+    if ratio >= factor:
+        raise ValueError(f"{spans}, {ratio:.0f} times longer: are the spike times in milliseconds? Give them in "
+                         "seconds (divide by 1000), or check the file's units")
+    if ratio <= 1 / factor:
+        raise ValueError(f"{spans}, {1 / ratio:.0f} times longer than the spikes: are the behaviour's times in "
+                         "milliseconds? Give them in seconds, or check the file's units")
 
 
 def window_data(rec: Recording, *, window_s: float | None = None, reward: str | None = None) -> WindowData:
@@ -290,6 +386,7 @@ def window_data(rec: Recording, *, window_s: float | None = None, reward: str | 
     what is left out is said in ``notes``).
     """
     notes: list[str] = []
+    check_time_scales(rec)
     use_own = rec.windows is not None and window_s is None
     if use_own:
         start = rec.windows["start_s"].to_numpy(float)
@@ -300,7 +397,8 @@ def window_data(rec: Recording, *, window_s: float | None = None, reward: str | 
         ws = DEFAULT_WINDOW_S if window_s is None else float(window_s)
         start, stop = make_windows(rec, ws)
         drive = own_spiked = None
-        notes.append(f"windows: {start.size} contiguous windows of {ws:g} s laid over the recording")
+        notes.append(f"windows: {start.size} contiguous windows of {ws:g} s laid over the recording, "
+                     f"{start[0]:g}-{stop[-1]:g} s (on whole multiples of {ws:g} s from time 0)")
     y, src = resolve_reward(rec, start, stop, reward, use_windows=use_own)
     n_laid, keep = start.size, None
     if not use_own and y is not None:
@@ -380,7 +478,6 @@ def select_blocks(rec: Recording, blocks: str | Sequence[str], *, window_s: floa
         No blocks in the recording, no block named, a name the recording does not have (the message
         lists the recording's blocks), a window length with a windows ``block`` column, or no outcome.
     """
-    import dataclasses
 
     if isinstance(blocks, str) or not isinstance(blocks, Sequence):
         blocks = [blocks]
@@ -476,7 +573,7 @@ def _behaviour_span(rec: Recording, y: np.ndarray, start: np.ndarray, stop: np.n
         if np.isfinite(a).any() and np.isfinite(b).any():
             spans.append((float(np.nanmin(a)), float(np.nanmax(b))))
     for ts in rec.series.values():
-        if ts.kind == "continuous" and ts.t_s.size:
+        if ts.kind == "continuous" and ts.t_s.size and not is_event_channel(ts):
             spans.append((float(ts.t_s[0]), observed_until(ts)))
     if spans:
         return (min(s[0] for s in spans), max(s[1] for s in spans)), "behaviour"
@@ -525,17 +622,17 @@ def _observed_span(rec: Recording, start: np.ndarray, stop: np.ndarray, y: np.nd
             notes.append(f"spikes: no unit spikes {' or '.join(edges)}; the {(s_lo - lo) + (hi - s_hi)} windows of "
                          "outcome there are left out")
             lo, hi = s_lo, s_hi
-    if span is not None:  # spikes beyond the outcome's span by more than a window: strays, or a longer recording
-        width = float(np.median(stop - start))
-        a, b = span[0] - width - EDGE_TOL_S, span[1] + width - EDGE_TOL_S
+    if span is not None and hi > lo:  # spikes outside the kept windows: strays, or a longer recording
+        a, b = start[lo] - EDGE_TOL_S, stop[hi - 1] - EDGE_TOL_S  # count_spikes' edge rule
         outside = {str(u): int((st < a).sum() + (st >= b).sum()) for u, st in zip(rec.unit_ids, rec.spike_times)}
         outside = {u: k for u, k in outside.items() if k}
-        if outside:
+        width = float(np.median(stop - start))  # a spike within a window of the edge is normal
+        if outside and (min(st[0] for st in trains) < a - width or max(st[-1] for st in trains) >= b + width):
             listed = ", ".join(f"unit {u}: {k}" for u, k in list(outside.items())[:5])
-            notes.append(f"spikes: {sum(outside.values())} spike time(s) of {len(outside)} unit(s) lie outside "
-                         f"{span[0]:g}-{span[1]:g} s, where the outcome was observed, and are not used ({listed}"
-                         f"{', ...' if len(outside) > 5 else ''}); check them if the spikes should not extend beyond "
-                         "the behaviour")
+            notes.append(f"spikes: {sum(outside.values())} spike time(s) of {len(outside)} unit(s) lie outside the "
+                         f"analysed windows, {start[lo]:g}-{stop[hi - 1]:g} s (the outcome was observed over "
+                         f"{span[0]:g}-{span[1]:g} s), and are not used ({listed}{', ...' if len(outside) > 5 else ''}"
+                         "); check them if the spikes should not extend beyond the behaviour")
     return slice(lo, hi)
 
 

@@ -16,7 +16,11 @@ from ..recording import Recording
 from ._causal_data import check_design, window_data
 from .causal_results import CausalResults, _add_truth, _empty_rows, _positions
 
-__all__ = ["NaiveComparison"]
+__all__ = ["NaiveComparison", "MIN_WINDOWS"]
+
+#: Windows needed with and without a spike of the unit before it gets an estimate: the HC1 sandwich SE
+#: of a difference of means rests on each group's own spread, which a handful of windows cannot give.
+MIN_WINDOWS = 10
 
 
 # ============================================================================ naive comparison
@@ -88,8 +92,9 @@ class NaiveComparison:
                 n1 = int(H[ok_y, p].sum())
                 n0 = int(ok_y.sum() - n1)
                 df["n_left"][k], df["n_right"][k] = n0, n1
-                if n1 < 2 or n0 < 2:
-                    df["reason"][k] = f"too few windows with and without a spike ({n1} with, {n0} without)"
+                if n1 < MIN_WINDOWS or n0 < MIN_WINDOWS:
+                    df["reason"][k] = (f"too few windows with and without a spike ({n1} with, {n0} without; at least "
+                                       f"{MIN_WINDOWS} of each needed for the robust SE)")
                     continue
                 keep = np.ptp(X[ok_y], axis=0) > 0
                 keep[0] = True

@@ -213,13 +213,17 @@ class RewardThreshold:
             if "reward" in rec.series and rec.series["reward"].kind == "events":
                 events, src = rec.series["reward"].t_s, "series 'reward'"
             else:
-                ev = event_times_from_trials(rec, "reward_time_s")
+                ev, why = event_times_from_trials(rec, "reward_time_s")
+                if why:
+                    raise ValueError(f"reward events: {why}")
                 if ev is not None and ev.size:
                     events, src = ev, "trials['reward_time_s']"
         elif name in rec.series:
             events, src = rec.series[name].t_s, f"series {name!r}"
         else:
-            ev = event_times_from_trials(rec, name)
+            ev, why = event_times_from_trials(rec, name)
+            if why:
+                raise ValueError(f"reward={name!r}: {why}")
             if ev is None:
                 raise ValueError(f"reward={name!r}: no such series or trials column of event times")
             events, src = ev, f"trials[{name!r}]"

@@ -1,0 +1,123 @@
+"""Analysing recordings as other labs store them: what is taken for the outcome, where the windows lie.
+
+Cases from a user's pass over NWB files written with pynwb (not by bci_credit): a trials column of
+amounts, flags or trial-relative times is not taken for reward times; a reward channel written as
+a plain series with one identical sample per delivery is read as events; laid windows sit on the
+session's time grid (multiples of the window from time 0), not on the first spike; spike times in
+milliseconds are refused; a unit needs enough windows with and without a spike for a naive SE.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bci_credit.analysis._causal_data import (DesignUnavailable, event_times_from_trials, make_windows,
+                                              reward_candidates, window_data)
+from bci_credit.analysis.causal import analyze_recording
+from bci_credit.analysis.causal_naive import MIN_WINDOWS
+from bci_credit.recording import Recording, TimeSeries, make_units_table
+
+BIN_S = 0.05
+
+
+def _session(seed=0, T=300.0, n=5, driver=2, offset=0.0166):
+    """Poisson units on 50-ms bins from time 0; a spike of ``driver`` in a bin is rewarded with probability
+    0.6 (else 0.1) by an event late in the same bin. The first spike comes ``offset`` s into the session.
+    True naive contrast of the driver on the session's bins: 0.5."""
+    rng = np.random.default_rng(seed)
+    nb = int(round(T / BIN_S))
+    counts = rng.poisson(10.0 * BIN_S, size=(nb, n))
+    spikes = []
+    for i in range(n):
+        t = np.repeat(np.arange(nb) * BIN_S, counts[:, i]) + rng.uniform(0, BIN_S, counts[:, i].sum())
+        spikes.append(np.sort(t[t >= offset]))
+    tb = np.arange(nb) * BIN_S
+    hit = rng.random(nb) < np.where(counts[:, driver] > 0, 0.6, 0.1)
+    return spikes, tb[hit] + 0.9 * BIN_S, counts
+
+
+def _rec(spikes, series=None, trials=None):
+    return Recording(units=make_units_table(len(spikes)), spike_times=spikes, series=series or {}, trials=trials)
+
+
+def _trials(reward_t, T=300.0, width=3.0):
+    starts = np.arange(0.0, T, width)
+    return pd.DataFrame({"start_s": starts, "stop_s": starts + width * 0.9})
+
+
+def test_laid_windows_sit_on_the_session_grid_not_on_the_first_spike():
+    spikes, rt, counts = _session()
+    rec = _rec(spikes, {"reward": TimeSeries(rt, np.ones(rt.size), kind="events")})
+    start, stop = make_windows(rec, BIN_S)
+    assert start[0] == 0.0 and np.allclose(np.diff(start), BIN_S)
+    a = analyze_recording(rec, "naive", units=[2])
+    row = a.primary.table.set_index("design").loc["naive-od"]
+    h = counts[:, 2] > 0
+    assert abs(row["estimate"] - 0.5) < 4 * row["se"]  # starting at the first spike (0.0166 s) gave about 0.39
+    # the last window ends by the last spike (299.95 s), the first starts at 0
+    assert any("laid over the recording, 0-299.95 s (on whole multiples of 0.05 s from time 0)" in n
+               for n in a.primary.notes), a.primary.notes
+    assert h.sum() > 0  # the driver spikes
+
+
+def test_trials_columns_that_are_not_event_times_are_refused():
+    spikes, rt, _ = _session()
+    tr = _trials(rt)
+    idx = np.clip(np.searchsorted(tr["start_s"].to_numpy(), rt, side="right") - 1, 0, len(tr) - 1)
+    first = pd.Series(rt).groupby(idx).first()
+    tr["reward_time_s"] = np.nan
+    tr.loc[first.index, "reward_time_s"] = first.to_numpy()  # session times of the first reward of a trial
+    tr["reward_ml"] = np.where(np.isfinite(tr["reward_time_s"]), 0.1, 0.0)
+    tr["success"] = np.isfinite(tr["reward_time_s"])
+    tr["relative_time_s"] = tr["reward_time_s"] - tr["start_s"]
+    rec = _rec(spikes, trials=tr)
+    ev, why = event_times_from_trials(rec, "reward_time_s")
+    assert why is None and ev.size == first.size
+    assert reward_candidates(rec) == ["trials:reward_time_s"]  # the relative column is not offered
+    with pytest.raises(ValueError, match=r"trials\['success'\] holds True/False, not event times"):
+        analyze_recording(rec, "naive", reward="success")
+    with pytest.raises(ValueError, match=r"trials\['reward_ml'\] does not hold event times: only \d+ of \d+ values "
+                                         r"lie inside their trial; they look like amounts"):
+        analyze_recording(rec, "naive", reward="reward_ml")
+    with pytest.raises(ValueError, match="add the trials' start_s to them"):
+        analyze_recording(rec, "naive", reward="relative_time_s")
+    # the default outcome (trials' reward_time_s) is refused the same way when it is trial-relative
+    rel = _rec(spikes, trials=tr.drop(columns="reward_time_s").rename(columns={"relative_time_s": "reward_time_s"}))
+    with pytest.raises(DesignUnavailable, match="does not hold event times"):
+        analyze_recording(rel, "naive")
+    assert analyze_recording(rec, "naive", reward="reward_time_s").primary.options["n_windows"] == 5999
+
+
+def test_a_plain_series_with_one_sample_per_delivery_is_read_as_events():
+    spikes, rt, _ = _session()
+    plain = analyze_recording(_rec(spikes, {"reward": TimeSeries(rt, np.ones(rt.size))}), "naive", units=[2])
+    events = analyze_recording(_rec(spikes, {"reward": TimeSeries(rt, np.ones(rt.size), kind="events")}), "naive",
+                               units=[2])
+    pd.testing.assert_frame_equal(plain.primary.table, events.primary.table)
+    assert "read as events" in plain.primary.options["reward"]
+    # a signal on a regular clock stays a signal, even when it never changes: nothing to estimate
+    t = np.arange(0, 300.0, 0.01)
+    flat = analyze_recording(_rec(spikes, {"reward": TimeSeries(t, np.ones(t.size))}), "naive")
+    assert flat.primary.table["estimate"].isna().all()
+    assert (flat.primary.table["reason"] == "the reward is the same (1) in every analysed window").all()
+
+
+def test_spike_times_in_milliseconds_are_refused():
+    spikes, rt, _ = _session()
+    rec = _rec([s * 1000.0 for s in spikes], {"reward": TimeSeries(rt, np.ones(rt.size), kind="events")})
+    with pytest.raises(ValueError, match=r"times longer: are the spike times in milliseconds\? Give them in seconds"):
+        analyze_recording(rec, "naive")
+    with pytest.raises(ValueError, match="milliseconds"):
+        window_data(rec)
+
+
+def test_a_unit_with_few_spiking_windows_gets_no_naive_estimate():
+    spikes, rt, _ = _session()
+    spikes[4] = spikes[4][:MIN_WINDOWS - 1]  # spikes in at most 9 windows
+    a = analyze_recording(_rec(spikes, {"reward": TimeSeries(rt, np.ones(rt.size), kind="events")}), "naive")
+    t = a.primary.table
+    few = t[t["unit"] == 4]
+    assert few["estimate"].isna().all() and few["reason"].str.contains(f"at least {MIN_WINDOWS} of each").all()
+    assert t[t["unit"] != 4]["estimate"].notna().all()
