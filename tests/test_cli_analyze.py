@@ -125,6 +125,16 @@ def test_many_files_one_broken(files, tmp_path, capsys):
     b = t[t["file"] == str(d / "b.nwb")].reset_index(drop=True)
     np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=1e-12)
     assert "skipped" in stdout
+    prim = t[~t["design"].str.startswith("naive")]
+    n_sig = int(((prim["ci_lo"] > 0) | (prim["ci_hi"] < 0)).sum())
+    assert "across 2 file(s), rows with an effect after Holm's correction" in stdout
+    assert f"with their own 95% CI excluding 0 (uncorrected): {n_sig}" in stdout
+    # with the naive design alone, the batch line counts its associations (it counted none: 'no effect rows')
+    rc, stdout, _ = run_cli([d, "--design", "naive", "--out", tmp_path / "naive", "--no-plots"], capsys)
+    t = pd.read_csv(tmp_path / "naive" / "effects.csv")
+    n_sig = int(((t["ci_lo"] > 0) | (t["ci_hi"] < 0)).sum())
+    assert rc == 0 and "rows associated with the outcome (naive design; not causal)" in stdout
+    assert f"with their own 95% CI excluding 0 (uncorrected): {n_sig}" in stdout and "rows with an effect" not in stdout
 
 
 def test_reward_threshold_from_nwb(tmp_path, capsys):

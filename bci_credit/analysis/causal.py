@@ -259,6 +259,11 @@ class CausalAnalysis:
         parts = [f"Source: {self.source}"]
         if self.read_notes:
             parts += ["Notes from reading the file:"] + [f"  - {n}" for n in self.read_notes]
+        est = self.primary.table["estimate"].to_numpy(dtype=float)
+        if self.design != "naive" and est.size and not np.isfinite(est).any():
+            parts.append(f"No causal estimate: the {self.design} design gave no unit an estimate (the reasons are in "
+                         "the table)." + (" The naive comparisons below are associations, not causal effects."
+                                          if self.naive is not None else ""))
         parts.append(self.primary.summary())
         if self.naive is not None:
             parts += ["", self.naive.summary()]
@@ -389,6 +394,9 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
             raise DesignUnavailable.for_all(req, label)
     if design not in DESIGNS:
         raise ValueError(f"unknown design {design!r}; choose one of auto, {', '.join(DESIGNS)}")
+    if threshold is not None and design in ("fuzzy", "naive"):
+        raise ValueError(f"threshold (--threshold) is a cutoff of the spike and reward-threshold designs; the {design} "
+                         "design does not use it: leave it out, or choose one of those designs")
     extra = dict(design_options or {})
     if design == "spike":
         check_design(rec, "spike", source=label, reward=reward)

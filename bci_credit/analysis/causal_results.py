@@ -153,10 +153,14 @@ class CausalResults:
                 line += f"{_fmt(r['first_stage'], 9)}{_fmt(r['first_stage_f'], 7)}"
             lines.append(line)
         if len(t) > max_rows:
-            lines.append(f"... {len(t) - max_rows} more rows (all rows: to_frame(), or effects.csv when saved)")
+            lines.append(f"... {len(t) - max_rows} more rows (all rows: effects.csv when saved; to_frame() in Python)")
         lines.append("-" * len(head))
         lines.append("* control unit.  N-/N+: effective observations left/right of the cutoff (RD) or windows "
                      "without/with a spike (naive).")
+        if self.design == "naive" and t["design"].nunique() > 1:
+            lines.append("  naive-od and naive-rate compare windows by the unit's spiking alone; naive-rate-adjusted "
+                         "also holds the other recorded units' counts fixed, which removes confounding that those "
+                         "units carry (not that of unrecorded input).")
         if "estimate_bc" in t and np.isfinite(t["estimate_bc"].to_numpy(dtype=float)).any():
             lines.append("  The RD estimate is the conventional local-linear one; its robust CI is centred on the "
                          "bias-corrected estimate (column estimate_bc), so it need not be symmetric about it.")

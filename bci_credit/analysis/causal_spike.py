@@ -7,6 +7,7 @@ in place of Z, refused with :class:`WeakFirstStage` when its first stage is weak
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -316,7 +317,8 @@ class FuzzySpikeRD:
         df = _empty_rows(rec, pos, self.design)
         notes = list(wd.notes)
         if pr is not None:
-            notes += list(pr.notes)
+            ids = wd.unit_ids
+            notes += [re.sub(r"^unit column (\d+):", lambda m: f"unit {ids[int(m.group(1))]}:", n) for n in pr.notes]
         bad = ~np.isfinite(cut)
         for k in np.flatnonzero(bad):
             df["reason"][k] = ("no cutoff: the unit never or always spikes, or its proxy is undefined"

@@ -218,7 +218,7 @@ def glm_drive_proxy(counts: np.ndarray, *, covariates: np.ndarray | None = None,
         values[:, j] = eta
         d2[j] = dev
         if why:
-            notes.append(f"unit column {j}: {why}")
+            notes.append(f"unit column {j}: {why}")  # a column position; callers with unit ids rename it
     params = {"lags": list(lags), "n_folds": int(n_folds), "alpha": float(alpha), "estimator": "sklearn PoissonRegressor",
               "n_covariates": 0 if covariates is None else int(covariates.shape[1])}
     return DriveProxy(values=values, method="glm", deviance_explained=d2, params=params, notes=notes)

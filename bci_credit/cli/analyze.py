@@ -228,17 +228,28 @@ def _analyze_to(out, files: list, n_jobs: int, kw: dict, args: argparse.Namespac
         raise CLIError(f"no file could be analysed ({len(files)} skipped; reasons in {out / 'files.csv'})")
     t = result.table
     if len(t) and "ci_lo" in t.columns:
-        prim = t[~t["design"].astype(str).str.startswith("naive")]
+        naive = t["design"].astype(str).str.startswith("naive")
         alpha = 1.0 - args.level / 100.0
 
-        def listed(rows):
-            names = ", ".join(f"{Path(f).name}:{u}" for f, u in zip(rows["file"], rows["unit"]))
-            return f": {names}" if len(rows) else ""
+        def listed(rows, at_most=8):
+            """Per design variant: the count, and the first units as file:unit."""
+            parts = []
+            for design, g in rows.groupby(rows["design"].astype(str), sort=False):
+                names = ", ".join(f"{Path(f).name}:{u}" for f, u in zip(g["file"][:at_most], g["unit"][:at_most]))
+                more = f", ... {len(g) - at_most} more" if len(g) > at_most else ""
+                parts.append(f"{design} {len(g)} ({names}{more})")
+            return f" - {'; '.join(parts)}" if parts else ""
 
-        holm = prim[prim["pvalue_holm"] < alpha] if "pvalue_holm" in prim.columns else prim.iloc[:0]
-        sig = prim[(prim["ci_lo"] > 0) | (prim["ci_hi"] < 0)]
-        print(f"\nacross {result.n_ok} file(s): {len(holm)} unit(s) with an effect after Holm's correction over the "
-              f"units of their file{listed(holm)}; {len(sig)} with their own {args.level:g}% CI excluding 0 "
-              f"(uncorrected){listed(sig)}")
+        # a file analysed by the naive design alone reports associations; elsewhere the naive rows are the foil
+        naive_only = naive.groupby(t["file"]).transform("all")
+        for rows, what in ((t[~naive], "with an effect"), (t[naive & naive_only], "associated with the outcome "
+                                                                                  "(naive design; not causal)")):
+            if not len(rows):
+                continue
+            holm = rows[rows["pvalue_holm"] < alpha] if "pvalue_holm" in rows.columns else rows.iloc[:0]
+            sig = rows[(rows["ci_lo"] > 0) | (rows["ci_hi"] < 0)]
+            print(f"\nacross {rows['file'].nunique()} file(s), rows {what} after Holm's correction over the units of "
+                  f"their file: {len(holm)}{listed(holm)}\n  with their own {args.level:g}% CI excluding 0 "
+                  f"(uncorrected): {len(sig)}{listed(sig)}")
     print(f"wrote {out / 'effects.csv'}, {out / 'files.csv'} and {out / 'run.json'}")
     return 0
