@@ -98,7 +98,9 @@ class Recording:
         One row per unit, indexed by unit id (unique). Always has ``is_control`` (bool; given as
         True/False or 0/1, anything else is refused) and ``threshold`` (float, NaN if unknown);
         simulations add ``true_direct_effect`` / ``true_total_effect``. Other columns from a source
-        file are kept.
+        file are kept. ``obs_intervals`` (optional; NWB's column of that name): per unit a float array of
+        shape (k, 2), the [start, stop] seconds in which the unit was observed (isolated and recorded),
+        shape (0, 2) when unknown; outside them a unit's missing spikes are unobserved, not silence.
     spike_times : list of ndarray, or dict of unit id to ndarray
         Sorted, finite spike times in seconds, one float array per unit, in the order of ``units``
         (a dict keyed by unit id, with one entry per unit, is put in that order). NaN and infinite

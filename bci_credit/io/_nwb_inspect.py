@@ -40,6 +40,7 @@ def summarize(f, label: str, *, units_path: str | None = None, notes: Notes) -> 
     spike_range = (np.inf, -np.inf)
     unit_cols: list[str] = []
     extra: dict[str, np.ndarray] = {}
+    observed: list | None = None  # per unit: seconds covered by its obs_intervals (None: none given)
     if source.kind == "table":
         g = f[source.path]
         ids = H.table_ids(g)
@@ -68,6 +69,9 @@ def summarize(f, label: str, *, units_path: str | None = None, notes: Notes) -> 
                     extra[col] = value
         out["resolution_s"] = H.attr_float(g["spike_times"], "resolution") if "spike_times" in g else None
         out["has_obs_intervals"] = "obs_intervals" in g
+        if out["has_obs_intervals"]:
+            iv = R.obs_intervals(g, source.path, notes)
+            observed = None if iv is None else [R.observed_seconds(x) for x in iv]
     elif source.kind == "binned":
         _, trains, width, counts = R.binned_units(f, source.path)
         ids = np.arange(len(trains))
@@ -78,11 +82,15 @@ def summarize(f, label: str, *, units_path: str | None = None, notes: Notes) -> 
     behaviour = R.file_time_span(f, scan, (np.inf, -np.inf))  # trials, intervals and series
     lo, hi = min(behaviour[0], spike_range[0]), max(behaviour[1], spike_range[1])
     duration = float(hi - lo) if np.isfinite(hi - lo) else 0.0
-    _check_spikes_beyond_behaviour(behaviour, spike_range, notes)
+    R.check_spike_span(behaviour, spike_range, notes)
     units = []
     for i, uid in enumerate(ids.tolist()):
+        span = observed[i] if observed is not None else None
+        span = span if span is not None and span > 0 else duration  # rate over the unit's observed time
         row: dict[str, Any] = {"id": uid, "n_spikes": int(counts[i]),
-                               "rate_hz": float(counts[i] / duration) if duration > 0 else None}
+                               "rate_hz": float(counts[i] / span) if span > 0 else None}
+        if observed is not None:
+            row["observed_s"] = observed[i]
         for col, value in extra.items():
             v = value[i]
             row[col] = v.item() if hasattr(v, "item") else v
@@ -153,19 +161,6 @@ def summarize(f, label: str, *, units_path: str | None = None, notes: Notes) -> 
     return out
 
 
-def _check_spikes_beyond_behaviour(behaviour: tuple, spike_range: tuple, notes: Notes) -> None:
-    """Warn when the spike times reach far beyond the file's trials and time series (a stray spike
-    time stretches the recording's duration and the units' mean rates)."""
-    (b_lo, b_hi), (s_lo, s_hi) = behaviour, spike_range
-    if not (np.isfinite(b_hi - b_lo) and np.isfinite(s_hi - s_lo)) or b_hi <= b_lo:
-        return
-    margin = max(1.0, 0.01 * (b_hi - b_lo))
-    if s_lo < b_lo - margin or s_hi > b_hi + margin:
-        notes.warn(f"spike times run from {s_lo:g} to {s_hi:g} s, beyond {b_lo:g}-{b_hi:g} s, the span of the file's "
-                   "trials and time series: the duration and mean rates below include that stretch; analyze uses "
-                   "only the span where the outcome was observed (check for stray spike times)")
-
-
 def _check_reversed(path: str, raw: dict, notes: Notes) -> None:
     """Warn about rows whose stop_time is before their start_time (read() rejects such windows)."""
     start, stop = raw.get("start_time"), raw.get("stop_time")
@@ -212,13 +207,18 @@ def format_summary(s: dict[str, Any], max_units: int = 20) -> str:
                     if s.get("t_start_s") is not None or s.get("t_stop_s") is not None else ""))
     if s["units"]:
         extra = [k for k in s["units"][0] if k not in ("id", "n_spikes", "rate_hz")]
-        lines.append("  " + f"{'id':>8} {'n_spikes':>10} {'rate_hz':>10}" + "".join(f" {k:>10}" for k in extra))
+        obs = "observed_s" in extra
+        lines.append("  " + f"{'id':>8} {'n_spikes':>10} {'rate_hz*' if obs else 'rate_hz':>10}"
+                     + "".join(f" {k:>10}" for k in extra))
         for u in s["units"][:max_units]:
             rate = "nan" if u["rate_hz"] is None else f"{u['rate_hz']:.4g}"
             lines.append("  " + f"{u['id']!s:>8} {u['n_spikes']:>10d} {rate:>10}"
-                         + "".join(f" {u[k]!s:>10}" for k in extra))
+                         + "".join(f" {'-' if u[k] is None else u[k]!s:>10}" for k in extra))
         if len(s["units"]) > max_units:
             lines.append(f"  ... {len(s['units']) - max_units} more units (--max-units N or --json for all)")
+        if obs:
+            lines.append("  * rate over the unit's observed time (observed_s, the time its obs_intervals cover); "
+                         "units without obs_intervals: over the duration")
     lines.append(f"trials: {s['n_trials']}" + (f" (columns: {', '.join(s['trial_columns'])})" if s["trial_columns"] else ""))
     if s["intervals"]:
         lines.append("intervals:")
@@ -235,7 +235,9 @@ def format_summary(s: dict[str, Any], max_units: int = 20) -> str:
     if s["tables"]:
         lines.append("tables:")
         for t in s["tables"]:
-            lines.append(f"  {t['path']}: {t['n_rows']} rows")
+            cols = t.get("columns") or []
+            lines.append(f"  {t['path']}: {t['n_rows']} rows"
+                         + (f"; columns: {', '.join(cols[:12])}{', ...' if len(cols) > 12 else ''}" if cols else ""))
     if s["warnings"]:
         lines.append("warnings:")
         lines += [f"  - {w}" for w in s["warnings"]]

@@ -16,6 +16,10 @@ from ._nwb_layout import NWBFormatError, Notes
 #: TimeSeries larger than this (elements) are not loaded unless named in ``series=``.
 MAX_SERIES_ELEMENTS = 10_000_000
 _UNIT_SKIP = {"spike_times", "obs_intervals", "electrodes", "waveform_mean", "waveform_sd", "waveforms"}
+#: Spike times spanning more than this many times the behaviour's span are flagged as a wrong time unit (ms).
+SPIKE_SCALE_RATIO = 100.0
+#: Columns of an events table that hold an amount per event (``value``, ``reward_size``, ``volume_ml``, ...).
+_AMOUNT_WORDS = {"value", "amount", "volume", "size", "magnitude", "ml", "ul"}
 
 
 # ---------------------------------------------------------------------------- bci_credit metadata
@@ -131,7 +135,7 @@ def _restore(kind: str, value: Any, tag: str | None) -> Any:
         parts = [L.restore_dtype(np.asarray(p), elem) for p in value]
         if container == "list":
             return [p.tolist() for p in parts]
-        return parts
+        return _object_column(parts)  # e.g. obs_intervals: (k, 2) arrays, kept as they are
     if kind == "ragged":
         return list(value)
     if kind == "multi":
@@ -203,6 +207,10 @@ def units_frame(f, g, where: str, layout_units: dict | None, notes: Notes) -> pd
     # keep one value per unit; ragged / n-D columns (electrodes, waveforms) stay in the file
     df = df[[c for c in df.columns if not (df[c].dtype == object and df[c].map(lambda x: isinstance(x, (list, np.ndarray))).any())]]
     df.index = pd.Index(H.table_ids(g), name="unit_id")
+    if "obs_intervals" in g:
+        iv = obs_intervals(g, where, notes)
+        if iv is not None:
+            df["obs_intervals"] = _object_column(iv)
     for col, cast in (("is_control", bool), ("threshold", float)):
         if col in df.columns:
             try:
@@ -211,6 +219,44 @@ def units_frame(f, g, where: str, layout_units: dict | None, notes: Notes) -> pd
                 notes.warn(f"{where}: column {col!r} is not {cast.__name__}; kept as {col}_source")
                 df = df.rename(columns={col: f"{col}_source"})
     return df
+
+
+def obs_intervals(g, where: str, notes: Notes) -> list[np.ndarray] | None:
+    """The ``obs_intervals`` column of a Units table: per unit a float array of shape (k, 2) of [start, stop]
+    seconds ((0, 2) when the unit has none); None (with a note) when the column is not laid out as NWB says."""
+    n = H.table_ids(g).size
+    try:
+        kind, value = H.read_column(g, "obs_intervals", n)
+        if kind == "multi" and value.ndim == 2 and value.shape[1] == 2:  # one interval per unit, no index
+            value, kind = [row[None, :] for row in value], "ragged"
+        if kind != "ragged":
+            raise ValueError(f"not a ragged column of [start, stop] pairs ({kind})")
+        return [np.asarray(p, dtype=float).reshape(-1, 2) for p in value]
+    except (ValueError, TypeError, KeyError) as err:
+        notes.warn(f"{where}/obs_intervals could not be read ({H._short(err)}); skipped")
+        return None
+
+
+def observed_seconds(intervals: np.ndarray) -> float | None:
+    """Time covered by a unit's obs_intervals (overlaps counted once); None when it has no valid interval."""
+    iv = np.asarray(intervals, dtype=float).reshape(-1, 2)
+    iv = iv[np.isfinite(iv).all(axis=1) & (iv[:, 1] > iv[:, 0])]
+    if not iv.size:
+        return None
+    total, end = 0.0, -np.inf
+    for a, b in iv[np.argsort(iv[:, 0], kind="stable")]:
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return float(total)
+
+
+def _object_column(items: list) -> np.ndarray:
+    """A 1-D object array holding ``items`` as they are (arrays of equal shape are not stacked)."""
+    out = np.empty(len(items), dtype=object)
+    for i, x in enumerate(items):
+        out[i] = x
+    return out
 
 
 def intervals_frame(f, path: str, layout_entry: dict | None, notes: Notes, skip=()) -> tuple[pd.DataFrame, dict]:
@@ -250,9 +296,56 @@ def own_series(f, name: str, entry: dict, notes: Notes) -> tuple[np.ndarray, np.
     return t, L.restore_dtype(values, entry.get("dtype"))
 
 
+def event_tables(f, scan: H.Scan) -> list[str]:
+    """Paths of pynwb 4 EventsTables (``/events/<name>``, or typed EventsTable elsewhere) with a timestamp column."""
+    return [p for p in scan.tables if "timestamp" in f[p]
+            and (p.startswith("/events/") or H.attr_str(f[p], "neurodata_type") == "EventsTable")]
+
+
+def read_events_table(f, path: str, name: str, notes: Notes) -> TimeSeries:
+    """An EventsTable as a TimeSeries of kind ``"events"``: times from ``timestamp``, values from its one
+    amount column (``value``, ``amount``, ``volume``, ``size``, ``reward*``, ...) if it has exactly one, else ones."""
+    g = f[path]
+    n = H.table_ids(g).size
+    t = np.asarray(g["timestamp"][()], dtype=float).ravel()
+    others, amounts = [], []
+    for col in H.table_columns(g):
+        if col == "timestamp":
+            continue
+        others.append(col)
+        ds = g[col]
+        words = set(col.lower().split("_"))
+        if (f"{col}_index" not in g and ds.ndim == 1 and ds.shape[0] == n and ds.dtype.kind in "biuf"
+                and (words & _AMOUNT_WORDS or col.lower().startswith("reward"))):
+            amounts.append(col)
+    if len(amounts) == 1:
+        values = np.asarray(g[amounts[0]][()], dtype=float)
+        unit = H.attr_str(g[amounts[0]], "unit", "a.u.") or "a.u."
+        how = f"values from its {amounts[0]!r} column"
+    else:
+        values, unit = np.ones(t.size), "a.u."
+        how = ("values 1 per event (" + (f"more than one amount column: {amounts}" if amounts
+                                          else "no amount column") + ")")
+    m = min(t.size, values.size)
+    t, values = t[:m], values[:m]
+    dropped = ~np.isfinite(t)
+    if dropped.any():
+        notes.warn(f"{path}: {int(dropped.sum())} timestamp(s) are NaN or infinite; those events are dropped")
+        t, values = t[~dropped], values[~dropped]
+    if t.size > 1 and np.any(np.diff(t) < 0):
+        notes.warn(f"{path}: timestamps are not in increasing order; the events are sorted by time")
+        order = np.argsort(t, kind="stable")
+        t, values = t[order], values[order]
+    unused = [c for c in others if c not in amounts or len(amounts) > 1]
+    notes.warn(f"read the events table {path} as series {name!r}: {t.size} events at its 'timestamp' times, {how}"
+               + (f"; columns not used: {', '.join(unused)}" if unused else ""))
+    return TimeSeries(t, values, unit=unit, description=H.attr_str(g, "description", "") or "", kind="events")
+
+
 def generic_series(f, scan: H.Scan, series: bool | Sequence[str], max_elements: int, notes: Notes,
                    exclude: set) -> tuple[dict, list]:
-    """TimeSeries from ``/processing`` (and small ones from ``/acquisition``) keyed by name."""
+    """TimeSeries from ``/processing`` (and small ones from ``/acquisition``) keyed by name, and the
+    pynwb 4 EventsTables (``/events``) as event series named after the table."""
     if series is False:
         return {}, []
     wanted = None if series is True else {str(s).strip("/") for s in series}
@@ -280,9 +373,28 @@ def generic_series(f, scan: H.Scan, series: bool | Sequence[str], max_elements: 
             out[name] = TimeSeries(t, values, unit=unit, description=description, kind=kind)
         except Exception as err:  # one bad series never stops the read
             notes.warn(f"time series {path} could not be read ({H._short(err)}); skipped")
+    tables = event_tables(f, scan)
+    for path in tables:
+        base = path.rsplit("/", 1)[-1]
+        if wanted is not None and not {base, path.strip("/")} & wanted:
+            continue
+        if wanted is None and H.table_ids(f[path]).size > max_elements:
+            skipped.append(path)
+            continue
+        name, k = (base if base not in out and base not in names else path.strip("/")), 1
+        while name in out:
+            k += 1
+            name = f"{path.strip('/')}_{k}"
+        if name != base:
+            notes.warn(f"events table {path}: a time series is already named {base!r}; read as series {name!r}")
+        try:
+            out[name] = read_events_table(f, path, name, notes)
+        except Exception as err:  # one bad table never stops the read
+            notes.warn(f"events table {path} could not be read ({H._short(err)}); skipped")
     if wanted is not None:
-        missing = wanted - {k.strip("/") for k in out} - {p.strip("/") for p, _, _ in scan.series}
-        missing -= {p.rsplit("/", 1)[-1] for p, _, _ in scan.series}
+        found = [p for p, _, _ in scan.series] + tables
+        missing = wanted - {k.strip("/") for k in out} - {p.strip("/") for p in found}
+        missing -= {p.rsplit("/", 1)[-1] for p in found}
         if missing:
             notes.warn(f"series not found: {sorted(missing)}")
     if skipped:
@@ -293,8 +405,13 @@ def generic_series(f, scan: H.Scan, series: bool | Sequence[str], max_elements: 
 
 # ---------------------------------------------------------------------------- time span
 def file_time_span(f, scan: H.Scan, spike_range: tuple[float, float]) -> tuple[float, float]:
-    """Earliest and latest time in the file: spikes, every TimeIntervals table, every TimeSeries."""
+    """Earliest and latest time in the file: spikes, every TimeIntervals table, TimeSeries and EventsTable."""
     lo, hi = spike_range
+    for path in event_tables(f, scan):
+        v = np.asarray(f[path]["timestamp"][()], dtype=float).ravel()
+        v = v[np.isfinite(v)]
+        if v.size:
+            lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
     for path in scan.intervals:
         g = f[path]
         for col, fn in (("start_time", np.nanmin), ("stop_time", np.nanmax)):
@@ -313,6 +430,29 @@ def file_time_span(f, scan: H.Scan, spike_range: tuple[float, float]) -> tuple[f
             if x is not None and np.isfinite(x):
                 lo, hi = min(lo, x), max(hi, x)
     return lo, hi
+
+
+def check_spike_span(behaviour: tuple[float, float], spike_range: tuple[float, float], notes: Notes) -> dict:
+    """Warn when the spike times reach far beyond the file's trials, intervals, time series and events (a stray
+    spike time stretches the recording's duration and the units' mean rates; spike times ~1000x the behaviour's
+    span were stored in ms). Returns the facts for ``meta``: ``spike_span_s``, ``behaviour_span_s`` (None when
+    unknown) and ``spike_time_scale_suspect`` (the spikes span more than :data:`SPIKE_SCALE_RATIO` times the
+    behaviour and reach beyond it)."""
+    (b_lo, b_hi), (s_lo, s_hi) = behaviour, spike_range
+    s_span = float(s_hi - s_lo) if np.isfinite(s_hi - s_lo) else None
+    b_span = float(b_hi - b_lo) if np.isfinite(b_hi - b_lo) and b_hi > b_lo else None
+    facts = {"spike_span_s": s_span, "behaviour_span_s": b_span, "spike_time_scale_suspect": False}
+    if s_span is None or b_span is None:
+        return facts
+    margin = max(1.0, 0.01 * b_span)
+    if s_lo < b_lo - margin or s_hi > b_hi + margin:
+        facts["spike_time_scale_suspect"] = s_span > SPIKE_SCALE_RATIO * b_span
+        hint = (f"the spikes span {s_span / b_span:.0f}x the behaviour: spike times may be in milliseconds: divide "
+                "by 1000" if facts["spike_time_scale_suspect"] else "check for stray spike times")
+        notes.warn(f"spike times run from {s_lo:g} to {s_hi:g} s, beyond {b_lo:g}-{b_hi:g} s, the span of the file's "
+                   "trials, intervals, time series and events: the recording's duration and mean rates include that "
+                   f"stretch; analyze uses only the span where the outcome was observed ({hint})")
+    return facts
 
 
 # ---------------------------------------------------------------------------- assembly
@@ -418,10 +558,12 @@ def read_recording(f, label: str, *, units_path: str | None = None, series: bool
         if dec:
             meta["decoder"] = dec
     meta.update({k: v for k, v in meta_extra.items() if k not in meta or not own})
+    finite = [s for s in trains if s.size]
+    spike_range = (min((s[0] for s in finite), default=np.inf), max((s[-1] for s in finite), default=-np.inf))
+    behaviour = file_time_span(f, scan, (np.inf, -np.inf))
+    meta.update(check_spike_span(behaviour, spike_range, notes))  # facts of this file, also for our own files
     if "duration_s" not in meta or meta["duration_s"] is None:
-        finite = [s for s in trains if s.size]
-        spike_range = (min((s[0] for s in finite), default=np.inf), max((s[-1] for s in finite), default=-np.inf))
-        lo, hi = file_time_span(f, scan, spike_range)
+        lo, hi = min(behaviour[0], spike_range[0]), max(behaviour[1], spike_range[1])
         meta["duration_s"] = float(hi - lo) if np.isfinite(hi - lo) else 0.0
     meta["warnings"] = list(notes.messages)
     _check_unit_ids(units, source.path or "units")

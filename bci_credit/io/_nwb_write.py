@@ -66,6 +66,8 @@ _DESCRIPTIONS = {
         "signal (a.u.).",
         "cluster": "Simulation only: the correlated-input cluster the unit belongs to.",
         "private_scale": "Simulation only: scale of the unit's private input noise (1 = the population's).",
+        "obs_intervals": "Observation intervals of each unit: [start, stop] pairs (s) in which the unit was "
+        "isolated and its spikes recorded.",
         L.UNIT_LABEL_COLUMN: "Original unit id (the bci_credit Recording index), as text.",
     },
     "windows": {
@@ -337,8 +339,15 @@ def _add_units(nwbfile, rec: Recording, meta: dict) -> dict:
     ends = np.cumsum([s.size for s in rec.spike_times]).astype(np.uint64)
     cols = _vector_columns("units", "spike_times", flat.astype(np.float64), ends,
                            "Spike times of each unit, in seconds from session start.")
-    extra, entries = _frame_columns(df, "units", lambda n: n, L.RESERVED_UNITS)
+    extra, entries = _frame_columns(df, "units", lambda n: n, L.RESERVED_UNITS, skip=("obs_intervals",))
     cols += extra
+    if "obs_intervals" in df.columns:  # NWB's own ragged n x 2 column, in the column's place in the layout
+        parts = _obs_intervals(df["obs_intervals"])
+        flat_iv = np.concatenate(parts) if parts else np.zeros((0, 2))
+        cols += _vector_columns("units", "obs_intervals", flat_iv.astype(np.float64),
+                                np.cumsum([p.shape[0] for p in parts]))
+        entries.insert(list(df.columns).index("obs_intervals"), ["obs_intervals", "obs_intervals",
+                                                                 "ragged_array:float64"])
     if labels is not None:
         cols += _vector_columns("units", L.UNIT_LABEL_COLUMN, labels, None)
     resolution = _resolution(meta)
@@ -356,6 +365,28 @@ def _add_units(nwbfile, rec: Recording, meta: dict) -> dict:
         "label_column": L.UNIT_LABEL_COLUMN if labels is not None else None,
         "columns": entries,
     }
+
+
+def _obs_intervals(col: pd.Series) -> list[np.ndarray]:
+    """``units['obs_intervals']`` as one (k, 2) float array per unit (None/NaN/empty -> (0, 2)); refuses
+    anything that is not [start, stop] pairs, naming the unit."""
+    out = []
+    for uid, cell in col.items():
+        if cell is None or isinstance(cell, float) and np.isnan(cell):
+            cell = np.zeros((0, 2))
+        try:
+            arr = np.asarray(cell, dtype=float)
+            if arr.size == 0:
+                arr = arr.reshape(0, 2)
+            if arr.ndim == 1 and arr.size == 2:
+                arr = arr[None, :]
+            if arr.ndim != 2 or arr.shape[1] != 2:
+                raise ValueError(f"shape {arr.shape}")
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"units['obs_intervals'] of unit {uid!r} must be [start, stop] pairs in seconds, an "
+                             f"array of shape (k, 2) ({err}); give e.g. np.array([[0.0, 600.0]])") from None
+        out.append(arr)
+    return out
 
 
 def _check_unique_labels(index: pd.Index, labels: np.ndarray) -> None:

@@ -8,7 +8,9 @@ Layout written by :func:`write`
                                                    ``Recording.units`` (``is_control`` bool, ``threshold``,
                                                    ``true_direct_effect``/``true_total_effect`` for simulations,
                                                    any other). Integer unit ids are the NWB ids; other ids are
-                                                   kept as text in ``unit_label``.
+                                                   kept as text in ``unit_label``. A units column
+                                                   ``obs_intervals`` ((k, 2) [start, stop] s per unit) is
+                                                   written as NWB's ragged n x 2 ``obs_intervals`` column.
 ``/intervals/windows``                             one row per analysis window: ``start_time``, ``stop_time``,
                                                    ``reward``, extra columns, and the 2-D columns ``drive`` (Z)
                                                    and ``spiked`` (H), shape (n_windows, n_units), column j
@@ -20,7 +22,8 @@ Layout written by :func:`write`
 ``/intervals/epochs``                              task blocks (one row per block of a BCI session): ``tags``
                                                    (the block's name, a list per row) and extra columns.
 ``/processing/behavior/BehavioralEvents/<name>``   series of kind ``"events"`` (e.g. ``reward``): timestamps +
-                                                   amounts.
+                                                   amounts (read back from here; an EventsTable in another
+                                                   lab's file is read too, see below).
 ``/processing/behavior/BehavioralTimeSeries/<n>``  continuous series (``decoder_output``, ``cursor``); a regular
                                                    clock is stored as ``starting_time`` + ``rate`` when that
                                                    reproduces the times exactly, else as ``timestamps``.
@@ -62,7 +65,17 @@ open files read-only. Real-world cases handled (each with a warning in ``meta['w
 * NaN ``start_time``/``stop_time`` are kept as NaN; event columns that look relative to the trial start
   are reported; ``X_time`` columns become ``X_time_s``; analysis windows with ``stop_time < start_time``
   are refused (:class:`NWBFormatError` naming the rows), as are repeated unit ids;
-* missing ``resolution`` (``meta['resolution_s'] = None``) or ``obs_intervals`` is fine;
+* missing ``resolution`` (``meta['resolution_s'] = None``) or ``obs_intervals`` is fine; a Units table's
+  ``obs_intervals`` become the units column ``obs_intervals``: per unit a float array of shape (k, 2), the
+  [start, stop] seconds in which the unit was observed (shape (0, 2) when its entry is empty); the column
+  is absent when the file has none. :func:`inspect` gives each such unit's rate over its observed time
+  (``observed_s``, the time its intervals cover) instead of the whole duration;
+* spike times reaching far beyond the span of the file's trials, intervals, time series and events
+  (margin 1 s or 1 %) are reported by :func:`read` and :func:`inspect` alike; when the spikes span more
+  than 100 times the behaviour, the warning says they may be in milliseconds (divide by 1000). :func:`read`
+  always puts the facts in ``meta``: ``spike_span_s`` (first to last spike, None without spikes),
+  ``behaviour_span_s`` (first to last time of the trials, intervals, series and events, None without
+  them) and ``spike_time_scale_suspect`` (True in the millisecond case), so an analysis can refuse;
 * timezone-less or anonymised (1900) session dates are kept and reported;
 * TimeSeries stored (channels, time) are transposed; mismatched timestamps are cut to the data;
   NaN or infinite timestamps are dropped with their samples, timestamps out of order are sorted
@@ -71,8 +84,14 @@ open files read-only. Real-world cases handled (each with a warning in ``meta['w
 * the epochs table (``/intervals/epochs``, task blocks named by their ``tags``) becomes
   ``Recording.epochs`` (``tags`` a list of names per row; the ``timeseries`` column is not read), which
   ``analyze --blocks NAME`` cuts by;
-* other tables (electrodes, pynwb 4 ``/events`` tables) are listed by :func:`inspect` but not
-  loaded into the Recording, which has no place for them.
+* pynwb 4 EventsTables (``/events/<name>``, or typed ``EventsTable`` elsewhere; not in pynwb 3 files)
+  become ``Recording.series[<name>]`` of kind ``"events"``: times from the ``timestamp`` column (sorted, NaN
+  times dropped with a note), values from the table's one amount column (a number or bool column named
+  ``value``, ``amount``, ``volume``, ``size``, ``reward*``, ``*_ml``, ...) when it has exactly one, else
+  ones; ``duration`` and other columns are not kept. A note says what was taken; a name already used by a
+  time series becomes ``events/<name>`` (noted). ``series=False`` skips them, a list of names selects them;
+* other tables (electrodes, ...) are listed by :func:`inspect` (rows and columns) but not loaded into the
+  Recording, which has no place for them.
 """
 
 from __future__ import annotations
@@ -192,7 +211,9 @@ def read(source: str | os.PathLike | Any, *, units_path: str | None = None,
     -------
     Recording
         With ``meta['source']``, ``meta['nwb_path']``, ``meta['session_start_time']``,
-        ``meta['duration_s']`` (span of everything timed in the file) and ``meta['warnings']``.
+        ``meta['duration_s']`` (span of everything timed in the file), ``meta['spike_span_s']``,
+        ``meta['behaviour_span_s']``, ``meta['spike_time_scale_suspect']`` (see the module docstring) and
+        ``meta['warnings']``.
 
     Raises
     ------
@@ -232,7 +253,8 @@ def inspect(source: str | os.PathLike | Any, *, units_path: str | None = None) -
     dict
         JSON-ready. Keys include ``n_units``, ``n_spikes``, ``duration_s`` (span of all times in the file),
         ``n_trials``, ``units`` (list of ``{"id", "n_spikes", "rate_hz", ...}``, rate = n_spikes /
-        duration_s), ``units_source`` (``table``/``binned``/``none``), ``units_path``, ``intervals``,
+        duration_s, or n_spikes / observed_s for a unit with ``obs_intervals``, ``observed_s`` being the time
+        they cover; None for a unit without), ``has_obs_intervals``, ``units_source`` (``table``/``binned``/``none``), ``units_path``, ``intervals``,
         ``time_series``, ``tables``, ``processing``, ``subject``, ``session_start_time`` and ``warnings``.
     """
     from ._nwb_inspect import summarize
