@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .outputs import save_figure, write_csv
@@ -35,7 +36,11 @@ def write_session_outputs(rec: Recording, out_dir, *, nwb: bool = True, figure: 
     """Write ``units.csv``, ``windows.csv``, ``<stem>.nwb`` and ``overview.png``; return the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = [write_csv(rec.units, out / "units.csv")]
+    units = rec.units.copy()
+    if "obs_intervals" in units.columns:  # (k, 2) arrays -> "start-stop;start-stop" (one line per unit)
+        units["obs_intervals"] = [";".join(f"{a:g}-{b:g}" for a, b in np.asarray(iv, float).reshape(-1, 2))
+                                  for iv in units["obs_intervals"]]
+    files = [write_csv(units, out / "units.csv")]
     if rec.windows is not None:
         files.append(write_csv(windows_frame(rec), out / "windows.csv", index=False))
     if nwb:

@@ -121,3 +121,35 @@ def test_a_unit_with_few_spiking_windows_gets_no_naive_estimate():
     few = t[t["unit"] == 4]
     assert few["estimate"].isna().all() and few["reason"].str.contains(f"at least {MIN_WINDOWS} of each").all()
     assert t[t["unit"] != 4]["estimate"].notna().all()
+
+
+def test_windows_outside_a_units_obs_intervals_are_left_out_of_its_estimates():
+    """A unit sorted for the first half only (obs_intervals [[0, 150]]) while rewards go on: counting its
+    unsorted half as silent windows dilutes its contrast (about 0.3 here); leaving them out recovers 0.5."""
+    spikes, rt, _ = _session()
+    spikes[2] = spikes[2][spikes[2] < 150.0]
+    events = {"reward": TimeSeries(rt, np.ones(rt.size), kind="events")}
+    lost = _rec(spikes, events)
+    blind = analyze_recording(lost, "naive", units=[2]).primary.table.set_index("design")
+    lost.units["obs_intervals"] = [np.zeros((0, 2))] * 2 + [np.array([[0.0, 150.0]])] + [np.zeros((0, 2))] * 2
+    a = analyze_recording(lost, "naive")
+    t = a.primary.table.set_index(["unit", "design"])
+    od = t.loc[(2, "naive-od")]
+    assert abs(od["estimate"] - 0.5) < 4 * od["se"] and od["n_left"] + od["n_right"] == 3000
+    assert blind.loc["naive-od", "estimate"] < od["estimate"] - 6 * od["se"]
+    # the other units' adjusted fits drop unit 2 as a covariate (observed in half their windows) and keep all windows
+    assert t.loc[(0, "naive-rate-adjusted"), "n_left"] + t.loc[(0, "naive-rate-adjusted"), "n_right"] == \
+        a.primary.options["n_windows"]
+    assert any(n.startswith("obs_intervals: 1 unit(s) were not observed over all the windows (unit 2: 50%")
+               for n in a.primary.notes)
+    assert any("leaves out as covariates" in n and "unit 0: 2" in n for n in a.primary.notes)
+
+
+def test_units_csv_writes_obs_intervals_one_line_per_unit(tmp_path):
+    from bci_credit.report import write_session_outputs
+
+    units = make_units_table(2)
+    units["obs_intervals"] = [np.array([[0.0, 5.0], [6.0, 9.5]]), np.zeros((0, 2))]
+    rec = Recording(units=units, spike_times=[np.array([1.0]), np.array([2.0])])
+    write_session_outputs(rec, tmp_path, nwb=False, figure=False)
+    assert (tmp_path / "units.csv").read_text().splitlines()[1:] == ["0,False,,0-5;6-9.5", "1,False,,"]

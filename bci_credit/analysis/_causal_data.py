@@ -107,6 +107,10 @@ class WindowData:
         :func:`window_data`); None for the recording's own windows.
     n_laid : int
         Length of that grid (``n_windows`` for the recording's own windows).
+    observed : ndarray of bool (n_windows, n_units) or None
+        Whether each unit was observed (sorted) over each whole window, from the units'
+        ``obs_intervals``; None when the recording has none (every unit observed throughout).
+        Counts of a unit in windows where it was not observed are 0 but mean "unknown".
     """
 
     start_s: np.ndarray
@@ -122,6 +126,7 @@ class WindowData:
     notes: list = field(default_factory=list)
     laid: slice | None = None
     n_laid: int = 0
+    observed: np.ndarray | None = None
 
     @property
     def n_windows(self) -> int:
@@ -413,9 +418,34 @@ def window_data(rec: Recording, *, window_s: float | None = None, reward: str | 
     else:
         spiked = None if counts is None else counts > 0
     widths = stop - start
+    observed = observed_windows(rec, start, stop)
+    if observed is not None and not observed.all():
+        part = [(u, observed[:, j].mean()) for j, u in enumerate(rec.unit_ids) if not observed[:, j].all()]
+        listed = ", ".join(f"unit {u}: {100 * f:.0f}%" for u, f in part[:6]) + (", ..." if len(part) > 6 else "")
+        notes.append(f"obs_intervals: {len(part)} unit(s) were not observed over all the windows ({listed} of the "
+                     "windows); a unit's windows outside its intervals are left out of its own estimates")
     return WindowData(start_s=start, stop_s=stop, reward=y, reward_source=src, counts=counts, spiked=spiked,
                       drive=drive, unit_ids=rec.unit_ids, window_s=float(np.median(widths)) if widths.size else np.nan,
-                      from_recording=use_own, notes=notes, laid=keep, n_laid=n_laid)
+                      from_recording=use_own, notes=notes, laid=keep, n_laid=n_laid, observed=observed)
+
+
+def observed_windows(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray) -> np.ndarray | None:
+    """Whether each unit was observed over each whole window, from ``units['obs_intervals']`` (per
+    unit an (k, 2) array of [start, stop] seconds; an empty or missing entry: observed throughout).
+    None when the units table has no ``obs_intervals`` column."""
+    if "obs_intervals" not in rec.units.columns:
+        return None
+    out = np.ones((start_s.size, rec.n_units), dtype=bool)
+    for j, iv in enumerate(rec.units["obs_intervals"].to_numpy(dtype=object)):
+        try:
+            iv = np.asarray(iv, dtype=float).reshape(-1, 2)
+        except (TypeError, ValueError):
+            continue  # not [start, stop] pairs: the reader and writer refuse these; treat as observed
+        iv = iv[np.all(np.isfinite(iv), axis=1)]
+        if iv.size:
+            out[:, j] = np.any((start_s[:, None] >= iv[None, :, 0] - EDGE_TOL_S)
+                               & (stop_s[:, None] <= iv[None, :, 1] + EDGE_TOL_S), axis=1)
+    return out
 
 
 def block_spans(rec: Recording) -> tuple[dict[str, list[tuple[float, float]]], str]:

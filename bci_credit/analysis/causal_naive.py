@@ -74,20 +74,30 @@ class NaiveComparison:
         H = wd.spiked if wd.spiked is not None else counts > 0
         zcrit = stats.norm.ppf(0.5 + self.level / 200.0)
         frames = []
-        ok_y = np.isfinite(y)
-        flat = ok_y.any() and np.ptp(y[ok_y]) == 0  # no variation to explain: a fit would report rounding noise
+        finite_y = np.isfinite(y)
+        flat = finite_y.any() and np.ptp(y[finite_y]) == 0  # no variation to explain: a fit would report rounding noise
+        seen = wd.observed  # obs_intervals: a unit's windows where it was not sorted are not its silent windows
+        dropped: dict = {}
         for variant in self.variants_used:
             df = _empty_rows(rec, pos, variant)
             for k, p in enumerate(pos):
                 if flat:
-                    df["reason"][k] = f"the reward is the same ({y[ok_y][0]:g}) in every analysed window"
+                    df["reason"][k] = f"the reward is the same ({y[finite_y][0]:g}) in every analysed window"
                     continue
+                ok_y = finite_y if seen is None else finite_y & seen[:, p]
                 if variant == "naive-od":
                     X = np.column_stack([np.ones(y.size), H[:, p].astype(float)])
                 elif variant == "naive-rate":
                     X = np.column_stack([np.ones(y.size), counts[:, p].astype(float)])
                 else:
                     others = [j for j in range(counts.shape[1]) if j != p]
+                    if seen is not None:  # covariates must be observed where used; rarely observed ones are dropped
+                        cover = seen[ok_y][:, others].mean(axis=0) if ok_y.any() else np.zeros(len(others))
+                        lost = [rec.unit_ids[j] for j, c in zip(others, cover) if c < 0.9]
+                        if lost:
+                            dropped.setdefault(rec.unit_ids[p], lost)
+                        others = [j for j, c in zip(others, cover) if c >= 0.9]
+                        ok_y = ok_y & seen[:, others].all(axis=1)
                     X = np.column_stack([np.ones(y.size), counts[:, p].astype(float), counts[:, others].astype(float)])
                 n1 = int(H[ok_y, p].sum())
                 n0 = int(ok_y.sum() - n1)
@@ -115,5 +125,11 @@ class NaiveComparison:
         df = df.iloc[np.lexsort((df["design"].map(self.variants.index).to_numpy(),
                                  df["unit"].map(order).to_numpy()))].reset_index(drop=True)
         opts = {"reward": wd.reward_source, "n_windows": wd.n_windows, "level": self.level, "cov_type": "HC1"}
-        return CausalResults(self.design, self.estimand, self.assumptions, df, opts, list(wd.notes), {}, {})
+        notes = list(wd.notes)
+        if dropped:
+            notes.append("obs_intervals: naive-rate-adjusted leaves out as covariates the units observed in under 90% "
+                         "of a unit's windows (" + "; ".join(f"unit {u}: {', '.join(map(str, v))}"
+                                                              for u, v in list(dropped.items())[:5])
+                         + ("; ..." if len(dropped) > 5 else "") + ")")
+        return CausalResults(self.design, self.estimand, self.assumptions, df, opts, notes, {}, {})
 

@@ -124,6 +124,8 @@ class SpikeDiscontinuity:
         wd = window_data(rec, reward=self.reward)
         thr = unit_thresholds(rec, self.threshold)[pos]
         x = wd.drive[:, pos] - thr[None, :]
+        if wd.observed is not None:  # obs_intervals: only the windows where the unit was observed
+            x = np.where(wd.observed[:, pos], x, np.nan)
         y = wd.reward
         df = _empty_rows(rec, pos, self.design)
         notes = list(wd.notes)
@@ -314,6 +316,8 @@ class FuzzySpikeRD:
         if cut.shape != (len(pos),):
             cut = cut[pos] if cut.shape == (rec.n_units,) else cut
         X = P - cut[None, :]
+        if wd.observed is not None:  # obs_intervals: only the windows where the unit was observed
+            X = np.where(wd.observed[:, pos], X, np.nan)
         df = _empty_rows(rec, pos, self.design)
         notes = list(wd.notes)
         if pr is not None:
