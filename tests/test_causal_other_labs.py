@@ -153,3 +153,16 @@ def test_units_csv_writes_obs_intervals_one_line_per_unit(tmp_path):
     rec = Recording(units=units, spike_times=[np.array([1.0]), np.array([2.0])])
     write_session_outputs(rec, tmp_path, nwb=False, figure=False)
     assert (tmp_path / "units.csv").read_text().splitlines()[1:] == ["0,False,,0-5;6-9.5", "1,False,,"]
+
+
+def test_the_one_reward_event_series_is_the_default_outcome():
+    """A pynwb 4 EventsTable named e.g. 'reward_events' is read as an events series; with no 'reward' series it
+    is the default outcome when it is the only events series named like a reward (two are ambiguous)."""
+    spikes, rt, _ = _session()
+    ev = TimeSeries(rt, np.ones(rt.size), kind="events")
+    a = analyze_recording(_rec(spikes, {"reward_events": ev}), "naive", units=[2])
+    assert a.primary.options["reward"].startswith("series 'reward_events' (events, summed per window) (the recording's")
+    od = a.primary.table.set_index("design").loc["naive-od"]
+    assert abs(od["estimate"] - 0.5) < 4 * od["se"]
+    with pytest.raises(DesignUnavailable, match="no reward signal"):
+        analyze_recording(_rec(spikes, {"reward_events": ev, "reward_cues": ev}), "naive")

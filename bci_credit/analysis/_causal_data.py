@@ -244,6 +244,16 @@ def event_times_from_trials(rec: Recording, column: str = "reward_time_s") -> tu
                   f"trial; {what}; {fix}")
 
 
+def reward_event_series(rec: Recording) -> str | None:
+    """The recording's reward events series: ``reward`` when it holds events, else the one events
+    series whose name contains "reward" (a pynwb 4 EventsTable such as ``reward_events``); None when
+    there is none, or several."""
+    if "reward" in rec.series:
+        return "reward" if rec.series["reward"].kind == "events" else None
+    named = [k for k, ts in rec.series.items() if "reward" in str(k).lower() and ts.kind == "events"]
+    return named[0] if len(named) == 1 else None
+
+
 def reward_candidates(rec: Recording) -> list[str]:
     """Names a ``reward=`` argument can take on this recording (windows columns, series, trials columns
     of event times)."""
@@ -263,7 +273,8 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
 
     ``reward`` may be a windows column, a series name, a trials column of event times
     (``reward_time_s``), or ``kind:name`` with kind in ``windows``, ``series``, ``trials``. The
-    default tries ``windows['reward']``, then a series ``reward``, then trials ``reward_time_s``.
+    default tries ``windows['reward']``, then a series ``reward``, then the one events series whose
+    name contains "reward" (if there is exactly one), then trials ``reward_time_s``.
     """
     if reward is not None:
         kind, _, name = reward.partition(":") if ":" in reward else ("", "", reward)
@@ -290,6 +301,10 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
         return y, "windows['reward']"
     if "reward" in rec.series:
         return _series_outcome(rec, "reward", start_s, stop_s)
+    named = reward_event_series(rec)
+    if named is not None:  # e.g. a pynwb 4 EventsTable 'reward_events'
+        y, src = _series_outcome(rec, named, start_s, stop_s)
+        return y, src + (" (the recording's one reward event series)" if y is not None else "")
     ev, why = event_times_from_trials(rec, "reward_time_s")
     if why:
         return None, why

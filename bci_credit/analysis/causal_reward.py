@@ -21,6 +21,7 @@ from ._causal_data import (
     density_pvalues,
     event_times_from_trials,
     find_decoder,
+    reward_event_series,
 )
 from .causal_results import (
     CausalResults,
@@ -210,8 +211,9 @@ class RewardThreshold:
         events = None
         src = ""
         if name is None:
-            if "reward" in rec.series and rec.series["reward"].kind == "events":
-                events, src = rec.series["reward"].t_s, "series 'reward'"
+            named = reward_event_series(rec)
+            if named is not None:
+                events, src = rec.series[named].t_s, f"series {named!r}"
             else:
                 ev, why = event_times_from_trials(rec, "reward_time_s")
                 if why:
