@@ -309,3 +309,13 @@ def test_blocks_with_auto_window_length_gaps_and_constant_reward(tmp_path):
     # a constant outcome has nothing to explain: no estimate (a fit would report rounding noise as significant)
     assert b.primary.table["estimate"].isna().all() and not len(b.primary.drivers())
     assert (b.primary.table["reason"] == "the reward is the same (0) in every analysed window").all()
+
+
+def test_reward_lag_option(files, tmp_path, capsys):
+    rc, out, _ = run_cli([files["sim"], "--design", "naive", "--reward", "reward", "--reward-lag", "0.02", "--out",
+                          tmp_path / "a", "--no-plots"], capsys)
+    assert rc == 0 and "lagged by 0.02 s" in out
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["config"]["reward_lag_s"] == 0.02
+    rc, _, err = run_cli([files["sim"], "--design", "reward-threshold", "--reward-lag", "0.1", "--out", tmp_path / "b"],
+                         capsys)
+    assert rc == 2 and "reward-threshold design's outcome is the units' firing" in err

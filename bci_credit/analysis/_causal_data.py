@@ -282,6 +282,9 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
             raise ValueError(f"reward={reward!r}: write NAME or windows:NAME, series:NAME, trials:NAME")
         if kind in ("", "windows") and use_windows and rec.windows is not None and name in rec.windows.columns:
             return pd.to_numeric(rec.windows[name], errors="coerce").to_numpy(float), f"windows[{name!r}]"
+        if kind == "windows" and not use_windows and rec.windows is not None and name in rec.windows.columns:
+            raise ValueError(f"reward={reward!r}: a column of the windows table is read per window as it is; it cannot "
+                             "be shifted by a reward lag or re-windowed: name a series or trials column instead")
         if kind in ("", "series") and name in rec.series:
             return _series_outcome(rec, name, start_s, stop_s)
         if kind in ("", "trials"):
@@ -366,6 +369,17 @@ def make_windows(rec: Recording, window_s: float) -> tuple[np.ndarray, np.ndarra
     return start, start + window_s
 
 
+def check_reward_lag(reward_lag_s: Any) -> float:
+    """``reward_lag_s`` as a float; a clear error when it is not a finite number of seconds."""
+    try:
+        lag = float(reward_lag_s)
+    except (TypeError, ValueError):
+        lag = np.nan
+    if not np.isfinite(lag):
+        raise ValueError(f"reward_lag_s (--reward-lag) must be a finite number of seconds, got {reward_lag_s!r}")
+    return lag
+
+
 def check_time_scales(rec: Recording, factor: float = 100.0) -> None:
     """Refuse a recording whose spike times and behaviour (windows, trials, epochs, series) span times
     that differ ``factor``-fold or more: one of them is in other units (milliseconds?), and windows laid
@@ -396,7 +410,8 @@ def check_time_scales(rec: Recording, factor: float = 100.0) -> None:
                          "milliseconds? Give them in seconds, or check the file's units")
 
 
-def window_data(rec: Recording, *, window_s: float | None = None, reward: str | None = None) -> WindowData:
+def window_data(rec: Recording, *, window_s: float | None = None, reward: str | None = None,
+                reward_lag_s: float = 0.0) -> WindowData:
     """Per-window arrays of a recording (its own windows table, or windows of ``window_s`` seconds).
 
     The recording's windows table (and its drive Z and spike indicator H) is used when it exists
@@ -404,9 +419,15 @@ def window_data(rec: Recording, *, window_s: float | None = None, reward: str | 
     :data:`DEFAULT_WINDOW_S`) are laid over the recording, H is ``counts > 0``, and only the laid
     windows where both the outcome and the spikes were observed are kept (:func:`_observed_span`;
     what is left out is said in ``notes``).
+
+    With ``reward_lag_s`` (seconds), each window's outcome is taken over the window shifted by the
+    lag, ``[start + lag, stop + lag)``: reward delivered that long after the spikes that earned it
+    (pump or processing latency) falls in their window. It applies to outcomes from series and
+    trials; a windows table's own outcome column cannot be shifted and is not used.
     """
     notes: list[str] = []
     check_time_scales(rec)
+    lag = check_reward_lag(reward_lag_s)
     use_own = rec.windows is not None and window_s is None
     if use_own:
         start = rec.windows["start_s"].to_numpy(float)
@@ -419,7 +440,10 @@ def window_data(rec: Recording, *, window_s: float | None = None, reward: str | 
         drive = own_spiked = None
         notes.append(f"windows: {start.size} contiguous windows of {ws:g} s laid over the recording, "
                      f"{start[0]:g}-{stop[-1]:g} s (on whole multiples of {ws:g} s from time 0)")
-    y, src = resolve_reward(rec, start, stop, reward, use_windows=use_own)
+    y, src = resolve_reward(rec, start + lag, stop + lag, reward, use_windows=use_own and not lag)
+    if lag and y is not None:
+        src += f", lagged by {lag:g} s"
+        notes.append(f"outcome: each window's outcome is taken {lag:g} s later, over [start + {lag:g}, stop + {lag:g}) s")
     n_laid, keep = start.size, None
     if not use_own and y is not None:
         keep = _observed_span(rec, start, stop, y, src, notes)
@@ -504,8 +528,10 @@ def block_spans(rec: Recording) -> tuple[dict[str, list[tuple[float, float]]], s
 
 
 def select_blocks(rec: Recording, blocks: str | Sequence[str], *, window_s: float | None = None,
-                  reward: str | None = None) -> tuple[Recording, str]:
-    """The recording cut to the windows of the named task blocks; returns it and a note saying what was kept.
+                  reward: str | None = None, reward_lag_s: float = 0.0) -> tuple[Recording, str, bool]:
+    """The recording cut to the windows of the named task blocks; returns it, a note saying what was
+    kept, and whether its windows' ``reward`` column is the outcome already resolved (laid windows:
+    ``reward`` and ``reward_lag_s`` are applied here, and the designs read that column).
 
     The blocks come from the windows table's ``block`` column when it has one (BCI sessions and
     the NWB files bci_credit writes): its rows, and the drive Z and spike indicator H of those rows,
@@ -545,6 +571,7 @@ def select_blocks(rec: Recording, blocks: str | Sequence[str], *, window_s: floa
                          f"blocks are {', '.join(map(repr, have))} (from {source})")
     truth = [c for c in rec.units.columns if str(c).startswith("true_")]
     extra = ""
+    laid = False
     if own_blocks:
         if window_s is not None:
             raise ValueError("blocks: the blocks are cut from the recording's own windows; give no window length "
@@ -560,19 +587,20 @@ def select_blocks(rec: Recording, blocks: str | Sequence[str], *, window_s: floa
         def within(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
             return np.any([(start >= a - EDGE_TOL_S) & (stop <= b + EDGE_TOL_S) for a, b in inside], axis=0)
 
-        if rec.windows is not None and window_s is None:
+        if rec.windows is not None and window_s is None and not reward_lag_s:
             keep = within(rec.windows["start_s"].to_numpy(float), rec.windows["stop_s"].to_numpy(float))
             kept = rec.windows.loc[keep].reset_index(drop=True)
             drive = None if rec.drive is None else np.asarray(rec.drive)[keep]
             spiked = None if rec.spiked is None else np.asarray(rec.spiked)[keep]
             what = "windows"
         else:
-            wd = window_data(rec, window_s=window_s, reward=reward)
+            wd = window_data(rec, window_s=window_s, reward=reward, reward_lag_s=reward_lag_s)
             if wd.reward is None:
                 raise ValueError(f"blocks: {wd.reward_source}")
             keep = within(wd.start_s, wd.stop_s)
             kept = pd.DataFrame({"start_s": wd.start_s[keep], "stop_s": wd.stop_s[keep], "reward": wd.reward[keep]})
             drive = spiked = None
+            laid = True
             what = f"windows of {wd.window_s:g} s laid over the recording"
             extra = f"; outcome: {wd.reward_source}" + "".join(f"; {n}" for n in wd.notes if not n.startswith("windows:"))
         start, stop = kept["start_s"].to_numpy(float), kept["stop_s"].to_numpy(float)
@@ -596,7 +624,7 @@ def select_blocks(rec: Recording, blocks: str | Sequence[str], *, window_s: floa
                f"cross" if gaps else ""))
     if "reward" in kept.columns and kept["reward"].nunique(dropna=True) <= 1:
         note += "; the windows' reward is constant in these blocks (none delivered?): there is no effect to estimate"
-    return cut, note
+    return cut, note, laid
 
 
 def _behaviour_span(rec: Recording, y: np.ndarray, start: np.ndarray, stop: np.ndarray,

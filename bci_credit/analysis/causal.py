@@ -321,7 +321,8 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
                       control_unit=None, reward: str | None = None, decoder: str | None = None,
                       threshold: float | None = None, window_s: float | None = None, density: bool = True,
                       source: str | None = None, n_jobs: int = 1, design_options: Mapping | None = None,
-                      blocks: str | Sequence[str] | None = None, **rd_options) -> CausalAnalysis:
+                      blocks: str | Sequence[str] | None = None, reward_lag_s: float = 0.0,
+                      **rd_options) -> CausalAnalysis:
     """Run one design (plus the naive comparison) on a Recording.
 
     Parameters
@@ -343,6 +344,9 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
         ``threshold`` is the units' spike threshold when the file does not store it.
     window_s : float, optional
         Window length for recordings without a windows table (fuzzy, naive).
+    reward_lag_s : float
+        Take each window's outcome this many seconds later (reward latency; spike, fuzzy, naive;
+        outcomes from series or trials, see :func:`~bci_credit.analysis._causal_data.window_data`).
     density : bool
         Run density tests.
     source : str, optional
@@ -374,9 +378,12 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
         if design == "reward-threshold":
             raise ValueError("blocks: the reward-threshold design reads the decoder output and reward events, not "
                              "the windows; use it on the whole recording, or the spike, fuzzy or naive design")
-        rec, block_note = select_blocks(rec, blocks, window_s=window_s,
-                                        reward=reward if design != "reward-threshold" else None)
+        rec, block_note, laid = select_blocks(rec, blocks, window_s=window_s,
+                                              reward=reward if design != "reward-threshold" else None,
+                                              reward_lag_s=reward_lag_s)
         window_s = None  # the designs read the kept windows
+        if laid:  # and the outcome laid with them (lag applied)
+            reward, reward_lag_s = None, 0.0
         duration_s = float((rec.windows["stop_s"] - rec.windows["start_s"]).sum())
     if control_unit is not None:
         ids = control_unit if isinstance(control_unit, (list, tuple, np.ndarray)) else [control_unit]
@@ -394,6 +401,9 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
             raise DesignUnavailable.for_all(req, label)
     if design not in DESIGNS:
         raise ValueError(f"unknown design {design!r}; choose one of auto, {', '.join(DESIGNS)}")
+    if reward_lag_s and design == "reward-threshold":
+        raise ValueError("reward_lag_s (--reward-lag) shifts the outcome of the spike, fuzzy and naive designs; the "
+                         "reward-threshold design's outcome is the units' firing after the decoder crosses threshold")
     if threshold is not None and design in ("fuzzy", "naive"):
         raise ValueError(f"threshold (--threshold) is a cutoff of the spike and reward-threshold designs; the {design} "
                          "design does not use it: leave it out, or choose one of those designs")
@@ -401,7 +411,7 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
     if design == "spike":
         check_design(rec, "spike", source=label, reward=reward)
         primary = SpikeDiscontinuity(rec, units=units, threshold=threshold, reward=reward, density=density,
-                                     n_jobs=n_jobs, **extra, **rd_options).fit()
+                                     n_jobs=n_jobs, reward_lag_s=reward_lag_s, **extra, **rd_options).fit()
     elif design == "reward-threshold":
         check_design(rec, "reward-threshold", source=label, decoder=decoder, threshold=threshold)
         primary = RewardThreshold(rec, decoder=decoder, threshold=threshold, reward=reward, units=units,
@@ -409,17 +419,18 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
     elif design == "fuzzy":
         check_design(rec, "fuzzy", source=label, reward=reward)
         primary = FuzzySpikeRD(rec, window_s=window_s, reward=reward, units=units, density=density, n_jobs=n_jobs,
-                               **extra, **rd_options).fit()
+                               reward_lag_s=reward_lag_s, **extra, **rd_options).fit()
     else:
         check_design(rec, "naive", source=label, reward=reward)
         primary = NaiveComparison(rec, window_s=window_s, reward=reward, units=units,
-                                  level=rd_options.get("level", 95.0)).fit()
+                                  level=rd_options.get("level", 95.0), reward_lag_s=reward_lag_s).fit()
     naive_res = None
     if naive and design != "naive":
         naive_reward = reward if design != "reward-threshold" else None
         if design_requirements(rec, reward=naive_reward)["naive"] is None:
             naive_res = NaiveComparison(rec, window_s=window_s, reward=naive_reward, units=units,
-                                        level=rd_options.get("level", 95.0)).fit()
+                                        level=rd_options.get("level", 95.0),
+                                        reward_lag_s=reward_lag_s if design != "reward-threshold" else 0.0).fit()
     if block_note:
         for res in (primary, naive_res):
             if res is not None:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..recording import Recording
-from ._causal_data import check_design, window_data
+from ._causal_data import check_design, check_reward_lag, window_data
 from .causal_results import CausalResults, _add_truth, _empty_rows, _positions
 
 __all__ = ["NaiveComparison", "MIN_WINDOWS"]
@@ -50,11 +50,12 @@ class NaiveComparison:
     variants = ("naive-od", "naive-rate", "naive-rate-adjusted")
 
     def __init__(self, recording: Recording, *, window_s: float | None = None, reward: str | None = None,
-                 units=None, level: float = 95.0, variants: Sequence[str] | None = None):
+                 units=None, level: float = 95.0, variants: Sequence[str] | None = None, reward_lag_s: float = 0.0):
         check_design(recording, "naive", reward=reward)
         self.recording = recording
         self.window_s = window_s
         self.reward = reward
+        self.reward_lag_s = check_reward_lag(reward_lag_s)
         self.units = units
         self.level = float(level)
         self.variants_used = tuple(variants) if variants else self.variants
@@ -68,7 +69,7 @@ class NaiveComparison:
 
         rec = self.recording
         pos = _positions(rec, self.units)
-        wd = window_data(rec, window_s=self.window_s, reward=self.reward)
+        wd = window_data(rec, window_s=self.window_s, reward=self.reward, reward_lag_s=self.reward_lag_s)
         y = wd.reward
         counts = wd.counts if wd.counts is not None else wd.spiked.astype(np.int64)
         H = wd.spiked if wd.spiked is not None else counts > 0

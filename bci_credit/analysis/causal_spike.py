@@ -17,6 +17,7 @@ from ._causal_data import (
     DesignUnavailable,
     WindowData,
     check_design,
+    check_reward_lag,
     density_pvalues,
     unit_thresholds,
     window_data,
@@ -70,6 +71,9 @@ class SpikeDiscontinuity:
         Spike thresholds (default: the units table's ``threshold``; NaN -> that unit is skipped).
     reward : str, optional
         Outcome: a windows column or series name (default ``windows['reward']``).
+    reward_lag_s : float
+        Take each window's outcome this many seconds later (reward latency; see
+        :func:`bci_credit.analysis._causal_data.window_data`).
     density : bool
         Run the density (manipulation) test of Z at threshold.
     sharp_tol : float
@@ -106,8 +110,10 @@ class SpikeDiscontinuity:
     )
 
     def __init__(self, recording: Recording, *, units=None, threshold=None, reward: str | None = None,
-                 density: bool = True, sharp_tol: float = 0.01, n_jobs: int = 1, **rd_options):
+                 density: bool = True, sharp_tol: float = 0.01, n_jobs: int = 1, reward_lag_s: float = 0.0,
+                 **rd_options):
         check_design(recording, "spike", reward=reward)
+        self.reward_lag_s = check_reward_lag(reward_lag_s)
         self.recording = recording
         self.units = units
         self.threshold = threshold
@@ -121,7 +127,7 @@ class SpikeDiscontinuity:
         """Estimate every unit's effect; units that cannot be estimated get NaN and a reason."""
         rec = self.recording
         pos = _positions(rec, self.units)
-        wd = window_data(rec, reward=self.reward)
+        wd = window_data(rec, reward=self.reward, reward_lag_s=self.reward_lag_s)
         thr = unit_thresholds(rec, self.threshold)[pos]
         x = wd.drive[:, pos] - thr[None, :]
         if wd.observed is not None:  # obs_intervals: only the windows where the unit was observed
@@ -203,6 +209,8 @@ class FuzzySpikeRD:
         Window length when the recording has no windows table (default 0.05 s).
     reward : str, optional
         Outcome (see :func:`bci_credit.analysis._causal_data.resolve_reward`).
+    reward_lag_s : float
+        Take each window's outcome this many seconds later (reward latency).
     covariates : list of str, optional
         Series names sampled per window (last sample) as task covariates of the GLM.
     lags, n_folds, alpha : GLM settings (see :func:`~bci_credit.analysis.proxy.glm_drive_proxy`).
@@ -239,10 +247,12 @@ class FuzzySpikeRD:
     def __init__(self, recording: Recording, *, proxy: Any = "glm", cutoff: Any = "rate_matched",
                  window_s: float | None = None, reward: str | None = None, covariates: Sequence[str] | None = None,
                  lags: Sequence[int] = (0, 1), n_folds: int = 5, alpha: float = 1e-3, min_first_stage_f: float = 10.0,
-                 units=None, density: bool = True, strict: bool = False, n_jobs: int = 1, **rd_options):
+                 units=None, density: bool = True, strict: bool = False, n_jobs: int = 1, reward_lag_s: float = 0.0,
+                 **rd_options):
         if isinstance(proxy, str) and proxy != "glm":
             raise ValueError(f"proxy must be 'glm', a DriveProxy or an array (n_windows, n_units); got {proxy!r}")
         check_design(recording, "fuzzy", reward=reward)
+        self.reward_lag_s = check_reward_lag(reward_lag_s)
         self.recording = recording
         self.proxy = proxy
         self.cutoff = cutoff
@@ -305,7 +315,7 @@ class FuzzySpikeRD:
         """First stage for every unit, then the fuzzy RD for the units whose first stage is strong."""
         rec = self.recording
         pos = _positions(rec, self.units)
-        wd = window_data(rec, window_s=self.window_s, reward=self.reward)
+        wd = window_data(rec, window_s=self.window_s, reward=self.reward, reward_lag_s=self.reward_lag_s)
         if wd.spiked is None:
             raise DesignUnavailable("fuzzy", "spike times or a spike indicator per window", [])
         P_all, pr = self._proxy_values(wd, pos)

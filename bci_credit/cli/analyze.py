@@ -56,6 +56,9 @@ def register(subparsers) -> None:
     p.add_argument("--reward", default=None, metavar="SERIES",
                    help="outcome/reward signal: a windows column, series name or trials column "
                         "(default: windows 'reward', series 'reward', trials 'reward_time_s')")
+    p.add_argument("--reward-lag", type=float, default=0.0, metavar="SECONDS",
+                   help="take each window's outcome this much later (reward latency, e.g. a pump's 0.03 s; spike, "
+                        "fuzzy, naive designs; default 0)")
     p.add_argument("--decoder", default=None, metavar="SERIES",
                    help="decoder-output series for --design reward-threshold (default: decoder_output)")
     p.add_argument("--threshold", type=float, default=None,
@@ -98,7 +101,8 @@ def _kwargs(args) -> dict:
         raise CLIError("--epoch and --horizon apply to --design reward-threshold only")
     return dict(design=args.design, control_unit=args.control_unit, reward=args.reward, decoder=args.decoder,
                 threshold=args.threshold, window_s=args.window, units=units, naive=not args.no_naive,
-                density=not args.no_density, level=args.level, design_options=extra or None, blocks=blocks)
+                density=not args.no_density, level=args.level, design_options=extra or None, blocks=blocks,
+                reward_lag_s=args.reward_lag)
 
 
 def _subdirs(files: list[str]) -> dict[str, str]:
