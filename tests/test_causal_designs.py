@@ -363,5 +363,9 @@ def test_drivers_are_holm_corrected_over_the_units_of_each_variant():
         np.testing.assert_allclose(_holm(pv), multipletests(pv, method="holm")[1], rtol=1e-12)
     one = CausalResults("spike", "jump", (), table[table["design"] == "spike"])
     assert "after Holm's correction for 4 tests (at most 5% chance of listing" in one.summary()
+    part = table[table["design"] == "spike"].copy()
+    part.loc[3, "pvalue"] = np.nan  # a unit without an estimate is not among the tests, and the line says so
+    assert ("after Holm's correction for 3 tests (1 unit(s) without a p-value are not tested: 3; see their reason)"
+            in CausalResults("spike", "jump", (), part).summary())
     with pytest.raises(ValueError, match="correction must be 'holm' or None"):
         res.drivers(correction="bonferroni")

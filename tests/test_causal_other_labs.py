@@ -191,3 +191,17 @@ def test_reward_lag_takes_each_windows_outcome_later():
     with pytest.raises(ValueError, match="cannot be shifted by a reward lag"):
         analyze_recording(Recording(units=make_units_table(5), spike_times=spikes, windows=w, series=ev), "naive",
                           reward="windows:reward", reward_lag_s=0.05)
+
+
+def test_events_prefix_reads_a_series_of_amounts_as_deliveries():
+    """Reward volumes at delivery times stored as a plain series: held between samples they are a step signal;
+    'events:NAME' sums them per window."""
+    spikes, rt, _ = _session()
+    vol = np.where(np.arange(rt.size) % 2, 0.1, 0.2)
+    rec = _rec(spikes, {"pump": TimeSeries(rt, vol)})
+    a = analyze_recording(rec, "naive", units=[2], reward="events:pump")
+    assert a.primary.options["reward"] == "series 'pump' read as events (amounts summed per window)"
+    od = a.primary.table.set_index("design").loc["naive-od"]
+    assert abs(od["estimate"] - 0.5 * vol.mean()) < 4 * od["se"]
+    with pytest.raises(ValueError, match="no series 'nope'; series: pump"):
+        analyze_recording(rec, "naive", reward="events:nope")

@@ -272,14 +272,20 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
     """The outcome per window and where it came from; ``(None, why)`` when there is none.
 
     ``reward`` may be a windows column, a series name, a trials column of event times
-    (``reward_time_s``), or ``kind:name`` with kind in ``windows``, ``series``, ``trials``. The
+    (``reward_time_s``), or ``kind:name`` with kind in ``windows``, ``series``, ``trials``, or
+    ``events`` (a series read as events, its samples summed per window, whatever its stored kind). The
     default tries ``windows['reward']``, then a series ``reward``, then the one events series whose
     name contains "reward" (if there is exactly one), then trials ``reward_time_s``.
     """
     if reward is not None:
         kind, _, name = reward.partition(":") if ":" in reward else ("", "", reward)
-        if kind and kind not in ("windows", "series", "trials"):
-            raise ValueError(f"reward={reward!r}: write NAME or windows:NAME, series:NAME, trials:NAME")
+        if kind and kind not in ("windows", "series", "events", "trials"):
+            raise ValueError(f"reward={reward!r}: write NAME or windows:NAME, series:NAME, events:NAME, trials:NAME")
+        if kind == "events":  # a series whose samples are deliveries (amounts), whatever the file said
+            if name not in rec.series:
+                raise ValueError(f"reward={reward!r}: no series {name!r}; series: {', '.join(rec.series) or 'none'}")
+            ts = dataclasses.replace(rec.series[name], kind="events")
+            return series_per_window(ts, start_s, stop_s), f"series {name!r} read as events (amounts summed per window)"
         if kind in ("", "windows") and use_windows and rec.windows is not None and name in rec.windows.columns:
             return pd.to_numeric(rec.windows[name], errors="coerce").to_numpy(float), f"windows[{name!r}]"
         if kind == "windows" and not use_windows and rec.windows is not None and name in rec.windows.columns:

@@ -186,7 +186,11 @@ class CausalResults:
         if not tested.any():
             lines.append("No unit has a p-value (see the reasons above), so none is tested for an effect.")
         else:
-            lines.append(f"Units {found} after Holm's correction for {family} (at most {alpha:g}% chance"
+            untested = self.table.loc[~tested, "unit"]
+            left = (f" ({untested.nunique()} unit(s) without a p-value are not tested: "
+                    f"{', '.join(map(str, untested.unique()[:8]))}{', ...' if untested.nunique() > 8 else ''}; "
+                    "see their reason)") if len(untested) else ""
+            lines.append(f"Units {found} after Holm's correction for {family}{left} (at most {alpha:g}% chance"
                          f"{' per variant' if len(per_variant) > 1 else ''} of listing any unit {without}): "
                          f"{listed(holm) if len(holm) else 'none'}")
             lines.append(f"Units whose own {lev} excludes 0 (uncorrected; about {tested.sum() * alpha / 100:.2g} "
