@@ -375,15 +375,20 @@ def make_windows(rec: Recording, window_s: float) -> tuple[np.ndarray, np.ndarra
     return start, start + window_s
 
 
+def finite_number(value: Any, what: str) -> float:
+    """``value`` as a float; ``ValueError("<what> must be a finite number..., got <value>")`` otherwise."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        out = np.nan
+    if not np.isfinite(out):
+        raise ValueError(f"{what}, got {value!r}")
+    return out
+
+
 def check_reward_lag(reward_lag_s: Any) -> float:
     """``reward_lag_s`` as a float; a clear error when it is not a finite number of seconds."""
-    try:
-        lag = float(reward_lag_s)
-    except (TypeError, ValueError):
-        lag = np.nan
-    if not np.isfinite(lag):
-        raise ValueError(f"reward_lag_s (--reward-lag) must be a finite number of seconds, got {reward_lag_s!r}")
-    return lag
+    return finite_number(reward_lag_s, "reward_lag_s (--reward-lag) must be a finite number of seconds")
 
 
 def check_time_scales(rec: Recording, factor: float = 100.0) -> None:
@@ -731,13 +736,7 @@ def decoder_threshold(rec: Recording, threshold: float | None = None) -> float |
     ``meta['decoder'][key]`` for key in :data:`DECODER_THRESHOLD_KEYS` (``theta_hz`` is the key this
     package's BCI task writes)."""
     if threshold is not None:
-        try:
-            value = float(threshold)
-        except (TypeError, ValueError):
-            value = np.nan
-        if not np.isfinite(value):
-            raise ValueError(f"threshold must be a finite number (the decoder's reward threshold), got {threshold!r}")
-        return value
+        return finite_number(threshold, "threshold must be a finite number (the decoder's reward threshold)")
     dec = rec.meta.get("decoder") if isinstance(rec.meta, Mapping) else None
     if isinstance(dec, Mapping):
         for key in DECODER_THRESHOLD_KEYS:

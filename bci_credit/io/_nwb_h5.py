@@ -395,6 +395,21 @@ def series_info(g) -> dict:
     return info
 
 
+def clean_times(t: np.ndarray, values: np.ndarray, where: str, notes: Notes,
+                what: str = "samples") -> tuple[np.ndarray, np.ndarray]:
+    """Drop the samples (or events) whose time is NaN or infinite and sort the rest by time, with a note each."""
+    bad_t = ~np.isfinite(t)
+    if bad_t.any():
+        notes.warn(f"{where}: {int(bad_t.sum())} timestamp(s) are NaN or infinite; those {what} are dropped")
+        t, values = t[~bad_t], values[~bad_t]
+    if t.size > 1 and np.any(np.diff(t) < 0):
+        notes.warn(f"{where}: timestamps are not in increasing order ({int(np.sum(np.diff(t) < 0))} step(s) back); "
+                   f"the {what} are sorted by time (check the file's timestamps)")
+        order = np.argsort(t, kind="stable")
+        t, values = t[order], values[order]
+    return t, values
+
+
 def read_series(g, notes: Notes, where: str) -> tuple[np.ndarray, np.ndarray, str, str]:
     """Read a TimeSeries group: ``(t_s, values, unit, description)`` with conversion/offset applied."""
     data_ds = g["data"]
@@ -421,15 +436,7 @@ def read_series(g, notes: Notes, where: str) -> tuple[np.ndarray, np.ndarray, st
             m = min(t.size, n)
             notes.warn(f"{where}: {t.size} timestamps for {n} samples; kept the first {m}")
             t, values = t[:m], values[:m]
-    bad_t = ~np.isfinite(t)
-    if bad_t.any():
-        notes.warn(f"{where}: {int(bad_t.sum())} timestamp(s) are NaN or infinite; those samples are dropped")
-        t, values = t[~bad_t], values[~bad_t]
-    if t.size > 1 and np.any(np.diff(t) < 0):
-        notes.warn(f"{where}: timestamps are not in increasing order ({int(np.sum(np.diff(t) < 0))} step(s) back); "
-                   "the samples are sorted by time (check the file's timestamps)")
-        order = np.argsort(t, kind="stable")
-        t, values = t[order], values[order]
+    t, values = clean_times(t, values, where, notes)
     if values.dtype.kind == "f" and values.size and not np.isfinite(values).all():
         rows = ~np.isfinite(values).reshape(values.shape[0], -1).all(axis=1)
         notes.warn(f"{where}: {int(rows.sum())} of {values.shape[0]} samples are NaN or infinite (kept as they are; "

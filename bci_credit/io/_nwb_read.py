@@ -328,14 +328,7 @@ def read_events_table(f, path: str, name: str, notes: Notes) -> TimeSeries:
                                           else "no amount column") + ")")
     m = min(t.size, values.size)
     t, values = t[:m], values[:m]
-    dropped = ~np.isfinite(t)
-    if dropped.any():
-        notes.warn(f"{path}: {int(dropped.sum())} timestamp(s) are NaN or infinite; those events are dropped")
-        t, values = t[~dropped], values[~dropped]
-    if t.size > 1 and np.any(np.diff(t) < 0):
-        notes.warn(f"{path}: timestamps are not in increasing order; the events are sorted by time")
-        order = np.argsort(t, kind="stable")
-        t, values = t[order], values[order]
+    t, values = H.clean_times(t, values, path, notes, "events")
     unused = [c for c in others if c not in amounts or len(amounts) > 1]
     notes.warn(f"read the events table {path} as series {name!r}: {t.size} events at its 'timestamp' times, {how}"
                + (f"; columns not used: {', '.join(unused)}" if unused else ""))
