@@ -137,12 +137,14 @@ def test_windows_outside_a_units_obs_intervals_are_left_out_of_its_estimates():
     od = t.loc[(2, "naive-od")]
     assert abs(od["estimate"] - 0.5) < 4 * od["se"] and od["n_left"] + od["n_right"] == 3000
     assert blind.loc["naive-od", "estimate"] < od["estimate"] - 6 * od["se"]
-    # the other units' adjusted fits drop unit 2 as a covariate (observed in half their windows) and keep all windows
-    assert t.loc[(0, "naive-rate-adjusted"), "n_left"] + t.loc[(0, "naive-rate-adjusted"), "n_right"] == \
-        a.primary.options["n_windows"]
+    # the other units' adjusted fits keep unit 2 as a covariate, on the windows where it was observed (dropping
+    # it would leave its confounding in: the driver's reward would load on the units that share its input)
+    assert t.loc[(0, "naive-rate-adjusted"), "n_left"] + t.loc[(0, "naive-rate-adjusted"), "n_right"] == 3000
+    assert t.loc[(0, "naive-od"), "n_left"] + t.loc[(0, "naive-od"), "n_right"] == a.primary.options["n_windows"]
     assert any(n.startswith("obs_intervals: 1 unit(s) were not observed over all the windows (unit 2: 50%")
                for n in a.primary.notes)
-    assert any("leaves out as covariates" in n and "unit 0: 2" in n for n in a.primary.notes)
+    assert any(n.startswith(f"obs_intervals: naive-rate-adjusted uses only the 3000 of {a.primary.options['n_windows']}")
+               for n in a.primary.notes)
 
 
 def test_units_csv_writes_obs_intervals_one_line_per_unit(tmp_path):
@@ -200,8 +202,66 @@ def test_events_prefix_reads_a_series_of_amounts_as_deliveries():
     vol = np.where(np.arange(rt.size) % 2, 0.1, 0.2)
     rec = _rec(spikes, {"pump": TimeSeries(rt, vol)})
     a = analyze_recording(rec, "naive", units=[2], reward="events:pump")
-    assert a.primary.options["reward"] == "series 'pump' read as events (amounts summed per window)"
+    assert a.primary.options["reward"] == "series 'pump' (read as events: amounts summed per window)"
     od = a.primary.table.set_index("design").loc["naive-od"]
     assert abs(od["estimate"] - 0.5 * vol.mean()) < 4 * od["se"]
     with pytest.raises(ValueError, match="no series 'nope'; series: pump"):
         analyze_recording(rec, "naive", reward="events:nope")
+
+
+def test_block_names_match_ignoring_case_and_spaces_and_split_on_commas():
+    spikes, rt, _ = _session()
+    rec = _rec(spikes, {"reward": TimeSeries(rt, np.ones(rt.size), kind="events")})
+    rec.epochs = pd.DataFrame({"start_s": [0.0, 100.0, 200.0], "stop_s": [100.0, 200.0, 300.0],
+                               "tags": [["Baseline"], [" conditioning "], ["Extinction"]]})
+    one = analyze_recording(rec, "naive", blocks="CONDITIONING")
+    assert one.primary.options["n_windows"] == 2000
+    assert "block(s)  conditioning  (from the epochs table)" in next(n for n in one.primary.notes
+                                                                    if n.startswith("blocks:"))
+    assert analyze_recording(rec, "naive", blocks="baseline,extinction").primary.options["n_windows"] == 4000
+    rec.epochs.loc[2, "tags"] = ["baseline"]  # 'Baseline' and 'baseline': only the exact name selects
+    with pytest.raises(ValueError, match="'BASELINE'; this recording's blocks are"):
+        analyze_recording(rec, "naive", blocks="BASELINE")
+
+
+def test_recheck_cases_span_names_nan_trials_lag_bounds_and_channels():
+    spikes, rt, _ = _session()
+    cond = rt[(rt >= 100) & (rt < 200)]  # rewards in the middle third only
+    ev = TimeSeries(cond, np.ones(cond.size), kind="events")
+    # the epochs span the session's behaviour: windows without reward around the rewarded block are kept
+    bare = analyze_recording(_rec(spikes, {"reward": ev}), "naive", naive=False)
+    rec = _rec(spikes, {"reward": ev})
+    rec.epochs = pd.DataFrame({"start_s": [0.0, 100.0, 200.0], "stop_s": [100.0, 200.0, 300.0],
+                               "tags": [["a"], ["b"], ["c"]]})
+    assert bare.primary.options["n_windows"] < 2100  # only the events' own span, without anything else to go by
+    assert analyze_recording(rec, "naive", naive=False).primary.options["n_windows"] == 6000
+
+    # trials: the file's column name (reward_time) finds reward_time_s; all-NaN is said in one line
+    tr = _trials(rt)
+    tr["reward_time_s"] = np.nan
+    with pytest.raises(ValueError, match=r"trials\['reward_time_s'\] has no event time in any of the 100 trials"):
+        analyze_recording(_rec(spikes, trials=tr), "naive", reward="reward_time")
+    with pytest.raises(DesignUnavailable, match="has no event time in any of the 100 trials"):
+        analyze_recording(_rec(spikes, trials=tr), "naive")
+
+    # a lag beyond the recording is refused; windows whose lagged outcome lies beyond its end are left out
+    full = _rec(spikes, {"reward": TimeSeries(rt, np.ones(rt.size), kind="events")})
+    with pytest.raises(ValueError, match="moves every window's outcome outside the recording"):
+        analyze_recording(full, "naive", reward_lag_s=-1000.0)
+    a = analyze_recording(full, "naive", units=[2], reward_lag_s=1.0)
+    assert a.primary.options["n_windows"] == 5999 - 20
+    assert any("the 20 windows whose lagged outcome falls outside the recording" in n for n in a.primary.notes)
+    neg = analyze_recording(full, "naive", units=[2], reward_lag_s=-0.05)
+    assert any("placebo" in n for n in neg.primary.notes)
+
+    # a two-channel series: channel 0 by default, said; another by NAME[k]
+    two = np.column_stack([np.ones(rt.size), np.full(rt.size, 0.1)])
+    rec2 = _rec(spikes, {"reward": TimeSeries(rt, two, kind="events")})
+    d = analyze_recording(rec2, "naive", units=[2])
+    assert d.primary.options["reward"].startswith("series 'reward' channel 0 of 2 (events, summed per window; name "
+                                                  "another channel as reward[k])")
+    e = analyze_recording(rec2, "naive", units=[2], reward="reward[1]")
+    ratio = e.primary.table["estimate"].to_numpy() / d.primary.table["estimate"].to_numpy()
+    np.testing.assert_allclose(ratio, 0.1, rtol=1e-9)
+    with pytest.raises(ValueError, match=r"has 2 channel\(s\); name one as reward\[0\] ... reward\[1\]"):
+        analyze_recording(rec2, "naive", reward="reward[2]")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -198,6 +199,8 @@ def event_times_from_trials(rec: Recording, column: str = "reward_time_s") -> tu
     for event times (``(None, why)``): it holds True/False, amounts, codes or durations, or times
     relative to each trial's start (the why says which). ``(None, None)``: no such column.
     """
+    if rec.trials is not None and column not in rec.trials.columns and f"{column}_s" in rec.trials.columns:
+        column = f"{column}_s"  # the file's name: the reader gives X_time columns as X_time_s
     if rec.trials is None or column not in rec.trials.columns:
         return None, None
     tr = rec.trials
@@ -244,6 +247,12 @@ def event_times_from_trials(rec: Recording, column: str = "reward_time_s") -> tu
                   f"trial; {what}; {fix}")
 
 
+def _no_events(rec: Recording, column: str) -> str:
+    name = column if column in rec.trials.columns else f"{column}_s"
+    return (f"trials[{name!r}] has no event time in any of the {len(rec.trials)} trials (all NaN: no trial was "
+            "rewarded?); name another outcome with reward=NAME (--reward NAME)")
+
+
 def reward_event_series(rec: Recording) -> str | None:
     """The recording's reward events series: ``reward`` when it holds events, else the one events
     series whose name contains "reward" (a pynwb 4 EventsTable such as ``reward_events``); None when
@@ -262,8 +271,11 @@ def reward_candidates(rec: Recording) -> list[str]:
         names += [f"windows:{c}" for c in rec.windows.columns if c not in ("start_s", "stop_s")]
     names += [f"series:{k}" for k in rec.series]
     if rec.trials is not None:
-        names += [f"trials:{c}" for c in rec.trials.columns
-                  if str(c).endswith("_time_s") and event_times_from_trials(rec, c)[1] is None]
+        for c in rec.trials.columns:
+            if str(c).endswith("_time_s"):
+                ev, why = event_times_from_trials(rec, c)
+                if why is None and ev is not None and ev.size:
+                    names.append(f"trials:{c}")
     return names
 
 
@@ -281,22 +293,25 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
         kind, _, name = reward.partition(":") if ":" in reward else ("", "", reward)
         if kind and kind not in ("windows", "series", "events", "trials"):
             raise ValueError(f"reward={reward!r}: write NAME or windows:NAME, series:NAME, events:NAME, trials:NAME")
+        name, channel = _channel(name)
+        if channel is not None and name not in rec.series:
+            raise ValueError(f"reward={reward!r}: a channel [k] is read from a series; series: "
+                             f"{', '.join(rec.series) or 'none'}")
         if kind == "events":  # a series whose samples are deliveries (amounts), whatever the file said
             if name not in rec.series:
                 raise ValueError(f"reward={reward!r}: no series {name!r}; series: {', '.join(rec.series) or 'none'}")
-            ts = dataclasses.replace(rec.series[name], kind="events")
-            return series_per_window(ts, start_s, stop_s), f"series {name!r} read as events (amounts summed per window)"
+            return _series_outcome(rec, name, start_s, stop_s, channel=channel, as_events=True)
         if kind in ("", "windows") and use_windows and rec.windows is not None and name in rec.windows.columns:
             return pd.to_numeric(rec.windows[name], errors="coerce").to_numpy(float), f"windows[{name!r}]"
         if kind == "windows" and not use_windows and rec.windows is not None and name in rec.windows.columns:
             raise ValueError(f"reward={reward!r}: a column of the windows table is read per window as it is; it cannot "
                              "be shifted by a reward lag or re-windowed: name a series or trials column instead")
         if kind in ("", "series") and name in rec.series:
-            return _series_outcome(rec, name, start_s, stop_s)
+            return _series_outcome(rec, name, start_s, stop_s, channel=channel)
         if kind in ("", "trials"):
             ev, why = event_times_from_trials(rec, name)
-            if why:
-                raise ValueError(f"reward={reward!r}: {why}")
+            if why or (ev is not None and not ev.size):
+                raise ValueError(f"reward={reward!r}: {why or _no_events(rec, name)}")
             if ev is not None:
                 ts = TimeSeries(ev, np.ones(ev.size), kind="events")
                 return series_per_window(ts, start_s, stop_s), f"trials[{name!r}] (reward events counted per window)"
@@ -315,8 +330,8 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
         y, src = _series_outcome(rec, named, start_s, stop_s)
         return y, src + (" (the recording's one reward event series)" if y is not None else "")
     ev, why = event_times_from_trials(rec, "reward_time_s")
-    if why:
-        return None, why
+    if why or (ev is not None and not ev.size):
+        return None, why or _no_events(rec, "reward_time_s")
     if ev is not None and ev.size:
         ts = TimeSeries(ev, np.ones(ev.size), kind="events")
         return series_per_window(ts, start_s, stop_s), "trials['reward_time_s'] (reward events counted per window)"
@@ -340,22 +355,41 @@ def is_event_channel(ts: TimeSeries) -> bool:
     return bool(np.ptp(dt) > 0.01 * max(float(np.median(dt)), EDGE_TOL_S))
 
 
-def _series_outcome(rec: Recording, name: str, start_s: np.ndarray,
-                    stop_s: np.ndarray) -> tuple[np.ndarray | None, str]:
-    """A series as the outcome per window; ``(None, why)`` when it has no finite value in any window."""
+def _channel(name: str) -> tuple[str, int | None]:
+    """``"NAME[k]"`` -> ``("NAME", k)``; a name without a channel -> ``(name, None)``."""
+    m = re.fullmatch(r"(.+)\[(\d+)\]", name)
+    return (m.group(1), int(m.group(2))) if m else (name, None)
+
+
+def _series_outcome(rec: Recording, name: str, start_s: np.ndarray, stop_s: np.ndarray, *,
+                    channel: int | None = None, as_events: bool = False) -> tuple[np.ndarray | None, str]:
+    """A series (one channel of it) as the outcome per window; ``(None, why)`` when it has no finite
+    value in any window. ``as_events``: its samples are deliveries, summed per window."""
     ts = rec.series[name]
+    n_ch = 1 if np.asarray(ts.values).ndim < 2 else np.asarray(ts.values).shape[1]
+    if channel is not None and not 0 <= channel < n_ch:
+        raise ValueError(f"reward: series {name!r} has {n_ch} channel(s); name one as {name}[0] ... {name}[{n_ch - 1}]")
+    ch = 0 if channel is None else channel
+    label = f"series {name!r}" + (f" channel {ch} of {n_ch}" if n_ch > 1 else "")
+    if n_ch > 1:
+        ts = dataclasses.replace(ts, values=np.asarray(ts.values)[:, ch])
     how = "events, summed per window" if ts.kind == "events" else "last sample in each window"
-    if is_event_channel(ts):
+    if as_events:
+        ts = dataclasses.replace(ts, kind="events")
+        how = "read as events: amounts summed per window"
+    elif is_event_channel(ts):
         ts = dataclasses.replace(ts, kind="events")
         how = (f"a plain series with the same value ({float(ts.values[0]):g}) at every sample, read as events: "
                "summed per window")
+    if n_ch > 1 and channel is None:
+        how += f"; name another channel as {name}[k]"
     y = series_per_window(ts, start_s, stop_s)
     if y.size and not np.isfinite(y).any():
         others = [c for c in reward_candidates(rec) if c != f"series:{name}"]
         return None, (f"series {name!r} has no finite value in any window (NaN throughout, or outside the windows); "
                       "name another outcome with reward=NAME (--reward NAME); candidates: "
                       f"{', '.join(others) or 'none'}")
-    return y, f"series {name!r} ({how})"
+    return y, f"{label} ({how})"
 
 
 # ----------------------------------------------------------------------------- windows
@@ -455,11 +489,29 @@ def window_data(rec: Recording, *, window_s: float | None = None, reward: str | 
     if lag and y is not None:
         src += f", lagged by {lag:g} s"
         notes.append(f"outcome: each window's outcome is taken {lag:g} s later, over [start + {lag:g}, stop + {lag:g}) s")
+    if lag and y is not None:  # outcome windows shifted beyond the recording were not observed
+        t0 = rec.t_start_s
+        t1 = t0 + rec.duration_s
+        beyond = (start + lag < t0 - EDGE_TOL_S) | (stop + lag > t1 + EDGE_TOL_S)
+        if beyond.all():
+            raise ValueError(f"reward_lag_s = {lag:g} s moves every window's outcome outside the recording "
+                             f"({t0:g}-{t1:g} s); give a lag shorter than the recording, e.g. the reward latency "
+                             "(tens of ms)")
+        if beyond.any():
+            y = np.where(beyond, np.nan, y)
+            notes.append(f"outcome: the {int(beyond.sum())} windows whose lagged outcome falls outside the recording "
+                         f"({t0:g}-{t1:g} s) are left out")
+        if lag < 0:
+            notes.append("outcome: a negative lag takes the outcome before the spikes (a placebo check: no unit should "
+                         "have an effect)")
     n_laid, keep = start.size, None
     if not use_own and y is not None:
         keep = _observed_span(rec, start, stop, y, src, notes)
+        if lag:
+            ok = np.flatnonzero(np.isfinite(y[keep]))
+            keep = slice(keep.start + int(ok[0]), keep.start + int(ok[-1]) + 1) if ok.size else slice(0, 0)
         start, stop, y = start[keep], stop[keep], y[keep]
-    elif use_own and y is not None and src.startswith("series") and not np.isfinite(y).all():
+    elif use_own and y is not None and (src.startswith("series") or lag) and not np.isfinite(y).all():
         notes.append(f"outcome: {src} has no value in {int((~np.isfinite(y)).sum())} of the {y.size} windows (outside "
                      "the series' span or NaN there); those windows are left out")
     counts = count_spikes(rec.spike_times, start, stop) if has_spikes(rec) else None
@@ -561,7 +613,9 @@ def select_blocks(rec: Recording, blocks: str | Sequence[str], *, window_s: floa
         lists the recording's blocks), a window length with a windows ``block`` column, or no outcome.
     """
 
-    if isinstance(blocks, str) or not isinstance(blocks, Sequence):
+    if isinstance(blocks, str):
+        blocks = blocks.split(",") if "," in blocks else [blocks]  # "a,b" as on the command line
+    elif not isinstance(blocks, Sequence):
         blocks = [blocks]
     names = [str(b) for b in blocks]
     own_blocks = rec.windows is not None and "block" in rec.windows.columns
@@ -576,6 +630,12 @@ def select_blocks(rec: Recording, blocks: str | Sequence[str], *, window_s: floa
         if not have:
             raise ValueError("blocks: this recording names no task blocks (no 'block' column in its windows or trials, "
                              "no epochs table with tags); analyse it whole, or add an epochs table naming the blocks")
+    # a name matches its block exactly, else ignoring case and surrounding spaces when that is unambiguous
+    folded = {}
+    for b in have:
+        folded.setdefault(b.strip().casefold(), []).append(b)
+    names = [b if b in have or len(folded.get(b.strip().casefold(), [])) != 1 else folded[b.strip().casefold()][0]
+             for b in names]
     unknown = [b for b in names if b not in have]
     if not names or unknown:
         raise ValueError(f"blocks: {', '.join(map(repr, unknown)) if unknown else 'none given'}; this recording's "
@@ -644,18 +704,19 @@ def _behaviour_span(rec: Recording, y: np.ndarray, start: np.ndarray, stop: np.n
     and what that judgement rests on.
 
     A continuous outcome (``"outcome"``): from its first to its last finite window. An outcome of
-    events (reward times, absent where nothing happened): the span of the trials table and of the
-    continuous series (``"behaviour"``), or, when the recording has neither, of the events
-    themselves (``"events"``).
+    events (reward times, absent where nothing happened): the span of the trials and epochs tables
+    and of the continuous series (``"behaviour"``), or, when the recording has none of them, of the
+    events themselves (``"events"``).
     """
     if not events:
         finite = np.flatnonzero(np.isfinite(y))
         return ((float(start[finite[0]]), float(stop[finite[-1]])) if finite.size else None), "outcome"
     spans = []
-    if rec.trials is not None and len(rec.trials):
-        a, b = rec.trials["start_s"].to_numpy(float), rec.trials["stop_s"].to_numpy(float)
-        if np.isfinite(a).any() and np.isfinite(b).any():
-            spans.append((float(np.nanmin(a)), float(np.nanmax(b))))
+    for table in (rec.trials, rec.epochs):  # the task's trials and blocks span the session's behaviour
+        if table is not None and len(table):
+            a, b = table["start_s"].to_numpy(float), table["stop_s"].to_numpy(float)
+            if np.isfinite(a).any() and np.isfinite(b).any():
+                spans.append((float(np.nanmin(a)), float(np.nanmax(b))))
     for ts in rec.series.values():
         if ts.kind == "continuous" and ts.t_s.size and not is_event_channel(ts):
             spans.append((float(ts.t_s[0]), observed_until(ts)))

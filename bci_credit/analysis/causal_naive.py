@@ -78,7 +78,6 @@ class NaiveComparison:
         finite_y = np.isfinite(y)
         flat = finite_y.any() and np.ptp(y[finite_y]) == 0  # no variation to explain: a fit would report rounding noise
         seen = wd.observed  # obs_intervals: a unit's windows where it was not sorted are not its silent windows
-        dropped: dict = {}
         for variant in self.variants_used:
             df = _empty_rows(rec, pos, variant)
             for k, p in enumerate(pos):
@@ -92,12 +91,7 @@ class NaiveComparison:
                     X = np.column_stack([np.ones(y.size), counts[:, p].astype(float)])
                 else:
                     others = [j for j in range(counts.shape[1]) if j != p]
-                    if seen is not None:  # covariates must be observed where used; rarely observed ones are dropped
-                        cover = seen[ok_y][:, others].mean(axis=0) if ok_y.any() else np.zeros(len(others))
-                        lost = [rec.unit_ids[j] for j, c in zip(others, cover) if c < 0.9]
-                        if lost:
-                            dropped.setdefault(rec.unit_ids[p], lost)
-                        others = [j for j, c in zip(others, cover) if c >= 0.9]
+                    if seen is not None:  # a covariate is known only where its unit was observed: complete cases
                         ok_y = ok_y & seen[:, others].all(axis=1)
                     X = np.column_stack([np.ones(y.size), counts[:, p].astype(float), counts[:, others].astype(float)])
                 n1 = int(H[ok_y, p].sum())
@@ -127,10 +121,9 @@ class NaiveComparison:
                                  df["unit"].map(order).to_numpy()))].reset_index(drop=True)
         opts = {"reward": wd.reward_source, "n_windows": wd.n_windows, "level": self.level, "cov_type": "HC1"}
         notes = list(wd.notes)
-        if dropped:
-            notes.append("obs_intervals: naive-rate-adjusted leaves out as covariates the units observed in under 90% "
-                         "of a unit's windows (" + "; ".join(f"unit {u}: {', '.join(map(str, v))}"
-                                                              for u, v in list(dropped.items())[:5])
-                         + ("; ..." if len(dropped) > 5 else "") + ")")
+        if seen is not None and "naive-rate-adjusted" in self.variants_used and not seen.all():
+            notes.append(f"obs_intervals: naive-rate-adjusted uses only the {int(seen.all(axis=1).sum())} of "
+                         f"{seen.shape[0]} windows where every unit was observed (the other units' counts are its "
+                         "covariates; leaving out a partly observed unit would leave its confounding in)")
         return CausalResults(self.design, self.estimand, self.assumptions, df, opts, notes, {}, {})
 

@@ -253,8 +253,10 @@ def _analyze_to(out, files: list, n_jobs: int, kw: dict, args: argparse.Namespac
                 continue
             holm = rows[rows["pvalue_holm"] < alpha] if "pvalue_holm" in rows.columns else rows.iloc[:0]
             sig = rows[(rows["ci_lo"] > 0) | (rows["ci_hi"] < 0)]
+            none = (" (no row has an estimate: see the reasons in effects.csv)"
+                    if not rows["estimate"].astype(float).notna().any() else "")
             print(f"\nacross {rows['file'].nunique()} file(s), rows {what} after Holm's correction over the units of "
-                  f"their file: {len(holm)}{listed(holm)}\n  with their own {args.level:g}% CI excluding 0 "
+                  f"their file: {len(holm)}{listed(holm)}{none}\n  with their own {args.level:g}% CI excluding 0 "
                   f"(uncorrected): {len(sig)}{listed(sig)}")
     print(f"wrote {out / 'effects.csv'}, {out / 'files.csv'} and {out / 'run.json'}")
     return 0
