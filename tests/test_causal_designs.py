@@ -365,7 +365,7 @@ def test_drivers_are_holm_corrected_over_the_units_of_each_variant():
     assert "after Holm's correction for 4 tests (at most 5% chance of listing" in one.summary()
     part = table[table["design"] == "spike"].copy()
     part.loc[3, "pvalue"] = np.nan  # a unit without an estimate is not among the tests, and the line says so
-    assert ("after Holm's correction for 3 tests (1 unit(s) without a p-value are not tested: 3; see their reason)"
+    assert ("after Holm's correction for 3 tests (1 row(s) without a p-value are not tested: 3; see their reason)"
             in CausalResults("spike", "jump", (), part).summary())
     with pytest.raises(ValueError, match="correction must be 'holm' or None"):
         res.drivers(correction="bonferroni")

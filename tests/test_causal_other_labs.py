@@ -143,8 +143,8 @@ def test_windows_outside_a_units_obs_intervals_are_left_out_of_its_estimates():
     assert t.loc[(0, "naive-od"), "n_left"] + t.loc[(0, "naive-od"), "n_right"] == a.primary.options["n_windows"]
     assert any(n.startswith("obs_intervals: 1 unit(s) were not observed over all the windows (unit 2: 50%")
                for n in a.primary.notes)
-    assert any(n.startswith(f"obs_intervals: naive-rate-adjusted uses only the 3000 of {a.primary.options['n_windows']}")
-               for n in a.primary.notes)
+    assert any(n.startswith("obs_intervals: naive-rate-adjusted uses, for each unit, the windows where it and its "
+                            "covariate units") and "without" not in n for n in a.primary.notes)
 
 
 def test_units_csv_writes_obs_intervals_one_line_per_unit(tmp_path):
@@ -167,7 +167,10 @@ def test_the_one_reward_event_series_is_the_default_outcome():
     od = a.primary.table.set_index("design").loc["naive-od"]
     assert abs(od["estimate"] - 0.5) < 4 * od["se"]
     with pytest.raises(DesignUnavailable, match="no reward signal"):
-        analyze_recording(_rec(spikes, {"reward_events": ev, "reward_cues": ev}), "naive")
+        analyze_recording(_rec(spikes, {"reward_events": ev, "juice_reward": ev}), "naive")
+    # a cue or an omission is not a delivery: not taken for the reward
+    with pytest.raises(DesignUnavailable, match="no reward signal"):
+        analyze_recording(_rec(spikes, {"reward_cue": ev, "unrewarded": ev}), "naive")
 
 
 def test_reward_lag_takes_each_windows_outcome_later():
@@ -265,3 +268,50 @@ def test_recheck_cases_span_names_nan_trials_lag_bounds_and_channels():
     np.testing.assert_allclose(ratio, 0.1, rtol=1e-9)
     with pytest.raises(ValueError, match=r"has 2 channel\(s\); name one as reward\[0\] ... reward\[1\]"):
         analyze_recording(rec2, "naive", reward="reward[2]")
+
+
+def test_staggered_obs_intervals_leave_the_adjusted_fits_windows_and_a_flat_unit_no_estimate():
+    """Units each lost for a different minute: complete cases over all of them would leave no window, so the
+    least observed covariates are dropped until half the unit's windows are left (and named); a unit observed only
+    while no reward came has a constant outcome in its windows and gets no estimate (not 0 with SE 0)."""
+    spikes, rt, _ = _session()
+    rec = _rec(spikes, {"reward": TimeSeries(rt, np.ones(rt.size), kind="events")})
+    iv = [np.array([[0.0, 60.0 * j], [60.0 * (j + 1), 300.0]]) for j in range(5)]
+    rec.units["obs_intervals"] = iv
+    t = analyze_recording(rec, "naive").primary
+    adj = t.table[t.table["design"] == "naive-rate-adjusted"]
+    assert adj["estimate"].notna().all()
+    assert any("unit 0 without" in n for n in t.notes)
+    late = rt[rt > 150.0]
+    rec2 = _rec(spikes, {"reward": TimeSeries(late, np.ones(late.size), kind="events"),
+                         "speed": TimeSeries(np.arange(0, 300.0, 0.01), np.random.default_rng(1).normal(size=30000))})
+    rec2.units["obs_intervals"] = [np.array([[0.0, 150.0]])] + [np.zeros((0, 2))] * 4
+    t2 = analyze_recording(rec2, "naive", units=[0, 1]).primary.table
+    u0 = t2[(t2["unit"] == 0) & (t2["design"] != "naive-rate-adjusted")]
+    assert u0["estimate"].isna().all() and u0["reason"].str.startswith("the reward is the same (0)").all()
+    assert t2[(t2["unit"] == 1) & (t2["design"] != "naive-rate-adjusted")]["estimate"].notna().all()
+
+
+def test_review_cases_auto_with_lag_threshold_channel_and_reward_threshold_prefixes():
+    """auto with a reward lag keeps to the designs that read windows; a threshold refused only for a named fuzzy or
+    naive design; NAME[k] reads the series even when a windows column has that name; the reward-threshold design
+    takes series:/events:/trials: prefixes."""
+    from test_causal_designs import bci_recording
+
+    rec = bci_recording(seed=11, duration_s=60.0)[0]
+    nodrive = Recording(units=rec.units, spike_times=rec.spike_times, windows=rec.windows, trials=rec.trials,
+                        series=rec.series, meta=rec.meta)
+    a = analyze_recording(nodrive, "auto", reward_lag_s=0.02, naive=False, density=False)
+    assert a.design in ("fuzzy", "naive")
+    with pytest.raises(ValueError, match="the naive design does not use it"):
+        analyze_recording(nodrive, "naive", threshold=5.0)
+    r = analyze_recording(rec, "reward-threshold", reward="events:reward", density=False, naive=False)
+    assert r.primary.table["estimate"].notna().any()
+    with pytest.raises(ValueError, match="no series 'nope'"):
+        analyze_recording(rec, "reward-threshold", reward="series:nope", density=False)
+    spikes, rt, _ = _session()
+    w0 = np.arange(0.0, 300.0, 0.5)
+    two = Recording(units=make_units_table(len(spikes)), spike_times=spikes,
+                    windows=pd.DataFrame({"start_s": w0, "stop_s": w0 + 0.5, "reward": np.zeros(w0.size)}),
+                    series={"reward": TimeSeries(rt, np.column_stack([np.ones(rt.size)] * 2), kind="events")})
+    assert "channel 1 of 2" in analyze_recording(two, "naive", reward="reward[1]").primary.options["reward"]

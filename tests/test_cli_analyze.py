@@ -176,6 +176,11 @@ def test_blocks_restrict_the_analysis_to_their_windows(tmp_path, capsys, small_r
     assert not [c for c in a.to_frame().columns if c.startswith("true_")] and a.findings()[1:] and \
         "What the analysis found" not in a.summary()
     assert any(n.startswith(f"blocks: {n_cond} of {len(rec.windows)} windows") for n in a.primary.notes)
+    # without the windows' block column the epochs name the blocks; own windows (and Z) are kept, also with a lag
+    nb = dataclasses.replace(rec, windows=rec.windows.drop(columns="block"))
+    lagged = analyze_recording(nb, "auto", blocks="conditioning", reward_lag_s=0.02, density=False)
+    assert lagged.design == "spike" and lagged.primary.options["n_windows"] == n_cond
+    assert lagged.primary.options["reward"].endswith("lagged by 0.02 s")
     whole = analyze_recording(rec, "spike", density=False)
     assert not np.allclose(whole.primary.table["estimate"], a.primary.table["estimate"])
     with pytest.raises(ValueError, match="'nope'; this recording's blocks are 'baseline', 'conditioning'"):

@@ -195,7 +195,7 @@ def event_times_from_trials(rec: Recording, column: str = "reward_time_s") -> tu
 
     A row's value is one time or a list of times (NaN = no event). Times of a trial's events lie
     inside the trial: from its ``start_s`` to its ``stop_s`` or the next trial's start, whichever is
-    later (the last trial: open-ended). A column where fewer than 90 % of the values do is not taken
+    later, plus half the median trial length (the last trial: open-ended). A column where fewer than 90 % of the values do is not taken
     for event times (``(None, why)``): it holds True/False, amounts, codes or durations, or times
     relative to each trial's start (the why says which). ``(None, None)``: no such column.
     """
@@ -230,12 +230,14 @@ def event_times_from_trials(rec: Recording, column: str = "reward_time_s") -> tu
     nxt = np.full(start.size, np.inf)
     nxt[order[:-1]] = start[order[1:]]
     end = np.fmax(np.where(np.isfinite(stop), stop, -np.inf), nxt)
+    dur = stop - start
+    if np.isfinite(dur).any():  # an event logged just after its trial, when the next one starts at once
+        end = end + 0.5 * float(np.nanmedian(dur))
     rows = np.asarray(row)
     inside = (t >= start[rows] - EDGE_TOL_S) & (t <= end[rows] + EDGE_TOL_S)
     inside |= ~np.isfinite(start[rows])  # a trial without a start cannot be checked
     if inside.mean() >= 0.9:
         return np.sort(t), None
-    dur = stop - start
     longest = float(np.nanmax(dur)) if np.isfinite(dur).any() else np.inf
     if t.min() >= 0 and t.max() <= longest + EDGE_TOL_S and np.nanmedian(start) > t.max():
         what = (f"they look like amounts, durations or times relative to each trial's start (all within {t.min():g}-"
@@ -255,12 +257,17 @@ def _no_events(rec: Recording, column: str) -> str:
 
 def reward_event_series(rec: Recording) -> str | None:
     """The recording's reward events series: ``reward`` when it holds events, else the one events
-    series whose name contains "reward" (a pynwb 4 EventsTable such as ``reward_events``); None when
-    there is none, or several."""
+    series named like reward deliveries (``rewards``, ``reward_events``, ``reward_delivery``,
+    ``juice_reward`` ...; a pynwb 4 EventsTable such as ``reward_events``); None when there is none,
+    or several."""
     if "reward" in rec.series:
         return "reward" if rec.series["reward"].kind == "events" else None
-    named = [k for k, ts in rec.series.items() if "reward" in str(k).lower() and ts.kind == "events"]
+    named = [k for k, ts in rec.series.items() if ts.kind == "events" and _REWARD_EVENTS.fullmatch(str(k).strip())]
     return named[0] if len(named) == 1 else None
+
+
+#: Names of a series of reward deliveries (not e.g. ``reward_cue``, ``unrewarded``, ``reward_omission``).
+_REWARD_EVENTS = re.compile(r"(?i)(juice_|water_)?rewards?([ _-]?(events?|deliver(y|ies)|times?|given|ttl))?")
 
 
 def reward_candidates(rec: Recording) -> list[str]:
@@ -301,7 +308,8 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
             if name not in rec.series:
                 raise ValueError(f"reward={reward!r}: no series {name!r}; series: {', '.join(rec.series) or 'none'}")
             return _series_outcome(rec, name, start_s, stop_s, channel=channel, as_events=True)
-        if kind in ("", "windows") and use_windows and rec.windows is not None and name in rec.windows.columns:
+        if channel is None and kind in ("", "windows") and use_windows and rec.windows is not None \
+                and name in rec.windows.columns:
             return pd.to_numeric(rec.windows[name], errors="coerce").to_numpy(float), f"windows[{name!r}]"
         if kind == "windows" and not use_windows and rec.windows is not None and name in rec.windows.columns:
             raise ValueError(f"reward={reward!r}: a column of the windows table is read per window as it is; it cannot "
@@ -342,7 +350,7 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
 
 def is_event_channel(ts: TimeSeries) -> bool:
     """True for a series stored as continuous whose samples all hold the same non-zero number at
-    irregular times: one sample per delivery (a TTL or pump channel written as a plain TimeSeries).
+    irregular times (gaps whose SD exceeds half their mean): one sample per delivery (a TTL or pump channel written as a plain TimeSeries).
     Held between samples, it would be a constant outcome; its samples are events. (A signal on a
     regular clock, or held at 0, stays continuous.)"""
     vals = np.asarray(ts.values)
@@ -352,7 +360,7 @@ def is_event_channel(ts: TimeSeries) -> bool:
     if not (np.isfinite(vals).all() and np.ptp(vals) == 0 and vals[0] != 0):
         return False
     dt = np.diff(ts.t_s)
-    return bool(np.ptp(dt) > 0.01 * max(float(np.median(dt)), EDGE_TOL_S))
+    return bool(np.std(dt) > 0.5 * max(float(np.mean(dt)), EDGE_TOL_S))  # not a clock with a dropped frame
 
 
 def _channel(name: str) -> tuple[str, int | None]:
@@ -426,9 +434,10 @@ def check_reward_lag(reward_lag_s: Any) -> float:
 
 
 def check_time_scales(rec: Recording, factor: float = 100.0) -> None:
-    """Refuse a recording whose spike times and behaviour (windows, trials, epochs, series) span times
-    that differ ``factor``-fold or more: one of them is in other units (milliseconds?), and windows laid
-    over both would be mostly empty.
+    """Refuse a recording whose spike times span ``factor`` times the behaviour (windows, trials,
+    epochs, series) or more: spike times in milliseconds, over which laid windows would be mostly
+    empty. (The reader's warning, ``meta['spike_time_scale_suspect']``, is the same test with a
+    margin; behaviour much longer than the spikes is normal, e.g. units sorted for part of it.)
     """
     trains = [st for st in rec.spike_times if st.size]
     if not trains:
@@ -450,9 +459,6 @@ def check_time_scales(rec: Recording, factor: float = 100.0) -> None:
     if ratio >= factor:
         raise ValueError(f"{spans}, {ratio:.0f} times longer: are the spike times in milliseconds? Give them in "
                          "seconds (divide by 1000), or check the file's units")
-    if ratio <= 1 / factor:
-        raise ValueError(f"{spans}, {1 / ratio:.0f} times longer than the spikes: are the behaviour's times in "
-                         "milliseconds? Give them in seconds, or check the file's units")
 
 
 def window_data(rec: Recording, *, window_s: float | None = None, reward: str | None = None,
@@ -658,7 +664,7 @@ def select_blocks(rec: Recording, blocks: str | Sequence[str], *, window_s: floa
         def within(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
             return np.any([(start >= a - EDGE_TOL_S) & (stop <= b + EDGE_TOL_S) for a, b in inside], axis=0)
 
-        if rec.windows is not None and window_s is None and not reward_lag_s:
+        if rec.windows is not None and window_s is None:
             keep = within(rec.windows["start_s"].to_numpy(float), rec.windows["stop_s"].to_numpy(float))
             kept = rec.windows.loc[keep].reset_index(drop=True)
             drive = None if rec.drive is None else np.asarray(rec.drive)[keep]
@@ -673,7 +679,8 @@ def select_blocks(rec: Recording, blocks: str | Sequence[str], *, window_s: floa
             drive = spiked = None
             laid = True
             what = f"windows of {wd.window_s:g} s laid over the recording"
-            extra = f"; outcome: {wd.reward_source}" + "".join(f"; {n}" for n in wd.notes if not n.startswith("windows:"))
+            extra = f"; outcome: {wd.reward_source}" + "".join(
+                f"; {n}" for n in wd.notes if not n.startswith(("windows:", "obs_intervals:")))
         start, stop = kept["start_s"].to_numpy(float), kept["stop_s"].to_numpy(float)
         block = np.full(start.size, "", dtype=object)
         for name in names:

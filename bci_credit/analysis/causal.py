@@ -391,9 +391,11 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
     req = design_requirements(rec, reward=reward if design != "reward-threshold" else None, decoder=decoder,
                               threshold=threshold if design in ("reward-threshold", "auto") else None)
     label = None if source in ("simulation", "recording") else source
+    named = design
     if design == "auto":
-        # with blocks, only the designs that read the windows
-        design = _auto_design(req if blocks is None else {**req, "reward-threshold": "reads no windows"})
+        # with blocks or a reward lag, only the designs that read the windows
+        windows_only = blocks is not None or bool(reward_lag_s)
+        design = _auto_design(req if not windows_only else {**req, "reward-threshold": "reads no windows"})
         if design is None:
             if blocks is not None and req.get("reward-threshold") is None:
                 raise ValueError("blocks: this recording supports only the reward-threshold design, which reads the "
@@ -404,7 +406,7 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
     if reward_lag_s and design == "reward-threshold":
         raise ValueError("reward_lag_s (--reward-lag) shifts the outcome of the spike, fuzzy and naive designs; the "
                          "reward-threshold design's outcome is the units' firing after the decoder crosses threshold")
-    if threshold is not None and design in ("fuzzy", "naive"):
+    if threshold is not None and named in ("fuzzy", "naive"):  # auto may settle on them; a threshold is then unused
         raise ValueError(f"threshold (--threshold) is a cutoff of the spike and reward-threshold designs; the {design} "
                          "design does not use it: leave it out, or choose one of those designs")
     extra = dict(design_options or {})

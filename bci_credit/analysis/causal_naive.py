@@ -23,6 +23,22 @@ __all__ = ["NaiveComparison", "MIN_WINDOWS"]
 MIN_WINDOWS = 10
 
 
+def _observed_covariates(seen: np.ndarray, ok: np.ndarray, others: list) -> tuple[list, np.ndarray, list]:
+    """Covariate units for one unit's adjusted fit under obs_intervals, its complete-case windows, and
+    the units dropped: all others, unless their complete cases leave under half of the unit's
+    windows; then the least observed are dropped one at a time until at least half are left."""
+    others, lost = list(others), []
+    base = int(ok.sum())
+    while others:
+        rows = ok & seen[:, others].all(axis=1)
+        if base == 0 or rows.sum() >= 0.5 * base:
+            return others, rows, lost
+        worst = min(others, key=lambda j: (seen[ok, j].mean(), j))
+        others.remove(worst)
+        lost.append(worst)
+    return others, ok, lost
+
+
 # ============================================================================ naive comparison
 class NaiveComparison:
     """The naive comparisons the RD designs guard against, per unit.
@@ -76,14 +92,11 @@ class NaiveComparison:
         zcrit = stats.norm.ppf(0.5 + self.level / 200.0)
         frames = []
         finite_y = np.isfinite(y)
-        flat = finite_y.any() and np.ptp(y[finite_y]) == 0  # no variation to explain: a fit would report rounding noise
         seen = wd.observed  # obs_intervals: a unit's windows where it was not sorted are not its silent windows
+        dropped: dict = {}
         for variant in self.variants_used:
             df = _empty_rows(rec, pos, variant)
             for k, p in enumerate(pos):
-                if flat:
-                    df["reason"][k] = f"the reward is the same ({y[finite_y][0]:g}) in every analysed window"
-                    continue
                 ok_y = finite_y if seen is None else finite_y & seen[:, p]
                 if variant == "naive-od":
                     X = np.column_stack([np.ones(y.size), H[:, p].astype(float)])
@@ -91,9 +104,14 @@ class NaiveComparison:
                     X = np.column_stack([np.ones(y.size), counts[:, p].astype(float)])
                 else:
                     others = [j for j in range(counts.shape[1]) if j != p]
-                    if seen is not None:  # a covariate is known only where its unit was observed: complete cases
-                        ok_y = ok_y & seen[:, others].all(axis=1)
+                    if seen is not None:
+                        others, ok_y, lost = _observed_covariates(seen, ok_y, others)
+                        if lost:
+                            dropped[rec.unit_ids[p]] = [rec.unit_ids[j] for j in lost]
                     X = np.column_stack([np.ones(y.size), counts[:, p].astype(float), counts[:, others].astype(float)])
+                if ok_y.any() and np.ptp(y[ok_y]) == 0:  # nothing to explain: a fit would report rounding noise
+                    df["reason"][k] = f"the reward is the same ({y[ok_y][0]:g}) in every analysed window"
+                    continue
                 n1 = int(H[ok_y, p].sum())
                 n0 = int(ok_y.sum() - n1)
                 df["n_left"][k], df["n_right"][k] = n0, n1
@@ -122,8 +140,11 @@ class NaiveComparison:
         opts = {"reward": wd.reward_source, "n_windows": wd.n_windows, "level": self.level, "cov_type": "HC1"}
         notes = list(wd.notes)
         if seen is not None and "naive-rate-adjusted" in self.variants_used and not seen.all():
-            notes.append(f"obs_intervals: naive-rate-adjusted uses only the {int(seen.all(axis=1).sum())} of "
-                         f"{seen.shape[0]} windows where every unit was observed (the other units' counts are its "
-                         "covariates; leaving out a partly observed unit would leave its confounding in)")
+            notes.append("obs_intervals: naive-rate-adjusted uses, for each unit, the windows where it and its covariate "
+                         "units (the others) were all observed; a covariate is dropped only when keeping every one "
+                         "would leave under half of the unit's windows (least observed first; leaving a unit out "
+                         "leaves its confounding in)" + (": " + "; ".join(
+                             f"unit {u} without {', '.join(map(str, v))}" for u, v in list(dropped.items())[:5])
+                             + ("; ..." if len(dropped) > 5 else "") if dropped else ""))
         return CausalResults(self.design, self.estimand, self.assumptions, df, opts, notes, {}, {})
 

@@ -186,10 +186,13 @@ class CausalResults:
         if not tested.any():
             lines.append("No unit has a p-value (see the reasons above), so none is tested for an effect.")
         else:
-            untested = self.table.loc[~tested, "unit"]
-            left = (f" ({untested.nunique()} unit(s) without a p-value are not tested: "
-                    f"{', '.join(map(str, untested.unique()[:8]))}{', ...' if untested.nunique() > 8 else ''}; "
-                    "see their reason)") if len(untested) else ""
+            untested = self.table.loc[~tested]
+            if untested["design"].nunique() > 1 or len(per_variant) > 1:  # name the variant of each row
+                rows = [f"{u} ({d})" for u, d in zip(untested["unit"], untested["design"])]
+            else:
+                rows = [str(u) for u in untested["unit"]]
+            left = (f" ({len(rows)} row(s) without a p-value are not tested: {', '.join(rows[:8])}"
+                    f"{', ...' if len(rows) > 8 else ''}; see their reason)") if rows else ""
             lines.append(f"Units {found} after Holm's correction for {family}{left} (at most {alpha:g}% chance"
                          f"{' per variant' if len(per_variant) > 1 else ''} of listing any unit {without}): "
                          f"{listed(holm) if len(holm) else 'none'}")

@@ -208,6 +208,12 @@ class RewardThreshold:
         if self.reward is not None and str(self.reward).lower() == "none":
             return None, "x >= 0 (recorded reward events ignored)"
         name = self.reward
+        kind = ""
+        if name is not None and ":" in str(name):  # series:NAME, events:NAME, trials:NAME as in the other designs
+            kind, _, name = str(name).partition(":")
+            if kind not in ("series", "events", "trials"):
+                raise ValueError(f"reward={self.reward!r}: the reward-threshold design reads reward events; write NAME, "
+                                 "series:NAME, events:NAME or trials:NAME")
         events = None
         src = ""
         if name is None:
@@ -220,8 +226,10 @@ class RewardThreshold:
                     raise ValueError(f"reward events: {why}")
                 if ev is not None and ev.size:
                     events, src = ev, "trials['reward_time_s']"
-        elif name in rec.series:
+        elif kind != "trials" and name in rec.series:
             events, src = rec.series[name].t_s, f"series {name!r}"
+        elif kind in ("series", "events"):
+            raise ValueError(f"reward={self.reward!r}: no series {name!r}; series: {', '.join(rec.series) or 'none'}")
         else:
             ev, why = event_times_from_trials(rec, name)
             if why:

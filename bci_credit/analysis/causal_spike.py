@@ -320,14 +320,14 @@ class FuzzySpikeRD:
             raise DesignUnavailable("fuzzy", "spike times or a spike indicator per window", [])
         P_all, pr = self._proxy_values(wd, pos)
         P = P_all[:, pos]
+        if wd.observed is not None:  # obs_intervals: a unit's unobserved windows neither set its cutoff nor enter
+            P = np.where(wd.observed[:, pos], P, np.nan)
         H = wd.spiked[:, pos].astype(float)
         y = wd.reward
         cut = self._cutoffs(P, H)
         if cut.shape != (len(pos),):
             cut = cut[pos] if cut.shape == (rec.n_units,) else cut
         X = P - cut[None, :]
-        if wd.observed is not None:  # obs_intervals: only the windows where the unit was observed
-            X = np.where(wd.observed[:, pos], X, np.nan)
         df = _empty_rows(rec, pos, self.design)
         notes = list(wd.notes)
         if pr is not None:

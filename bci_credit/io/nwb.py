@@ -75,7 +75,8 @@ open files read-only. Real-world cases handled (each with a warning in ``meta['w
   than 100 times the behaviour, the warning says they may be in milliseconds (divide by 1000). :func:`read`
   always puts the facts in ``meta``: ``spike_span_s`` (first to last spike, None without spikes),
   ``behaviour_span_s`` (first to last time of the trials, intervals, series and events, None without
-  them) and ``spike_time_scale_suspect`` (True in the millisecond case), so an analysis can refuse;
+  them) and ``spike_time_scale_suspect`` (True in the millisecond case); ``analyze`` refuses such
+  spike times by its own test on the recording, which covers recordings built in Python too;
 * timezone-less or anonymised (1900) session dates are kept and reported;
 * TimeSeries stored (channels, time) are transposed; mismatched timestamps are cut to the data;
   NaN or infinite timestamps are dropped with their samples, timestamps out of order are sorted
