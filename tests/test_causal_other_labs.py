@@ -315,3 +315,15 @@ def test_review_cases_auto_with_lag_threshold_channel_and_reward_threshold_prefi
                     windows=pd.DataFrame({"start_s": w0, "stop_s": w0 + 0.5, "reward": np.zeros(w0.size)}),
                     series={"reward": TimeSeries(rt, np.column_stack([np.ones(rt.size)] * 2), kind="events")})
     assert "channel 1 of 2" in analyze_recording(two, "naive", reward="reward[1]").primary.options["reward"]
+
+
+def test_a_reward_latency_is_hinted_at():
+    """Reward one bin after the spike that earned it: the naive comparison's notes suggest the lag; aligned, and
+    once the lag is given, they do not."""
+    spikes, rt, _ = _session()
+    late = _rec(spikes, {"reward": TimeSeries(rt + BIN_S, np.ones(rt.size), kind="events")})
+    notes = analyze_recording(late, "naive").primary.notes
+    assert any(n.startswith("latency: the outcome goes with the units' spiking most strongly 1 window(s) later")
+               and n.endswith("(--reward-lag 0.05)") for n in notes), notes
+    for rec, lag in ((_rec(spikes, {"reward": TimeSeries(rt, np.ones(rt.size), kind="events")}), 0.0), (late, BIN_S)):
+        assert not any(n.startswith("latency:") for n in analyze_recording(rec, "naive", reward_lag_s=lag).primary.notes)

@@ -23,6 +23,47 @@ __all__ = ["NaiveComparison", "MIN_WINDOWS"]
 MIN_WINDOWS = 10
 
 
+def latency_hint(y: np.ndarray, H: np.ndarray, start: np.ndarray, stop: np.ndarray, max_lag: int = 3) -> str | None:
+    """A note when the outcome goes with the units' spiking more strongly some windows later than in
+    the same window (a reward delivered with a latency); None otherwise.
+
+    For lags of 0 to ``max_lag`` windows (contiguous windows only), the largest |z| over the units
+    of the observed dependence (difference of the outcome's means with and without a spike, Welch
+    SE). A lag is suggested when its |z| is above 5 and twice the same-window one.
+    """
+    n = y.size
+    if n < 50 or H is None or not np.allclose(start[1:], stop[:-1]):
+        return None
+    Hf = H.astype(float)
+
+    def max_z(lag: int) -> float:
+        yy, hh = y[lag:], Hf[: n - lag]
+        ok = np.isfinite(yy)
+        yy, hh = yy[ok], hh[ok]
+        n1 = hh.sum(axis=0)
+        n0 = hh.shape[0] - n1
+        good = (n1 >= MIN_WINDOWS) & (n0 >= MIN_WINDOWS)
+        if not good.any():
+            return 0.0
+        m1 = (hh * yy[:, None]).sum(axis=0) / np.maximum(n1, 1)
+        m0 = ((1 - hh) * yy[:, None]).sum(axis=0) / np.maximum(n0, 1)
+        v1 = (hh * (yy[:, None] - m1) ** 2).sum(axis=0) / np.maximum(n1 - 1, 1)
+        v0 = ((1 - hh) * (yy[:, None] - m0) ** 2).sum(axis=0) / np.maximum(n0 - 1, 1)
+        se = np.sqrt(v1 / np.maximum(n1, 1) + v0 / np.maximum(n0, 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(good & (se > 0), np.abs(m1 - m0) / se, 0.0)
+        return float(np.nanmax(z))
+
+    z = [max_z(lag) for lag in range(max_lag + 1)]
+    best = int(np.argmax(z))
+    if best == 0 or z[best] <= 5 or z[best] <= 2 * z[0]:
+        return None
+    width = float(np.median(stop - start))
+    return (f"latency: the outcome goes with the units' spiking most strongly {best} window(s) later (largest |z| "
+            f"{z[best]:.1f}, against {z[0]:.1f} in the same window): if the reward follows the spikes with a latency, "
+            f"analyse with reward_lag_s={best * width:g} (--reward-lag {best * width:g})")
+
+
 def _observed_covariates(seen: np.ndarray, ok: np.ndarray, others: list) -> tuple[list, np.ndarray, list]:
     """Covariate units for one unit's adjusted fit under obs_intervals, its complete-case windows, and
     the units dropped: all others, unless their complete cases leave under half of the unit's
@@ -139,6 +180,9 @@ class NaiveComparison:
                                  df["unit"].map(order).to_numpy()))].reset_index(drop=True)
         opts = {"reward": wd.reward_source, "n_windows": wd.n_windows, "level": self.level, "cov_type": "HC1"}
         notes = list(wd.notes)
+        hint = latency_hint(y, H, wd.start_s, wd.stop_s)
+        if hint:
+            notes.append(hint)
         if seen is not None and "naive-rate-adjusted" in self.variants_used and not seen.all():
             notes.append("obs_intervals: naive-rate-adjusted uses, for each unit, the windows where it and its covariate "
                          "units (the others) were all observed; a covariate is dropped only when keeping every one "
