@@ -81,8 +81,16 @@ def test_trials_columns_that_are_not_event_times_are_refused():
     with pytest.raises(ValueError, match=r"trials\['reward_ml'\] does not hold event times: only \d+ of \d+ values "
                                          r"lie inside their trial; they look like amounts"):
         analyze_recording(rec, "naive", reward="reward_ml")
-    with pytest.raises(ValueError, match="add the trials' start_s to them"):
+    with pytest.raises(ValueError, match=r"name the outcome relative:relative_time_s \(the trials' start_s is added\)"):
         analyze_recording(rec, "naive", reward="relative_time_s")
+    # ... which gives the same analysis as the session times
+    rel_t = analyze_recording(rec, "naive", reward="relative:relative_time_s")
+    same = analyze_recording(rec, "naive", reward="reward_time_s")
+    assert rel_t.primary.options["reward"] == ("trials['relative_time_s'] + the trial's start_s (reward events counted "
+                                               "per window)")
+    np.testing.assert_allclose(rel_t.primary.table["estimate"], same.primary.table["estimate"], rtol=1e-12)
+    with pytest.raises(ValueError, match="relative:reward_time_s.*does not hold event times"):
+        analyze_recording(rec, "naive", reward="relative:reward_time_s")  # session times are not relative
     # the default outcome (trials' reward_time_s) is refused the same way when it is trial-relative
     rel = _rec(spikes, trials=tr.drop(columns="reward_time_s").rename(columns={"relative_time_s": "reward_time_s"}))
     with pytest.raises(DesignUnavailable, match="does not hold event times"):

@@ -190,14 +190,18 @@ def observed_until(ts: TimeSeries) -> float:
     return float(t[-1]) + (max(float(np.median(np.diff(t))), 0.0) if t.size > 1 else 0.0)
 
 
-def event_times_from_trials(rec: Recording, column: str = "reward_time_s") -> tuple[np.ndarray | None, str | None]:
+def event_times_from_trials(rec: Recording, column: str = "reward_time_s", *,
+                            relative: bool = False) -> tuple[np.ndarray | None, str | None]:
     """Event times (session seconds, sorted) from a trials column, and why not when it cannot hold them.
+
+    ``relative``: the column holds times from each trial's start, which is added to them.
 
     A row's value is one time or a list of times (NaN = no event). Times of a trial's events lie
     inside the trial: from its ``start_s`` to its ``stop_s`` or the next trial's start, whichever is
-    later, plus half the median trial length (the last trial: open-ended). A column where fewer than 90 % of the values do is not taken
-    for event times (``(None, why)``): it holds True/False, amounts, codes or durations, or times
-    relative to each trial's start (the why says which). ``(None, None)``: no such column.
+    later, plus half the median trial length (the last trial: open-ended). A column where fewer than
+    90 % of the values do is not taken for event times (``(None, why)``): it holds True/False,
+    amounts, codes or durations, or times relative to each trial's start (the why says which).
+    ``(None, None)``: no such column.
     """
     if rec.trials is not None and column not in rec.trials.columns and f"{column}_s" in rec.trials.columns:
         column = f"{column}_s"  # the file's name: the reader gives X_time columns as X_time_s
@@ -205,7 +209,7 @@ def event_times_from_trials(rec: Recording, column: str = "reward_time_s") -> tu
         return None, None
     tr = rec.trials
     col = tr[column]
-    where = f"trials[{column!r}]"
+    where = f"trials[{column!r}]" + (" + the trial's start_s" if relative else "")
     fix = "name a column of event times in session seconds (e.g. reward_time) with reward=NAME (--reward NAME)"
     cells = col.to_numpy(dtype=object)
     if pd.api.types.is_bool_dtype(col) or any(isinstance(v, (bool, np.bool_)) for v in cells):
@@ -219,7 +223,7 @@ def event_times_from_trials(rec: Recording, column: str = "reward_time_s") -> tu
             except (TypeError, ValueError):
                 return None, f"{where} holds values that are not numbers (e.g. {x!r}), not event times; {fix}"
             if np.isfinite(x):
-                times.append(x)
+                times.append(x + (float(tr["start_s"].iloc[i]) if relative else 0.0))
                 row.append(i)
     t = np.asarray(times, dtype=float)
     if not t.size:
@@ -242,7 +246,8 @@ def event_times_from_trials(rec: Recording, column: str = "reward_time_s") -> tu
     if t.min() >= 0 and t.max() <= longest + EDGE_TOL_S and np.nanmedian(start) > t.max():
         what = (f"they look like amounts, durations or times relative to each trial's start (all within {t.min():g}-"
                 f"{t.max():g} s, trials up to {longest:g} s long, starting up to {np.nanmax(start):g} s); if they "
-                "are times from the trial's start, add the trials' start_s to them to get session times")
+                f"are times from the trial's start, name the outcome relative:{column} (the trials' start_s is "
+                "added)")
     else:
         what = f"e.g. amounts, codes or durations (values {', '.join(f'{x:g}' for x in t[:3])}, ...)"
     return None, (f"{where} does not hold event times: only {int(inside.sum())} of {t.size} values lie inside their "
@@ -292,14 +297,25 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
 
     ``reward`` may be a windows column, a series name, a trials column of event times
     (``reward_time_s``), or ``kind:name`` with kind in ``windows``, ``series``, ``trials``, or
-    ``events`` (a series read as events, its samples summed per window, whatever its stored kind). The
+    ``events`` (a series read as events, its samples summed per window, whatever its stored kind),
+    or ``relative`` (a trials column of times from each trial's start, to which it is added). The
     default tries ``windows['reward']``, then a series ``reward``, then the one events series whose
     name contains "reward" (if there is exactly one), then trials ``reward_time_s``.
     """
     if reward is not None:
         kind, _, name = reward.partition(":") if ":" in reward else ("", "", reward)
-        if kind and kind not in ("windows", "series", "events", "trials"):
-            raise ValueError(f"reward={reward!r}: write NAME or windows:NAME, series:NAME, events:NAME, trials:NAME")
+        if kind and kind not in ("windows", "series", "events", "trials", "relative"):
+            raise ValueError(f"reward={reward!r}: write NAME or windows:NAME, series:NAME, events:NAME, trials:NAME, "
+                             "relative:NAME")
+        if kind == "relative":  # a trials column of times from each trial's start
+            ev, why = event_times_from_trials(rec, name, relative=True)
+            if ev is None and why is None:
+                raise ValueError(f"reward={reward!r}: no trials column {name!r}")
+            if why or not ev.size:
+                raise ValueError(f"reward={reward!r}: {why or _no_events(rec, name)}")
+            ts = TimeSeries(ev, np.ones(ev.size), kind="events")
+            return series_per_window(ts, start_s, stop_s), (f"trials[{name!r}] + the trial's start_s (reward events "
+                                                            "counted per window)")
         name, channel = _channel(name)
         if channel is not None and name not in rec.series:
             raise ValueError(f"reward={reward!r}: a channel [k] is read from a series; series: "

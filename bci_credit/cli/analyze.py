@@ -55,7 +55,8 @@ def register(subparsers) -> None:
                    help="flag this unit id as the BCI control unit (repeatable)")
     p.add_argument("--reward", default=None, metavar="SERIES",
                    help="outcome/reward signal: a windows column, series name or trials column of event times; "
-                        "events:NAME reads a series as deliveries (summed per window) (default: windows 'reward', "
+                        "events:NAME reads a series as deliveries (summed per window), relative:NAME a trials column of "
+                        "times from each trial's start (default: windows 'reward', "
                         "series 'reward', the one reward event series, trials 'reward_time_s')")
     p.add_argument("--reward-lag", type=float, default=0.0, metavar="SECONDS",
                    help="take each window's outcome this much later (reward latency, e.g. a pump's 0.03 s; spike, "
