@@ -240,7 +240,7 @@ def test_nan_interval_stop_is_kept_and_reported(tmp_path):
 @pytest.mark.filterwarnings("ignore:no Units table")
 def test_event_columns_relative_to_trial_start_are_reported(tmp_path):
     path = B.relative_events_file(tmp_path / "rel.nwb")
-    with pytest.warns(nwb.NWBReadWarning, match="'go_cue_time' looks relative to the interval start"):
+    with pytest.warns(nwb.NWBReadWarning, match="'go_cue_time' looks like a duration or a time relative to the interval start"):
         rec = nwb.read(path)
     np.testing.assert_allclose(rec.trials["go_cue_time_s"], 0.5 + 0.1 * np.arange(5))  # kept as stored
 

@@ -535,6 +535,6 @@ def check_interval_columns(name: str, cols: dict, notes: Notes) -> None:
         inside = (v[ok] >= 0) & (v[ok] <= dur + 1e-9)
         before = v[ok] < start[ok]
         if np.mean(inside & before) > 0.9 and np.nanmedian(start) > 2 * dur:
-            notes.warn(f"{name}: column {cname!r} looks relative to the interval start (values within "
-                       f"[0, {dur:.3g}] s while intervals start later); kept as stored, add start times "
-                       "for session times")
+            notes.warn(f"{name}: column {cname!r} looks like a duration or a time relative to the interval start "
+                       f"(values within [0, {dur:.3g}] s while intervals start later); kept as stored (as an outcome "
+                       f"of relative times: analyze --reward relative:{cname})")
