@@ -89,8 +89,14 @@ def test_trials_columns_that_are_not_event_times_are_refused():
     assert rel_t.primary.options["reward"] == ("trials['relative_time_s'] + the trial's start_s (reward events counted "
                                                "per window)")
     np.testing.assert_allclose(rel_t.primary.table["estimate"], same.primary.table["estimate"], rtol=1e-12)
-    with pytest.raises(ValueError, match="relative:reward_time_s.*does not hold event times"):
+    with pytest.raises(ValueError, match=r"holds session times already \(they lie inside their trials\): name it "
+                                         r"without relative:, as reward_time_s"):
         analyze_recording(rec, "naive", reward="relative:reward_time_s")  # session times are not relative
+    # a trial without a start gives its events no session time: they are left out and counted
+    tr_ns = tr.copy()
+    tr_ns.loc[int(np.flatnonzero(np.isfinite(tr["relative_time_s"]))[0]), "start_s"] = np.nan
+    got = analyze_recording(_rec(spikes, trials=tr_ns), "naive", reward="relative:relative_time_s")
+    assert got.primary.options["reward"].endswith("; 1 event(s) of trials without a start_s left out)")
     # the default outcome (trials' reward_time_s) is refused the same way when it is trial-relative
     rel = _rec(spikes, trials=tr.drop(columns="reward_time_s").rename(columns={"relative_time_s": "reward_time_s"}))
     with pytest.raises(DesignUnavailable, match="does not hold event times"):
@@ -335,3 +341,34 @@ def test_a_reward_latency_is_hinted_at():
                and n.endswith("(--reward-lag 0.05)") for n in notes), notes
     for rec, lag in ((_rec(spikes, {"reward": TimeSeries(rt, np.ones(rt.size), kind="events")}), 0.0), (late, BIN_S)):
         assert not any(n.startswith("latency:") for n in analyze_recording(rec, "naive", reward_lag_s=lag).primary.notes)
+
+
+def test_verify_cases_ttl_with_refractory_hint_after_a_lag_and_adjusted_covariates():
+    spikes, rt, _ = _session()
+    # a TTL channel with a 1-s refractory (gaps 1 s + exponential): deliveries, not a clock
+    rng = np.random.default_rng(3)
+    ttl = np.cumsum(1.0 + rng.exponential(0.3, 200))
+    ttl = ttl[ttl < 300.0]
+    a = analyze_recording(_rec(spikes, {"reward": TimeSeries(ttl, np.ones(ttl.size))}), "naive", units=[2])
+    assert "read as events" in a.primary.options["reward"] and a.primary.table["estimate"].notna().all()
+    # the hint adds to the lag already given, and says nothing after a placebo (negative) lag
+    late = _rec(spikes, {"reward": TimeSeries(rt + 2 * BIN_S, np.ones(rt.size), kind="events")})
+    notes = analyze_recording(late, "naive", reward_lag_s=BIN_S).primary.notes
+    assert any(n.startswith("latency:") and n.endswith("(--reward-lag 0.1)") for n in notes), notes
+    aligned = _rec(spikes, {"reward": TimeSeries(rt, np.ones(rt.size), kind="events")})
+    assert not any(n.startswith("latency:") for n in analyze_recording(aligned, "naive", reward_lag_s=-BIN_S)
+                   .primary.notes)
+    # a deterministic reward one window later (no spread within the groups) is hinted at too
+    _, _, counts = _session()
+    sure = np.flatnonzero(counts[:, 2] > 0) * BIN_S + BIN_S + 0.9 * BIN_S
+    det = _rec(spikes, {"reward": TimeSeries(sure, np.ones(sure.size), kind="events")})
+    assert any(n.startswith("latency:") for n in analyze_recording(det, "naive").primary.notes)
+    # a covariate sorted only while no reward came is dropped from the adjusted fit (named), not kept to leave a
+    # constant outcome
+    later = rt[rt > 150.0]
+    rec = _rec(spikes, {"reward": TimeSeries(later, np.ones(later.size), kind="events"),
+                        "speed": TimeSeries(np.arange(0, 300.0, 0.01), np.zeros(30000) + 1.0)})
+    rec.units["obs_intervals"] = [np.array([[0.0, 150.0]])] + [np.zeros((0, 2))] * 4
+    res = analyze_recording(rec, "naive", units=[1]).primary
+    assert res.table["estimate"].notna().all()
+    assert any("unit 1 without 0" in n for n in res.notes)

@@ -306,6 +306,9 @@ def test_blocks_with_auto_window_length_gaps_and_constant_reward(tmp_path):
     nodrive = dataclasses.replace(rec, drive=None, spiked=None)
     a = analyze_recording(nodrive, "auto", blocks="conditioning", density=False, naive=False)
     assert a.design in ("fuzzy", "naive")
+    # an outcome the reward-threshold design cannot read (windows:, relative:) keeps auto to the windows designs
+    assert analyze_recording(nodrive, "auto", reward="windows:reward", density=False, naive=False).design in (
+        "fuzzy", "naive")
     with pytest.raises(ValueError, match="give no window length"):
         analyze_recording(rec, "naive", blocks="conditioning", window_s=0.05)
     b = analyze_recording(rec, "naive", blocks=["baseline", "extinction"])

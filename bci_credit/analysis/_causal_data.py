@@ -223,8 +223,10 @@ def event_times_from_trials(rec: Recording, column: str = "reward_time_s", *,
             except (TypeError, ValueError):
                 return None, f"{where} holds values that are not numbers (e.g. {x!r}), not event times; {fix}"
             if np.isfinite(x):
-                times.append(x + (float(tr["start_s"].iloc[i]) if relative else 0.0))
-                row.append(i)
+                t0 = float(tr["start_s"].iloc[i]) if relative else 0.0
+                if np.isfinite(t0):  # relative: a trial without a start gives no session time (counted by the caller)
+                    times.append(x + t0)
+                    row.append(i)
     t = np.asarray(times, dtype=float)
     if not t.size:
         return t, None
@@ -252,6 +254,15 @@ def event_times_from_trials(rec: Recording, column: str = "reward_time_s", *,
         what = f"e.g. amounts, codes or durations (values {', '.join(f'{x:g}' for x in t[:3])}, ...)"
     return None, (f"{where} does not hold event times: only {int(inside.sum())} of {t.size} values lie inside their "
                   f"trial; {what}; {fix}")
+
+
+def _n_times(cell: Any) -> int:
+    """Finite numbers in one trials cell (a number or a list)."""
+    try:
+        vals = np.asarray(cell if isinstance(cell, (list, tuple, np.ndarray)) else [cell], dtype=float)
+    except (TypeError, ValueError):
+        return 0
+    return int(np.isfinite(vals).sum())
 
 
 def _no_events(rec: Recording, column: str) -> str:
@@ -311,11 +322,19 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
             ev, why = event_times_from_trials(rec, name, relative=True)
             if ev is None and why is None:
                 raise ValueError(f"reward={reward!r}: no trials column {name!r}")
+            if why and event_times_from_trials(rec, name)[1] is None:
+                why = (f"trials[{name!r}] holds session times already (they lie inside their trials): name it "
+                       f"without relative:, as {name}")
             if why or not ev.size:
                 raise ValueError(f"reward={reward!r}: {why or _no_events(rec, name)}")
+            col = name if name in rec.trials.columns else f"{name}_s"
+            cells = rec.trials[col].to_numpy(dtype=object)
+            no_start = sum(_n_times(v) for v, s0 in zip(cells, rec.trials["start_s"].to_numpy(float))
+                           if not np.isfinite(s0))
             ts = TimeSeries(ev, np.ones(ev.size), kind="events")
-            return series_per_window(ts, start_s, stop_s), (f"trials[{name!r}] + the trial's start_s (reward events "
-                                                            "counted per window)")
+            return series_per_window(ts, start_s, stop_s), (
+                f"trials[{name!r}] + the trial's start_s (reward events counted per window"
+                + (f"; {int(no_start)} event(s) of trials without a start_s left out" if no_start else "") + ")")
         name, channel = _channel(name)
         if channel is not None and name not in rec.series:
             raise ValueError(f"reward={reward!r}: a channel [k] is read from a series; series: "
@@ -366,7 +385,7 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
 
 def is_event_channel(ts: TimeSeries) -> bool:
     """True for a series stored as continuous whose samples all hold the same non-zero number at
-    irregular times (gaps whose SD exceeds half their mean): one sample per delivery (a TTL or pump channel written as a plain TimeSeries).
+    irregular times (fewer than 90 % of its gaps within 1 % of the median gap, as a clock's are): one sample per delivery (a TTL or pump channel written as a plain TimeSeries).
     Held between samples, it would be a constant outcome; its samples are events. (A signal on a
     regular clock, or held at 0, stays continuous.)"""
     vals = np.asarray(ts.values)
@@ -376,7 +395,8 @@ def is_event_channel(ts: TimeSeries) -> bool:
     if not (np.isfinite(vals).all() and np.ptp(vals) == 0 and vals[0] != 0):
         return False
     dt = np.diff(ts.t_s)
-    return bool(np.std(dt) > 0.5 * max(float(np.mean(dt)), EDGE_TOL_S))  # not a clock with a dropped frame
+    med = max(float(np.median(dt)), EDGE_TOL_S)
+    return bool(np.mean(np.abs(dt - med) <= 0.01 * med) < 0.9)  # a clock (even with dropped frames) has equal gaps
 
 
 def _channel(name: str) -> tuple[str, int | None]:

@@ -394,7 +394,8 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
     named = design
     if design == "auto":
         # with blocks or a reward lag, only the designs that read the windows
-        windows_only = blocks is not None or bool(reward_lag_s)
+        windows_only = (blocks is not None or bool(reward_lag_s)
+                        or str(reward).startswith(("windows:", "relative:")))  # outcomes reward-threshold cannot read
         design = _auto_design(req if not windows_only else {**req, "reward-threshold": "reads no windows"})
         if design is None:
             if blocks is not None and req.get("reward-threshold") is None:

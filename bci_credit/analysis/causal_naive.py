@@ -23,16 +23,19 @@ __all__ = ["NaiveComparison", "MIN_WINDOWS"]
 MIN_WINDOWS = 10
 
 
-def latency_hint(y: np.ndarray, H: np.ndarray, start: np.ndarray, stop: np.ndarray, max_lag: int = 3) -> str | None:
+def latency_hint(y: np.ndarray, H: np.ndarray, start: np.ndarray, stop: np.ndarray, max_lag: int = 3,
+                 given_lag_s: float = 0.0) -> str | None:
     """A note when the outcome goes with the units' spiking more strongly some windows later than in
     the same window (a reward delivered with a latency); None otherwise.
 
     For lags of 0 to ``max_lag`` windows (contiguous windows only), the largest |z| over the units
     of the observed dependence (difference of the outcome's means with and without a spike, Welch
-    SE). A lag is suggested when its |z| is above 5 and twice the same-window one.
+    SE; a difference without spread counts as infinite). A lag is suggested when its |z| is above 5
+    and twice the same-window one; it adds to ``given_lag_s``, the lag the outcome already has (none
+    is suggested after a negative, placebo lag).
     """
     n = y.size
-    if n < 50 or H is None or not np.allclose(start[1:], stop[:-1]):
+    if n < 50 or H is None or given_lag_s < 0 or not np.allclose(start[1:], stop[:-1]):
         return None
     Hf = H.astype(float)
 
@@ -51,7 +54,8 @@ def latency_hint(y: np.ndarray, H: np.ndarray, start: np.ndarray, stop: np.ndarr
         v0 = ((1 - hh) * (yy[:, None] - m0) ** 2).sum(axis=0) / np.maximum(n0 - 1, 1)
         se = np.sqrt(v1 / np.maximum(n1, 1) + v0 / np.maximum(n0, 1))
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(good & (se > 0), np.abs(m1 - m0) / se, 0.0)
+            z = np.where(se > 0, np.abs(m1 - m0) / se, np.where(np.abs(m1 - m0) > 0, np.inf, 0.0))
+        z = np.where(good, z, 0.0)
         return float(np.nanmax(z))
 
     z = [max_z(lag) for lag in range(max_lag + 1)]
@@ -59,20 +63,25 @@ def latency_hint(y: np.ndarray, H: np.ndarray, start: np.ndarray, stop: np.ndarr
     if best == 0 or z[best] <= 5 or z[best] <= 2 * z[0]:
         return None
     width = float(np.median(stop - start))
+    lag = round(given_lag_s + best * width, 9)
     return (f"latency: the outcome goes with the units' spiking most strongly {best} window(s) later (largest |z| "
             f"{z[best]:.1f}, against {z[0]:.1f} in the same window): if the reward follows the spikes with a latency, "
-            f"analyse with reward_lag_s={best * width:g} (--reward-lag {best * width:g})")
+            f"analyse with reward_lag_s={lag:g} (--reward-lag {lag:g})")
 
 
-def _observed_covariates(seen: np.ndarray, ok: np.ndarray, others: list) -> tuple[list, np.ndarray, list]:
+def _observed_covariates(seen: np.ndarray, ok: np.ndarray, others: list,
+                         y: np.ndarray) -> tuple[list, np.ndarray, list]:
     """Covariate units for one unit's adjusted fit under obs_intervals, its complete-case windows, and
     the units dropped: all others, unless their complete cases leave under half of the unit's
-    windows; then the least observed are dropped one at a time until at least half are left."""
+    windows or under half of the outcome's variation over them (sum of squared deviations); then the
+    least observed are dropped one at a time until both halves are kept."""
     others, lost = list(others), []
     base = int(ok.sum())
+    dev = (y - y[ok].mean()) ** 2 if base else np.zeros_like(y)
+    total = float(dev[ok].sum()) if base else 0.0
     while others:
         rows = ok & seen[:, others].all(axis=1)
-        if base == 0 or rows.sum() >= 0.5 * base:
+        if base == 0 or (rows.sum() >= 0.5 * base and dev[rows].sum() >= 0.5 * total):
             return others, rows, lost
         worst = min(others, key=lambda j: (seen[ok, j].mean(), j))
         others.remove(worst)
@@ -146,7 +155,7 @@ class NaiveComparison:
                 else:
                     others = [j for j in range(counts.shape[1]) if j != p]
                     if seen is not None:
-                        others, ok_y, lost = _observed_covariates(seen, ok_y, others)
+                        others, ok_y, lost = _observed_covariates(seen, ok_y, others, y)
                         if lost:
                             dropped[rec.unit_ids[p]] = [rec.unit_ids[j] for j in lost]
                     X = np.column_stack([np.ones(y.size), counts[:, p].astype(float), counts[:, others].astype(float)])
@@ -180,14 +189,14 @@ class NaiveComparison:
                                  df["unit"].map(order).to_numpy()))].reset_index(drop=True)
         opts = {"reward": wd.reward_source, "n_windows": wd.n_windows, "level": self.level, "cov_type": "HC1"}
         notes = list(wd.notes)
-        hint = latency_hint(y, H, wd.start_s, wd.stop_s)
+        hint = latency_hint(y, H, wd.start_s, wd.stop_s, given_lag_s=self.reward_lag_s)
         if hint:
             notes.append(hint)
         if seen is not None and "naive-rate-adjusted" in self.variants_used and not seen.all():
             notes.append("obs_intervals: naive-rate-adjusted uses, for each unit, the windows where it and its covariate "
                          "units (the others) were all observed; a covariate is dropped only when keeping every one "
-                         "would leave under half of the unit's windows (least observed first; leaving a unit out "
-                         "leaves its confounding in)" + (": " + "; ".join(
+                         "would leave under half of the unit's windows or of the outcome's variation over them (least "
+                         "observed first; leaving a unit out leaves its confounding in)" + (": " + "; ".join(
                              f"unit {u} without {', '.join(map(str, v))}" for u, v in list(dropped.items())[:5])
                              + ("; ..." if len(dropped) > 5 else "") if dropped else ""))
         return CausalResults(self.design, self.estimand, self.assumptions, df, opts, notes, {}, {})

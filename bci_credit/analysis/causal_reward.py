@@ -233,9 +233,9 @@ class RewardThreshold:
         else:
             ev, why = event_times_from_trials(rec, name)
             if why:
-                raise ValueError(f"reward={name!r}: {why}")
+                raise ValueError(f"reward={self.reward!r}: {why}")
             if ev is None:
-                raise ValueError(f"reward={name!r}: no such series or trials column of event times")
+                raise ValueError(f"reward={self.reward!r}: no such series or trials column of event times")
             events, src = ev, f"trials[{name!r}]"
         if events is None:
             return None, "x >= 0 (no reward events recorded)"
