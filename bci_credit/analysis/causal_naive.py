@@ -21,6 +21,9 @@ __all__ = ["NaiveComparison", "MIN_WINDOWS"]
 #: Windows needed with and without a spike of the unit before it gets an estimate: the HC1 sandwich SE
 #: of a difference of means rests on each group's own spread, which a handful of windows cannot give.
 MIN_WINDOWS = 10
+#: Under obs_intervals, the share of a unit's windows, and of the outcome's variation over them, that the
+#: complete cases of its adjusted fit must keep before a partly observed covariate is dropped.
+COMPLETE_CASES = 0.25
 
 
 def latency_hint(y: np.ndarray, H: np.ndarray, start: np.ndarray, stop: np.ndarray, max_lag: int = 3,
@@ -72,16 +75,18 @@ def latency_hint(y: np.ndarray, H: np.ndarray, start: np.ndarray, stop: np.ndarr
 def _observed_covariates(seen: np.ndarray, ok: np.ndarray, others: list,
                          y: np.ndarray) -> tuple[list, np.ndarray, list]:
     """Covariate units for one unit's adjusted fit under obs_intervals, its complete-case windows, and
-    the units dropped: all others, unless their complete cases leave under half of the unit's
-    windows or under half of the outcome's variation over them (sum of squared deviations); then the
-    least observed are dropped one at a time until both halves are kept."""
+    the units dropped: all others, unless their complete cases leave under a quarter of the unit's
+    windows or under a quarter of the outcome's variation over them (sum of squared deviations);
+    then the least observed are dropped one at a time until both are kept. (Dropping a unit leaves
+    its confounding in, so the bar is low: it only keeps a covariate's sorting from leaving almost
+    nothing to fit.)"""
     others, lost = list(others), []
     base = int(ok.sum())
     dev = (y - y[ok].mean()) ** 2 if base else np.zeros_like(y)
     total = float(dev[ok].sum()) if base else 0.0
     while others:
         rows = ok & seen[:, others].all(axis=1)
-        if base == 0 or (rows.sum() >= 0.5 * base and dev[rows].sum() >= 0.5 * total):
+        if base == 0 or (rows.sum() >= COMPLETE_CASES * base and dev[rows].sum() >= COMPLETE_CASES * total):
             return others, rows, lost
         worst = min(others, key=lambda j: (seen[ok, j].mean(), j))
         others.remove(worst)
@@ -195,8 +200,8 @@ class NaiveComparison:
         if seen is not None and "naive-rate-adjusted" in self.variants_used and not seen.all():
             notes.append("obs_intervals: naive-rate-adjusted uses, for each unit, the windows where it and its covariate "
                          "units (the others) were all observed; a covariate is dropped only when keeping every one "
-                         "would leave under half of the unit's windows or of the outcome's variation over them (least "
-                         "observed first; leaving a unit out leaves its confounding in)" + (": " + "; ".join(
+                         "would leave under a quarter of the unit's windows or of the outcome's variation over them "
+                         "(least observed first; leaving a unit out leaves its confounding in)" + (": " + "; ".join(
                              f"unit {u} without {', '.join(map(str, v))}" for u, v in list(dropped.items())[:5])
                              + ("; ..." if len(dropped) > 5 else "") if dropped else ""))
         return CausalResults(self.design, self.estimand, self.assumptions, df, opts, notes, {}, {})
