@@ -155,6 +155,8 @@ def test_windows_outside_a_units_obs_intervals_are_left_out_of_its_estimates():
     # it would leave its confounding in: the driver's reward would load on the units that share its input)
     assert t.loc[(0, "naive-rate-adjusted"), "n_left"] + t.loc[(0, "naive-rate-adjusted"), "n_right"] == 3000
     assert t.loc[(0, "naive-od"), "n_left"] + t.loc[(0, "naive-od"), "n_right"] == a.primary.options["n_windows"]
+    d = a.primary.drivers()
+    assert d[d["design"] == "naive-rate-adjusted"]["unit"].tolist() == [2]  # the half-sorted driver stays a covariate
     assert any(n.startswith("obs_intervals: 1 unit(s) were not observed over all the windows (unit 2: 50%")
                for n in a.primary.notes)
     assert any(n.startswith("obs_intervals: naive-rate-adjusted uses, for each unit, the windows where it and its "
