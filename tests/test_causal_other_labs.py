@@ -374,3 +374,22 @@ def test_verify_cases_ttl_with_refractory_hint_after_a_lag_and_adjusted_covariat
     res = analyze_recording(rec, "naive", units=[1]).primary
     assert res.table["estimate"].notna().all()
     assert any("unit 1 without 0" in n for n in res.notes)
+
+
+def test_a_hole_in_a_continuous_outcome_is_not_held_at_its_last_value():
+    """A signal sampled at 100 Hz with no samples in 100-150 s: the windows in the hole have no outcome (they were
+    held at the value before the hole), and a note says how many are left out; a dropped frame is no hole."""
+    from bci_credit.analysis._causal_data import series_per_window
+
+    spikes, _, _ = _session()
+    t = np.arange(0.0, 300.0, 0.01)
+    t = t[(t < 100.0) | (t >= 150.0)]
+    sig = TimeSeries(t, np.sin(t))
+    y = series_per_window(sig, np.arange(0, 300, 0.05), np.arange(0, 300, 0.05) + 0.05)
+    stop = np.arange(0, 300, 0.05) + 0.05
+    hole = (stop > 99.99 + 5 * 0.01 + 1e-6) & (stop < 150.0)  # the last sample before the hole is at 99.99 s
+    assert np.isnan(y[hole]).all() and np.isfinite(y[~hole & (stop > 0.15)]).all()
+    wd = window_data(_rec(spikes, {"reward": sig}))
+    assert any("has no value in" in n and "a hole in its timestamps" in n for n in wd.notes)
+    dropped = TimeSeries(np.delete(np.arange(0.0, 300.0, 0.01), 5000), np.zeros(29999))
+    assert np.isfinite(series_per_window(dropped, np.array([49.9]), np.array([50.02]))).all()

@@ -32,6 +32,9 @@ DEFAULT_WINDOW_S = 0.05
 #: Spike times within this tolerance (s) of a window edge count for the window that starts there
 #: (spike times written as ``step * dt_s`` differ from ``k * window_s`` by rounding only).
 EDGE_TOL_S = 1e-9
+#: A continuous series is unobserved where its last sample is more than this many (median) sampling
+#: intervals old: a hole in its timestamps (dropped frames of one or two intervals are not holes).
+HOLE_INTERVALS = 5
 
 #: Names tried, in order, for the decoder output series.
 DECODER_NAMES = ("decoder_output", "decoder", "control_signal", "bci_output")
@@ -157,8 +160,10 @@ def series_per_window(ts: TimeSeries, start_s: np.ndarray, stop_s: np.ndarray, *
 
     Events (``kind="events"``): the sum of the event values (amounts) in ``[start, stop)``; events
     without a numeric value count 1. Continuous signals: the last sample at or before ``stop``;
-    NaN before the first sample and for windows that end more than one sampling interval (the
-    median) after the last sample, where the signal was not observed (not held at its last value).
+    NaN before the first sample, for windows that end more than one sampling interval (the median)
+    after the last sample, and for windows that end more than :data:`HOLE_INTERVALS` sampling
+    intervals after the sample before them (a hole in the timestamps): where the signal was not
+    observed, it is not held at its last value.
     """
     vals = np.asarray(ts.values)
     if vals.ndim > 1:
@@ -175,11 +180,14 @@ def series_per_window(ts: TimeSeries, start_s: np.ndarray, stop_s: np.ndarray, *
         i1 = np.searchsorted(t, np.asarray(stop_s) - EDGE_TOL_S, side="left")
         return csum[i1] - csum[i0]
     vals = vals.astype(float)
-    idx = np.searchsorted(t, np.asarray(stop_s) + EDGE_TOL_S, side="right") - 1
+    stop = np.asarray(stop_s)
+    idx = np.searchsorted(t, stop + EDGE_TOL_S, side="right") - 1
     out = np.full(idx.size, np.nan)
     ok = idx >= 0
     if t.size:
-        ok &= np.asarray(stop_s) <= observed_until(ts) + EDGE_TOL_S
+        ok &= stop <= observed_until(ts) + EDGE_TOL_S
+        if t.size > 1:  # inside a hole in the timestamps the signal was not observed either
+            ok &= stop - t[np.maximum(idx, 0)] <= HOLE_INTERVALS * float(np.median(np.diff(t))) + EDGE_TOL_S
     out[ok] = vals[idx[ok]]
     return out
 
@@ -553,6 +561,9 @@ def window_data(rec: Recording, *, window_s: float | None = None, reward: str | 
             ok = np.flatnonzero(np.isfinite(y[keep]))
             keep = slice(keep.start + int(ok[0]), keep.start + int(ok[-1]) + 1) if ok.size else slice(0, 0)
         start, stop, y = start[keep], stop[keep], y[keep]
+        if y.size and not np.isfinite(y).all():
+            notes.append(f"outcome: {src} has no value in {int((~np.isfinite(y)).sum())} of the {y.size} windows (a "
+                         "hole in its timestamps, or NaN samples); those windows are left out")
     elif use_own and y is not None and (src.startswith("series") or lag) and not np.isfinite(y).all():
         notes.append(f"outcome: {src} has no value in {int((~np.isfinite(y)).sum())} of the {y.size} windows (outside "
                      "the series' span or NaN there); those windows are left out")
