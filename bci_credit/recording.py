@@ -329,19 +329,25 @@ class Recording:
         lo, hi = self._time_bounds()
         return float(hi - lo) if np.isfinite(hi - lo) else 0.0
 
-    def _time_bounds(self) -> tuple[float, float]:
+    def behaviour_bounds(self) -> tuple[float, float]:
+        """Earliest and latest time of everything but the spikes: windows, trials, epochs and series
+        (``(inf, -inf)`` when the recording has none)."""
         lo, hi = np.inf, -np.inf
-        for s in self.spike_times:
-            if s.size:
-                lo, hi = min(lo, s[0]), max(hi, s[-1])
-        for df, a, b in ((self.windows, "start_s", "stop_s"), (self.trials, "start_s", "stop_s"),
-                         (self.epochs, "start_s", "stop_s")):
+        for df in (self.windows, self.trials, self.epochs):
             if df is not None and len(df):
-                lo = min(lo, np.nanmin(df[a].to_numpy(float)))
-                hi = max(hi, np.nanmax(df[b].to_numpy(float)) if np.isfinite(df[b].to_numpy(float)).any() else hi)
+                a, b = df["start_s"].to_numpy(float), df["stop_s"].to_numpy(float)
+                a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+                lo, hi = min(lo, a.min(initial=np.inf)), max(hi, b.max(initial=-np.inf))
         for ts in self.series.values():
             if ts.t_s.size:
                 lo, hi = min(lo, ts.t_s[0]), max(hi, ts.t_s[-1])
+        return float(lo), float(hi)
+
+    def _time_bounds(self) -> tuple[float, float]:
+        lo, hi = self.behaviour_bounds()
+        for s in self.spike_times:
+            if s.size:
+                lo, hi = min(lo, s[0]), max(hi, s[-1])
         if not np.isfinite(lo):
             return 0.0, 0.0
         return float(lo), float(hi)
@@ -525,6 +531,24 @@ def tag_list(tags: Any) -> list[str]:
         tags = [tags]
     return [t.decode() if isinstance(t, bytes) else str(t) for t in np.ravel(np.asarray(tags, dtype=object))
             if str(t) != ""]
+
+
+def interval_pairs(cell: Any) -> np.ndarray:
+    """One unit's ``obs_intervals`` cell as a float array of shape (k, 2) of [start, stop] seconds
+    (None, NaN or empty -> shape (0, 2); one pair -> shape (1, 2)); ``ValueError`` for anything else."""
+    if cell is None or isinstance(cell, float) and np.isnan(cell):
+        return np.zeros((0, 2))
+    try:
+        arr = np.asarray(cell, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"not numbers ({err})") from None
+    if arr.size == 0:
+        return arr.reshape(0, 2)
+    if arr.ndim == 1 and arr.size == 2:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"shape {arr.shape}, not (k, 2)")
+    return arr
 
 
 def _check_epochs(epochs: pd.DataFrame) -> None:

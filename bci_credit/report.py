@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .outputs import save_figure, write_csv
-from .recording import Recording
+from .recording import Recording, interval_pairs
 
 __all__ = ["write_session_outputs", "windows_frame"]
 
@@ -38,7 +37,7 @@ def write_session_outputs(rec: Recording, out_dir, *, nwb: bool = True, figure: 
     out.mkdir(parents=True, exist_ok=True)
     units = rec.units.copy()
     if "obs_intervals" in units.columns:  # (k, 2) arrays -> "start-stop;start-stop" (one line per unit)
-        units["obs_intervals"] = [";".join(f"{a:g}-{b:g}" for a, b in np.asarray(iv, float).reshape(-1, 2))
+        units["obs_intervals"] = [";".join(f"{a:g}-{b:g}" for a, b in interval_pairs(iv))
                                   for iv in units["obs_intervals"]]
     files = [write_csv(units, out / "units.csv")]
     if rec.windows is not None:

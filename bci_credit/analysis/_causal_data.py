@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..recording import Recording, TimeSeries, tag_list
+from ..recording import Recording, TimeSeries, interval_pairs, tag_list
 
 logger = logging.getLogger("bci_credit")
 
@@ -211,9 +211,8 @@ def event_times_from_trials(rec: Recording, column: str = "reward_time_s", *,
     amounts, codes or durations, or times relative to each trial's start (the why says which).
     ``(None, None)``: no such column.
     """
-    if rec.trials is not None and column not in rec.trials.columns and f"{column}_s" in rec.trials.columns:
-        column = f"{column}_s"  # the file's name: the reader gives X_time columns as X_time_s
-    if rec.trials is None or column not in rec.trials.columns:
+    column = _trials_column(rec, column)
+    if column is None:
         return None, None
     tr = rec.trials
     col = tr[column]
@@ -264,6 +263,14 @@ def event_times_from_trials(rec: Recording, column: str = "reward_time_s", *,
                   f"trial; {what}; {fix}")
 
 
+def _trials_column(rec: Recording, name: str) -> str | None:
+    """The trials column ``name``, or ``name_s`` (the file's ``X_time`` is the reader's ``X_time_s``);
+    None when the recording has neither."""
+    if rec.trials is None:
+        return None
+    return next((c for c in (name, f"{name}_s") if c in rec.trials.columns), None)
+
+
 def _n_times(cell: Any) -> int:
     """Finite numbers in one trials cell (a number or a list)."""
     try:
@@ -274,7 +281,7 @@ def _n_times(cell: Any) -> int:
 
 
 def _no_events(rec: Recording, column: str) -> str:
-    name = column if column in rec.trials.columns else f"{column}_s"
+    name = _trials_column(rec, column)
     return (f"trials[{name!r}] has no event time in any of the {len(rec.trials)} trials (all NaN: no trial was "
             "rewarded?); name another outcome with reward=NAME (--reward NAME)")
 
@@ -335,8 +342,7 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
                        f"without relative:, as {name}")
             if why or not ev.size:
                 raise ValueError(f"reward={reward!r}: {why or _no_events(rec, name)}")
-            col = name if name in rec.trials.columns else f"{name}_s"
-            cells = rec.trials[col].to_numpy(dtype=object)
+            cells = rec.trials[_trials_column(rec, name)].to_numpy(dtype=object)
             no_start = sum(_n_times(v) for v, s0 in zip(cells, rec.trials["start_s"].to_numpy(float))
                            if not np.isfinite(s0))
             ts = TimeSeries(ev, np.ones(ev.size), kind="events")
@@ -393,9 +399,10 @@ def resolve_reward(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray, rewa
 
 def is_event_channel(ts: TimeSeries) -> bool:
     """True for a series stored as continuous whose samples all hold the same non-zero number at
-    irregular times (fewer than 90 % of its gaps within 1 % of the median gap, as a clock's are): one sample per delivery (a TTL or pump channel written as a plain TimeSeries).
-    Held between samples, it would be a constant outcome; its samples are events. (A signal on a
-    regular clock, or held at 0, stays continuous.)"""
+    irregular times (fewer than 90 % of its gaps within 1 % of the median gap, as a clock's are):
+    one sample per delivery (a TTL or pump channel written as a plain TimeSeries). Held between
+    samples, it would be a constant outcome; its samples are events. (A signal on a regular clock,
+    or held at 0, stays continuous.)"""
     vals = np.asarray(ts.values)
     if ts.kind == "events" or vals.ndim != 1 or vals.size < 2 or vals.dtype.kind not in "biuf":
         return False
@@ -487,15 +494,7 @@ def check_time_scales(rec: Recording, factor: float = 100.0) -> None:
     if not trains:
         return
     s_lo, s_hi = min(st[0] for st in trains), max(st[-1] for st in trains)
-    lo, hi = np.inf, -np.inf
-    for df in (rec.windows, rec.trials, rec.epochs):
-        if df is not None and len(df):
-            ab = df[["start_s", "stop_s"]].to_numpy(float)
-            if np.isfinite(ab).any():
-                lo, hi = min(lo, np.nanmin(ab)), max(hi, np.nanmax(ab))
-    for ts in rec.series.values():
-        if ts.t_s.size:
-            lo, hi = min(lo, ts.t_s[0]), max(hi, ts.t_s[-1])
+    lo, hi = rec.behaviour_bounds()
     if not (np.isfinite(lo) and hi > lo and s_hi > s_lo):
         return
     ratio = (s_hi - s_lo) / (hi - lo)
@@ -539,7 +538,7 @@ def window_data(rec: Recording, *, window_s: float | None = None, reward: str | 
     if lag and y is not None:
         src += f", lagged by {lag:g} s"
         notes.append(f"outcome: each window's outcome is taken {lag:g} s later, over [start + {lag:g}, stop + {lag:g}) s")
-    if lag and y is not None:  # outcome windows shifted beyond the recording were not observed
+        # outcome windows shifted beyond the recording were not observed
         t0 = rec.t_start_s
         t1 = t0 + rec.duration_s
         beyond = (start + lag < t0 - EDGE_TOL_S) | (stop + lag > t1 + EDGE_TOL_S)
@@ -593,8 +592,8 @@ def observed_windows(rec: Recording, start_s: np.ndarray, stop_s: np.ndarray) ->
     out = np.ones((start_s.size, rec.n_units), dtype=bool)
     for j, iv in enumerate(rec.units["obs_intervals"].to_numpy(dtype=object)):
         try:
-            iv = np.asarray(iv, dtype=float).reshape(-1, 2)
-        except (TypeError, ValueError):
+            iv = interval_pairs(iv)
+        except ValueError:
             continue  # not [start, stop] pairs: the reader and writer refuse these; treat as observed
         iv = iv[np.all(np.isfinite(iv), axis=1)]
         if iv.size:
@@ -701,46 +700,44 @@ def select_blocks(rec: Recording, blocks: str | Sequence[str], *, window_s: floa
             raise ValueError("blocks: the blocks are cut from the recording's own windows; give no window length "
                              "(window_s / --window) with them")
         keep = labels.isin(names).to_numpy()
-        kept = rec.windows.loc[keep].reset_index(drop=True)
-        drive = None if rec.drive is None else np.asarray(rec.drive)[keep]
-        spiked = None if rec.spiked is None else np.asarray(rec.spiked)[keep]
-        what = "windows"
     else:
-        inside = [ab for name in names for ab in spans[name]]
-
-        def within(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-            return np.any([(start >= a - EDGE_TOL_S) & (stop <= b + EDGE_TOL_S) for a, b in inside], axis=0)
+        def block_of(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+            """The named block each window lies inside ("" for none)."""
+            block = np.full(start.size, "", dtype=object)
+            for name in names:
+                for a, b in spans[name]:
+                    block[(start >= a - EDGE_TOL_S) & (stop <= b + EDGE_TOL_S) & (block == "")] = name
+            return block.astype(str)
 
         if rec.windows is not None and window_s is None:
-            keep = within(rec.windows["start_s"].to_numpy(float), rec.windows["stop_s"].to_numpy(float))
-            kept = rec.windows.loc[keep].reset_index(drop=True)
-            drive = None if rec.drive is None else np.asarray(rec.drive)[keep]
-            spiked = None if rec.spiked is None else np.asarray(rec.spiked)[keep]
-            what = "windows"
+            block = block_of(rec.windows["start_s"].to_numpy(float), rec.windows["stop_s"].to_numpy(float))
+            keep = block != ""
         else:
             wd = window_data(rec, window_s=window_s, reward=reward, reward_lag_s=reward_lag_s)
             if wd.reward is None:
                 raise ValueError(f"blocks: {wd.reward_source}")
-            keep = within(wd.start_s, wd.stop_s)
+            block = block_of(wd.start_s, wd.stop_s)
+            keep = block != ""
             kept = pd.DataFrame({"start_s": wd.start_s[keep], "stop_s": wd.stop_s[keep], "reward": wd.reward[keep]})
             drive = spiked = None
             laid = True
             what = f"windows of {wd.window_s:g} s laid over the recording"
             extra = f"; outcome: {wd.reward_source}" + "".join(
                 f"; {n}" for n in wd.notes if not n.startswith(("windows:", "obs_intervals:")))
-        start, stop = kept["start_s"].to_numpy(float), kept["stop_s"].to_numpy(float)
-        block = np.full(start.size, "", dtype=object)
-        for name in names:
-            for a, b in spans[name]:
-                block[(start >= a - EDGE_TOL_S) & (stop <= b + EDGE_TOL_S) & (block == "")] = name
-        kept["block"] = block.astype(str)
+    if not laid:  # the recording's own windows, with their drive Z and spike indicator H
+        kept = rec.windows.loc[keep].reset_index(drop=True)
+        drive = None if rec.drive is None else np.asarray(rec.drive)[keep]
+        spiked = None if rec.spiked is None else np.asarray(rec.spiked)[keep]
+        what = "windows"
+    if not own_blocks:
+        kept["block"] = block[keep]
     if not len(kept):
         raise ValueError(f"blocks: no analysis window lies inside block(s) {', '.join(names)} (from {source}); check "
                          "the blocks' times against the recording's")
     start, stop = kept["start_s"].to_numpy(float), kept["stop_s"].to_numpy(float)
     gaps = int(np.sum(~np.isclose(start[1:], stop[:-1]))) if start.size > 1 else 0
     cut = dataclasses.replace(rec, windows=kept, drive=drive, spiked=spiked, units=rec.units.drop(columns=truth))
-    n_of = f" of {keep.size}" if what == "windows" else ""
+    n_of = "" if laid else f" of {keep.size}"
     note = (f"blocks: {int(keep.sum())}{n_of} {what} analysed, those of block(s) {', '.join(names)} (from {source})"
             + extra
             + ("; the simulation's true effects average over the whole session, so they are left out" if truth

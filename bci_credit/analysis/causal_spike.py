@@ -7,7 +7,6 @@ in place of Z, refused with :class:`WeakFirstStage` when its first stage is weak
 
 from __future__ import annotations
 
-import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -282,7 +281,7 @@ class FuzzySpikeRD:
                                        for c in self.covariates])
                 cov = np.where(np.isfinite(cov), cov, np.nanmean(cov, axis=0))
             pr = glm_drive_proxy(wd.counts, covariates=cov, lags=self.lags, n_folds=self.n_folds, alpha=self.alpha,
-                                 units=pos, n_jobs=self.n_jobs)
+                                 units=pos, n_jobs=self.n_jobs, unit_ids=wd.unit_ids)
             return pr.values, pr
         if isinstance(self.proxy, DriveProxy):
             vals, pr = self.proxy.values, self.proxy
@@ -331,8 +330,7 @@ class FuzzySpikeRD:
         df = _empty_rows(rec, pos, self.design)
         notes = list(wd.notes)
         if pr is not None:
-            ids = wd.unit_ids
-            notes += [re.sub(r"^unit column (\d+):", lambda m: f"unit {ids[int(m.group(1))]}:", n) for n in pr.notes]
+            notes += list(pr.notes)
         bad = ~np.isfinite(cut)
         for k in np.flatnonzero(bad):
             df["reason"][k] = ("no cutoff: the unit never or always spikes, or its proxy is undefined"

@@ -156,7 +156,7 @@ def _fit_unit(j: int, counts: np.ndarray, lagged: np.ndarray, covariates: np.nda
 
 def glm_drive_proxy(counts: np.ndarray, *, covariates: np.ndarray | None = None, lags: Sequence[int] = (0, 1),
                     n_folds: int = 5, alpha: float = 1e-3, max_iter: int = 300, units: Sequence[int] | None = None,
-                    n_jobs: int | None = 1) -> DriveProxy:
+                    n_jobs: int | None = 1, unit_ids: Sequence | None = None) -> DriveProxy:
     """Cross-fitted Poisson-GLM linear predictor of each unit's spike count from the other units.
 
     Parameters
@@ -178,6 +178,8 @@ def glm_drive_proxy(counts: np.ndarray, *, covariates: np.ndarray | None = None,
         Column positions to fit (default all); the others get NaN.
     n_jobs : int
         Processes (one unit per task, through :func:`bci_credit.parallel.pmap`).
+    unit_ids : sequence, optional
+        The units' ids, one per column, to name them in the notes (default: "unit column j").
 
     Returns
     -------
@@ -218,7 +220,7 @@ def glm_drive_proxy(counts: np.ndarray, *, covariates: np.ndarray | None = None,
         values[:, j] = eta
         d2[j] = dev
         if why:
-            notes.append(f"unit column {j}: {why}")  # a column position; callers with unit ids rename it
+            notes.append(f"unit {unit_ids[j]}: {why}" if unit_ids is not None else f"unit column {j}: {why}")
     params = {"lags": list(lags), "n_folds": int(n_folds), "alpha": float(alpha), "estimator": "sklearn PoissonRegressor",
               "n_covariates": 0 if covariates is None else int(covariates.shape[1])}
     return DriveProxy(values=values, method="glm", deviance_explained=d2, params=params, notes=notes)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..outputs import atomic_path, to_jsonable, versions
-from ..recording import Recording
+from ..recording import Recording, interval_pairs
 from . import _nwb_layout as L
 
 logger = L.logger
@@ -372,20 +372,11 @@ def _obs_intervals(col: pd.Series) -> list[np.ndarray]:
     anything that is not [start, stop] pairs, naming the unit."""
     out = []
     for uid, cell in col.items():
-        if cell is None or isinstance(cell, float) and np.isnan(cell):
-            cell = np.zeros((0, 2))
         try:
-            arr = np.asarray(cell, dtype=float)
-            if arr.size == 0:
-                arr = arr.reshape(0, 2)
-            if arr.ndim == 1 and arr.size == 2:
-                arr = arr[None, :]
-            if arr.ndim != 2 or arr.shape[1] != 2:
-                raise ValueError(f"shape {arr.shape}")
-        except (TypeError, ValueError) as err:
+            out.append(interval_pairs(cell))
+        except ValueError as err:
             raise ValueError(f"units['obs_intervals'] of unit {uid!r} must be [start, stop] pairs in seconds, an "
                              f"array of shape (k, 2) ({err}); give e.g. np.array([[0.0, 600.0]])") from None
-        out.append(arr)
     return out
 
 

@@ -535,17 +535,17 @@ def _true_window_effect(world, mapping, pre_m, spikes, b, block, t0, cost) -> np
     return eff
 
 
-def block_epochs(windows: pd.DataFrame, blocks, window_s: float) -> pd.DataFrame:
-    """The session's blocks as an epochs table: one row per block that has windows, with its span
-    (``start_s``, ``stop_s``), its name as ``tags`` and its settings (``rewarded``, ``learning``,
-    ``wrist``, ``control``)."""
+def _block_epochs(starts: np.ndarray, stops: np.ndarray, blocks, window_s: float) -> pd.DataFrame:
+    """The session's blocks as an epochs table: one row per block that has windows (``starts``,
+    ``stops``: the session's windows), with its span, its name as ``tags`` and its settings
+    (``rewarded``, ``learning``, ``wrist``, ``control``)."""
     rows, k = [], 0
     for b in blocks:
         nb = int(math.floor(b.duration_s / window_s + 1e-9))  # as run_session lays them
         if nb:
-            rows.append({"start_s": float(windows["start_s"].iloc[k]), "stop_s": float(windows["stop_s"].iloc[k + nb - 1]),
-                         "tags": [b.name], "rewarded": bool(b.reward), "learning": bool(b.learn),
-                         "wrist": bool(b.wrist), "control": str(b.control)})
+            rows.append({"start_s": float(starts[k]), "stop_s": float(stops[k + nb - 1]), "tags": [b.name],
+                         "rewarded": bool(b.reward), "learning": bool(b.learn), "wrist": bool(b.wrist),
+                         "control": str(b.control)})
         k += nb
     return pd.DataFrame(rows, columns=["start_s", "stop_s", "tags", "rewarded", "learning", "wrist", "control"])
 
@@ -558,6 +558,7 @@ def _build_recordings(cfg, spec, mapping, world, logd, Z, H, rew_all, cost_all, 
     p = cfg.model
     R, W, N = Z.shape
     starts, stops = window_times(0, W, p)
+    epochs = _block_epochs(starts, stops, cfg.blocks, p.window_s)  # the same for every replicate
     rep, neu, stp = spikes_all
     # tick series
     tick_t = np.concatenate(logd.tick_t) if logd.tick_t else np.empty(0)
@@ -631,7 +632,6 @@ def _build_recordings(cfg, spec, mapping, world, logd, Z, H, rew_all, cost_all, 
         spike_times = [step_times(st[nu == i], p) for i in range(N)]
         windows = pd.DataFrame({"start_s": starts, "stop_s": stops, "reward": rew_all[r],
                                 "cost": cost_all[r], "block": block_of.astype(str)})
-        epochs = block_epochs(windows, cfg.blocks, p.window_s)
         series: dict = {}
         if tick_t.size:
             dec = tick_dec[r]
@@ -685,7 +685,7 @@ def _build_recordings(cfg, spec, mapping, world, logd, Z, H, rew_all, cost_all, 
         }
         recs.append(Recording(units=units, spike_times=spike_times, windows=windows, drive=Z[r].copy(),
                               spiked=H[r].copy(), trials=trials, series=series, weights=wtrace, meta=meta,
-                              epochs=epochs))
+                              epochs=epochs.copy()))
     return recs
 
 
