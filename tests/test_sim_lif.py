@@ -89,6 +89,18 @@ def test_result_independent_of_how_the_run_is_split():
     assert np.array_equal(whole.spike_step, np.concatenate([p.spike_step for p in parts]))
 
 
+def test_taken_copies_continue_their_source_replicates():
+    pop = LIFPopulation([[12.0, 9.0], [5.0, 15.0]], c=[0.2, 0.9], x=[[0.1, 0.0], [0.0, 0.3]], seed=4)
+    pop.run(20)
+    snap = pop.snapshot()
+    later = pop.run(30)  # the source goes on
+    copies = pop.take([1, 1, 0], snap)  # copies of the state before those 30 windows
+    again = copies.run(30)
+    for j, r in enumerate([1, 1, 0]):
+        assert np.array_equal(again.drive[j], later.drive[r]) and np.array_equal(again.s_end[j], later.s_end[r])
+    assert copies.n_replicates == 3 and pop.n_replicates == 2 and pop.step == snap["step"] + 30 * pop.params.window_steps
+
+
 def test_sde_convention_equals_per_step_with_rescaled_sigma():
     dt = 0.001
     a, _ = simulate([[12.0, 9.0]], 3.0, c=0.5, seed=4, params=LIFParams(sigma=10.0, noise="per_step"))

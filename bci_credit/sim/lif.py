@@ -30,6 +30,7 @@ result does not depend on how the run is split into calls.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -411,6 +412,34 @@ class LIFPopulation:
         """Return to a state taken with :meth:`snapshot` (same noise from then on)."""
         for k, val in snap.items():
             setattr(self, k, np.copy(val) if isinstance(val, np.ndarray) else val)
+
+    def take(self, rows, snap: dict | None = None) -> "LIFPopulation":
+        """A new population whose replicates are copies of replicates ``rows`` of this one.
+
+        Parameters
+        ----------
+        rows : array_like of int
+            Source replicate of each new replicate (repeats allowed).
+        snap : dict, optional
+            A :meth:`snapshot` of this population to copy from (default: its current state).
+
+        Returns
+        -------
+        LIFPopulation
+            Each copy carries its source's state and noise streams, so it continues the source's
+            noise; nothing is drawn or seeded (cheap for the many short counterfactual runs of a
+            ground truth).
+        """
+        rows = np.asarray(rows, dtype=int)
+        new = copy.copy(self)
+        state = self.snapshot() if snap is None else snap
+        for k, val in state.items():
+            setattr(new, k, np.ascontiguousarray(val[rows]) if isinstance(val, np.ndarray) else val)
+        for k in ("c", "x", "sigma", "noise_scale"):
+            setattr(new, k, np.ascontiguousarray(getattr(self, k)[rows]))
+        new.n_replicates = int(rows.size)
+        new.record_spikes = True
+        return new
 
     def describe(self) -> dict:
         """JSON-friendly description of this population (for provenance)."""

@@ -212,12 +212,8 @@ class _World:
 
     def clone(self, snap: dict, rows: np.ndarray) -> "_World":
         """A new world whose replicates are copies of rows ``rows`` of the snapshot ``snap``."""
-        p = self.pop
         rows = np.asarray(rows, int)
-        pop = LIFPopulation(snap["pop"]["w"][rows], c=p.c[rows], x=p.x[rows], params=p.params, seed=0,
-                            sigma=p.sigma[rows], sigma_pert=p.sigma_pert, record_spikes=True)
-        ps = {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in snap["pop"].items()}
-        pop.restore(ps)
+        pop = self.pop.take(rows, snap["pop"])
         m = {k: np.array(v[rows], copy=True) for k, v in snap["m"].items()}
         w = _World(pop, self.mapping, m, self.spec, self.cfg, self.src[rows])
         w.wrist = snap["wrist"][rows].copy()
