@@ -309,8 +309,8 @@ def test_staggered_obs_intervals_leave_the_adjusted_fits_windows_and_a_flat_unit
 
 
 def test_review_cases_auto_with_lag_threshold_channel_and_reward_threshold_prefixes():
-    """auto with a reward lag keeps to the designs that read windows; a threshold refused only for a named fuzzy or
-    naive design; NAME[k] reads the series even when a windows column has that name; the reward-threshold design
+    """auto with a reward lag keeps to the designs that read windows; a threshold refused for a named fuzzy or
+    naive design, and noted as unused when auto settles on one; NAME[k] reads the series even when a windows column has that name; the reward-threshold design
     takes series:/events:/trials: prefixes."""
     from test_causal_designs import bci_recording
 
@@ -319,6 +319,10 @@ def test_review_cases_auto_with_lag_threshold_channel_and_reward_threshold_prefi
                         series=rec.series, meta=rec.meta)
     a = analyze_recording(nodrive, "auto", reward_lag_s=0.02, naive=False, density=False)
     assert a.design in ("fuzzy", "naive")
+    assert not any("unused" in n for n in a.primary.notes)
+    a = analyze_recording(nodrive, "auto", reward_lag_s=0.02, threshold=5.0, naive=False, density=False)
+    assert any(n.startswith(f"threshold 5 (--threshold) unused: the auto design settled on {a.design}")
+               for n in a.primary.notes)  # said, not silently dropped
     with pytest.raises(ValueError, match="the naive design does not use it"):
         analyze_recording(nodrive, "naive", threshold=5.0)
     r = analyze_recording(rec, "reward-threshold", reward="events:reward", density=False, naive=False)

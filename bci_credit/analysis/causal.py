@@ -407,7 +407,7 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
     if reward_lag_s and design == "reward-threshold":
         raise ValueError("reward_lag_s (--reward-lag) shifts the outcome of the spike, fuzzy and naive designs; the "
                          "reward-threshold design's outcome is the units' firing after the decoder crosses threshold")
-    if threshold is not None and named in ("fuzzy", "naive"):  # auto may settle on them; a threshold is then unused
+    if threshold is not None and named in ("fuzzy", "naive"):  # auto may settle on them: a note below
         raise ValueError(f"threshold (--threshold) is a cutoff of the spike and reward-threshold designs; the {design} "
                          "design does not use it: leave it out, or choose one of those designs")
     extra = dict(design_options or {})
@@ -438,6 +438,9 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
         for res in (primary, naive_res):
             if res is not None:
                 res.notes.append(block_note)
+    if threshold is not None and named == "auto" and design in ("fuzzy", "naive"):
+        primary.notes.append(f"threshold {threshold:g} (--threshold) unused: the auto design settled on {design}, "
+                             "which has no cutoff to set; name design spike or reward-threshold to use it")
     return CausalAnalysis(primary, naive_res, req, source, duration_s=duration_s)
 
 
