@@ -282,6 +282,21 @@ def test_reward_threshold_sharp_variants(bci_session):
     assert t["first_stage"].isna().all() and t["estimate"][0] > 0
 
 
+def test_reward_threshold_naive_foil_reads_the_named_reward(bci_session):
+    """The naive rows beside the reward-threshold design compare spiking with the reward events the user named,
+    not with a windows reward column that is something else (here a task cost unrelated to the rewards)."""
+    rec, rewards, _ = bci_session
+    w0 = np.arange(0.0, 600.0, 0.05)
+    cost = np.random.default_rng(3).normal(size=w0.size)
+    rec2 = dataclasses.replace(rec, windows=pd.DataFrame({"start_s": w0, "stop_s": w0 + 0.05, "reward": cost}),
+                               series={**rec.series, "juice": rec.series["reward"]})
+    a = causal.analyze_recording(rec2, "reward-threshold", reward="juice", density=False,
+                                 design_options={"epoch_s": 0.2, "horizon_s": 0.3})
+    assert a.naive.options["reward"].startswith("series 'juice'")
+    listed = a.naive.drivers()
+    assert 0 in set(listed[listed["design"] == "naive-od"]["unit"])  # the control unit's spikes raise the decoder
+
+
 def test_reward_threshold_needs_decoder_and_threshold(small_recording, bci_session):
     with pytest.raises(DesignUnavailable, match="decoder output") as err:
         RewardThreshold(small_recording)

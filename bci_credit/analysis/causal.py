@@ -332,7 +332,9 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
     design : {"auto", "spike", "reward-threshold", "fuzzy", "naive"}
         ``"auto"`` picks the first supported of spike, reward-threshold, fuzzy, naive.
     naive : bool
-        Also run :class:`NaiveComparison` (when the recording supports it).
+        Also run :class:`NaiveComparison` (when the recording supports it) on the same outcome:
+        ``reward`` when given (for the reward-threshold design, its reward events counted per
+        window), else the recording's default outcome.
     units : sequence, optional
         Units to analyse.
     control_unit : id or sequence, optional
@@ -429,7 +431,9 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
                                   level=rd_options.get("level", 95.0), reward_lag_s=reward_lag_s).fit()
     naive_res = None
     if naive and design != "naive":
-        naive_reward = reward if design != "reward-threshold" else None
+        # the naive foil reads the outcome the user named, also the reward-threshold design's reward events (else
+        # it took the windows' reward column, which need not be that reward)
+        naive_reward = reward
         if design_requirements(rec, reward=naive_reward)["naive"] is None:
             naive_res = NaiveComparison(rec, window_s=window_s, reward=naive_reward, units=units,
                                         level=rd_options.get("level", 95.0),
