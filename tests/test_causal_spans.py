@@ -273,3 +273,10 @@ def test_inspect_warns_when_spike_times_reach_beyond_the_behaviour(tmp_path):
     assert not any("spike times run" in w for w in nwb.inspect(clean)["warnings"])
     warnings = [w for w in nwb.inspect(path)["warnings"] if "spike times run" in w]
     assert len(warnings) == 1 and "to 5000 s, beyond 0-60 s" in warnings[0]
+
+
+def test_summary_prints_an_underflowed_p_value_as_a_bound_not_zero():
+    from bci_credit.analysis.causal_results import _fmt_p
+
+    assert _fmt_p(0.0, 10).strip() == "<1e-300" and _fmt_p(3e-12, 10).strip() == "3e-12"
+    assert _fmt_p(float("nan"), 10).strip() == "-" and _fmt_p(None, 10).strip() == "-"

@@ -148,7 +148,7 @@ class CausalResults:
                 continue
             nn = f"{_fmt_int(r['n_left'])}/{_fmt_int(r['n_right'])}"
             line = (f"{unit:>8} {str(r['design']):<26}{r['estimate']:>10.4g}{r['se']:>9.3g}{ci:>{w_ci}}"
-                    f"{_fmt(r['pvalue'], 10)}{_fmt(r['bandwidth'], 8)}{nn:>12}{_fmt(r['density_p'], 8)}")
+                    f"{_fmt_p(r['pvalue'], 10)}{_fmt(r['bandwidth'], 8)}{nn:>12}{_fmt(r['density_p'], 8)}")
             if self.design == "fuzzy":
                 line += f"{_fmt(r['first_stage'], 9)}{_fmt(r['first_stage_f'], 7)}"
             lines.append(line)
@@ -223,6 +223,15 @@ def _fmt(v, width: int) -> str:
     except (TypeError, ValueError):
         return f"{'-':>{width}}"
     return f"{v:>{width}.3g}" if np.isfinite(v) else f"{'-':>{width}}"
+
+
+def _fmt_p(v, width: int) -> str:
+    """A p-value; one that underflows double precision prints as ``<1e-300``, not 0."""
+    try:
+        zero = float(v) == 0.0
+    except (TypeError, ValueError):
+        zero = False
+    return f"{'<1e-300':>{width}}" if zero else _fmt(v, width)
 
 
 def _fmt_int(v) -> str:

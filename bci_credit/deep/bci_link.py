@@ -282,6 +282,7 @@ def plot_bci_link(result: BCILinkResult, path=None):
         axes[2].bar(np.arange(len(d)) + i * width, d, width=width, label=method)
     axes[2].set(xlabel="output unit (0 = control)", ylabel="Δ mean rate")
     axes[0].legend(fontsize=8)
+    axes[2].legend(fontsize=8)  # its colours follow the summary's order, which need not be the curves'
     fig.tight_layout()
     if path is not None:
         from ..outputs import save_figure
