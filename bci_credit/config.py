@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -112,8 +112,8 @@ class TaskConfig:
 
     cost: Any = "quadratic"
 
-    def build(self):
-        """The cost callable."""
+    def build(self) -> Callable:
+        """The cost callable (:func:`~bci_credit.tasks.costs.make_cost`; a bad cost is a ``ConfigError``)."""
         from .tasks.costs import make_cost
 
         if isinstance(self.cost, Mapping):
@@ -331,7 +331,19 @@ class SimulationConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "SimulationConfig":
-        """Build and validate a config from nested dicts; unknown keys are an error."""
+        """Build and validate a config from nested dicts; unknown keys are an error.
+
+        Parameters
+        ----------
+        d : mapping
+            Tables ``population``, ``model``, ``task``, ``learning``, ``run`` (each optional) and
+            ``name``, as in a TOML file or :meth:`to_dict`.
+
+        Returns
+        -------
+        SimulationConfig
+            The validated config.
+        """
         if not isinstance(d, Mapping):
             raise ConfigError(f"a config is a table of tables ([population], [model], ...), got {type(d).__name__}")
         known = {"population", "model", "task", "learning", "run", "name"}
@@ -372,7 +384,7 @@ class SimulationConfig:
                 raise ConfigError(f"{where}: {err}") from None
         return cls(name=str(d.get("name", "custom")), **parts)
 
-    def with_overrides(self, **dotted) -> "SimulationConfig":
+    def with_overrides(self, **dotted: Any) -> "SimulationConfig":
         """A copy with ``table.key=value`` overrides, e.g. ``with_overrides(**{"population.c": 0.9})``.
 
         ``task.cost.NAME`` sets one parameter of the cost (``task.cost.name`` another cost, with its
@@ -382,6 +394,16 @@ class SimulationConfig:
         dropped: the config's hyper-parameters were chosen for the old rule (an RDD ``p = 0.1`` kept
         by ``od`` would make it an RDD rule; ``epsilon`` has another scale in ``reinforce``).
         Hyper-parameters given in the same call are kept. Switching from or to ``"none"`` keeps them.
+
+        Parameters
+        ----------
+        **dotted
+            ``"table.key"`` -> new value.
+
+        Returns
+        -------
+        SimulationConfig
+            The new, validated config.
         """
         d = self.to_dict()
         old_rule, new_rule = d["learning"]["rule"], dotted.get("learning.rule")
@@ -430,7 +452,18 @@ def list_presets() -> list[str]:
 
 
 def load_config(path: str | os.PathLike) -> SimulationConfig:
-    """Read a TOML configuration file."""
+    """Read a TOML configuration file.
+
+    Parameters
+    ----------
+    path : str or path
+        The file; its stem is the config's name unless it sets ``name``.
+
+    Returns
+    -------
+    SimulationConfig
+        The validated config.
+    """
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"config file {path} is a folder; give a TOML file")
@@ -445,7 +478,18 @@ def load_config(path: str | os.PathLike) -> SimulationConfig:
 
 
 def load_preset(name: str) -> SimulationConfig:
-    """Load the preset ``name`` (see :func:`list_presets`), or a TOML file when given a path."""
+    """Load the preset ``name`` (see :func:`list_presets`), or a TOML file when given a path.
+
+    Parameters
+    ----------
+    name : str
+        A preset name, or a path (ending in ``.toml`` or containing a path separator).
+
+    Returns
+    -------
+    SimulationConfig
+        The validated config.
+    """
     if name.endswith(".toml") or os.sep in name:
         return load_config(name)
     path = preset_dir() / f"{name}.toml"

@@ -13,16 +13,19 @@ import datetime as _dt
 import logging
 import os
 import warnings
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
 
 from .config import ConfigWarning, SimulationConfig
-from .random import seed_repr
+from .random import SeedLike, seed_repr
 from .recording import Recording, TimeSeries, WeightTrace, make_units_table
 from .sim.lif import LIFPopulation, WindowBlock, concat_blocks, run_windows, step_times, window_times
 from .sim.truth import paired_do_effects
+
+if TYPE_CHECKING:
+    from .learning.base import LearningRule
 
 __all__ = ["run", "block_to_recording", "EPOCH"]
 
@@ -53,7 +56,7 @@ def _realised_threshold_effect(s_end, s_window, z, cost, threshold, near_thresho
 
 
 def block_to_recording(block: WindowBlock, pop: LIFPopulation, cost: Callable, *, replicate: int = 0,
-                       control_unit: int | None = None, truth_seed=None, weights: WeightTrace | None = None,
+                       control_unit: int | None = None, truth_seed: SeedLike = None, weights: WeightTrace | None = None,
                        meta: dict | None = None, near_threshold: float = 0.01) -> Recording:
     """Build the Recording of one replicate of an engine run.
 
@@ -63,6 +66,33 @@ def block_to_recording(block: WindowBlock, pop: LIFPopulation, cost: Callable, *
     random step), and ``true_rd_effect``: the RD estimand, the effect of the spikes as they happened
     in windows whose drive just crossed threshold (:func:`_realised_threshold_effect`).
     ``true_total_effect`` equals the direct effect here (units do not interact).
+
+    Parameters
+    ----------
+    block : WindowBlock
+        The engine's outputs.
+    pop : LIFPopulation
+        The population that produced them (parameters, filter, seeds).
+    cost : callable
+        ``cost(s) -> R`` of the window-end outputs.
+    replicate : int
+        Which replicate of the block.
+    control_unit : int, optional
+        Unit flagged ``is_control``.
+    truth_seed : seed-like
+        Draws the step of each inserted spike of the paired do() truth.
+    weights : WeightTrace, optional
+        Weight trace of a run with learning (its first row is ``w_initial``).
+    meta : dict, optional
+        Entries added to (or replacing) the recording's ``meta``.
+    near_threshold : float
+        Half-width of the band ``|Z - theta|`` of the marginal and RD truths.
+
+    Returns
+    -------
+    Recording
+        Units, spike times, windows (``start_s``, ``stop_s``, ``reward``), drive, spike indicator,
+        the reward series and provenance.
     """
     p = pop.params
     W = block.n_windows
@@ -115,7 +145,8 @@ def block_to_recording(block: WindowBlock, pop: LIFPopulation, cost: Callable, *
                      spiked=block.spiked[r].copy(), series=series, weights=weights, meta=m)
 
 
-def run(config: SimulationConfig, *, progress: bool = False, rule=None) -> Recording:
+def run(config: SimulationConfig | str | os.PathLike, *, progress: bool = False,
+        rule: LearningRule | None = None) -> Recording:
     """Simulate the experiment described by ``config`` and return its Recording.
 
     Parameters
@@ -125,8 +156,13 @@ def run(config: SimulationConfig, *, progress: bool = False, rule=None) -> Recor
         or a preset name / TOML path (loaded with :func:`~bci_credit.config.load_preset`).
     progress : bool
         Show a progress bar (updated per chunk of windows).
-    rule : learning rule, optional
+    rule : LearningRule, optional
         A rule object overriding ``config.learning`` (see :mod:`bci_credit.learning`).
+
+    Returns
+    -------
+    Recording
+        The simulated session (with the weight trace when a rule learns).
     """
     from .config import load_preset
     from .outputs import versions

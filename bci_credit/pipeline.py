@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import shlex
 from pathlib import Path
 
@@ -122,9 +123,29 @@ def check_demo_duration(duration_s: float | None, name: str = "duration_s") -> N
                          f"got {duration_s!r}")
 
 
-def run_demo(out_dir, *, seed: int = 2023, duration_s: float | None = None, quick: bool = False,
+def run_demo(out_dir: str | os.PathLike, *, seed: int = 2023, duration_s: float | None = None, quick: bool = False,
              progress: bool = False) -> str:
-    """Run the default pipeline into ``out_dir``; return a short text summary (also in summary.md)."""
+    """Run the default pipeline into ``out_dir``: simulate a BCI session, write it as NWB, analyse the file.
+
+    Parameters
+    ----------
+    out_dir : str or path
+        Output folder (created if needed).
+    seed : int
+        Seed of the session.
+    duration_s : float, optional
+        Session length (at least :data:`MIN_DEMO_DURATION_S`; a sixth baseline, two thirds
+        conditioning, a sixth extinction). Default: the default session's blocks.
+    quick : bool
+        A 40 s session (when ``duration_s`` is not given).
+    progress : bool
+        Show a progress bar while simulating.
+
+    Returns
+    -------
+    str
+        A short text summary (also written to ``summary.md``).
+    """
     from .analysis.causal import analyze_recording
     from .io import nwb
     from .report import write_session_outputs

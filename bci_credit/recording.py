@@ -71,7 +71,14 @@ class TimeSeries:
 class WeightTrace:
     """Synaptic weights over time (simulations with learning).
 
-    ``values[k, i]`` is unit i's weight (or input gain) at time ``t_s[k]``.
+    Parameters
+    ----------
+    t_s : array_like, shape (n_times,)
+        Sample times (s).
+    values : array_like, shape (n_times, n_units)
+        ``values[k, i]`` is unit i's weight (or input gain) at time ``t_s[k]``.
+    description : str
+        What the values are.
     """
 
     t_s: np.ndarray
@@ -368,17 +375,37 @@ class Recording:
         return self.units.index[self.units["is_control"].to_numpy(bool)].to_numpy()
 
     def unit_position(self, unit_id: Any) -> int:
-        """Row position of ``unit_id``; a clear ``KeyError`` lists valid ids when it is absent."""
+        """Row position of ``unit_id``; a clear ``KeyError`` lists valid ids when it is absent.
+
+        Parameters
+        ----------
+        unit_id : hashable
+            A unit id (an index value of ``units``).
+
+        Returns
+        -------
+        int
+            Its row in ``units`` (and column in ``drive``/``spiked``).
+        """
         try:
             return int(self.units.index.get_loc(unit_id))
         except KeyError:
             ids = list(self.units.index[:10])
             raise KeyError(f"unit {unit_id!r} is not in this recording (ids: {ids}{' ...' if self.n_units > 10 else ''})") from None
 
-    def select_units(self, ids) -> "Recording":
-        """A new Recording restricted to the units ``ids`` (windows columns sliced to match).
+    def select_units(self, ids: Any) -> "Recording":
+        """A new Recording restricted to the units ``ids``.
 
-        ``ids`` is a list (or array) of unit ids, or a single unit id.
+        Parameters
+        ----------
+        ids : list, array or hashable
+            Unit ids (each once), or a single unit id.
+
+        Returns
+        -------
+        Recording
+            The units in the order of ``ids``; ``spike_times`` and the unit columns of ``drive``,
+            ``spiked`` and the weight trace sliced to match (windows, trials, epochs and series kept).
         """
         if not pd.api.types.is_list_like(ids) or isinstance(ids, tuple) and ids in self.units.index:
             ids = [ids]  # one id (a tuple only when it is itself an id of a MultiIndex)
@@ -431,11 +458,37 @@ class Recording:
 
     # ------------------------------------------------------------------ comparison
     def equals(self, other: "Recording", *, check_meta: bool = False) -> bool:
-        """True when ``other`` holds the same data (used by the NWB round-trip tests)."""
+        """True when ``other`` holds the same data (used by the NWB round-trip tests).
+
+        Parameters
+        ----------
+        other : Recording
+            The recording to compare with.
+        check_meta : bool
+            Also compare ``meta``.
+
+        Returns
+        -------
+        bool
+            True when :meth:`differences` is empty.
+        """
         return not self.differences(other, check_meta=check_meta)
 
     def differences(self, other: "Recording", *, check_meta: bool = False) -> list[str]:
-        """List what differs between two recordings (empty when equal)."""
+        """List what differs between two recordings.
+
+        Parameters
+        ----------
+        other : Recording
+            The recording to compare with.
+        check_meta : bool
+            Also compare ``meta``.
+
+        Returns
+        -------
+        list of str
+            One line per difference (empty when equal).
+        """
         out: list[str] = []
         if list(self.units.index) != list(other.units.index):
             out.append("unit ids differ")

@@ -61,15 +61,21 @@ import re
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from .checks import check_number
 from .config import ConfigError, ConfigWarning, SimulationConfig, load_preset, rule_parameter_names
 from .parallel import child_seed, imap_unordered, progress_bar, resolve_scheduler
 from .plotting import pyplot
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .recording import Recording
 
 __all__ = [
     "DEFAULT_P",
@@ -136,7 +142,20 @@ def _as_config(config: SimulationConfig | str | os.PathLike) -> SimulationConfig
 
 
 def resolve_key(key: str, config: SimulationConfig) -> str:
-    """The dotted config name of a grid key (``c`` -> ``population.c``); a clear error otherwise."""
+    """The dotted config name of a grid key (``c`` -> ``population.c``); a clear error otherwise.
+
+    Parameters
+    ----------
+    key : str
+        A dotted name, a short name of :data:`KEY_ALIASES`, or a field name found in exactly one table.
+    config : SimulationConfig
+        The base configuration (its fields and rule).
+
+    Returns
+    -------
+    str
+        ``"table.key"``.
+    """
     key = str(key).strip()
     if key in KEY_ALIASES:
         key = KEY_ALIASES[key]
@@ -176,6 +195,18 @@ def parse_grid_item(text: str) -> tuple[str, list]:
 
     Values are TOML literals separated by commas (``w=[12,9],[14,7]`` gives two lists,
     ``noise=per_step,sde`` two strings); ``c=0:1:5`` is ``numpy.linspace(0, 1, 5)``.
+
+    Parameters
+    ----------
+    text : str
+        ``KEY=V1,V2,...`` or ``KEY=START:STOP:NUM``.
+
+    Returns
+    -------
+    key : str
+        The key as written (not resolved).
+    values : list
+        The values.
     """
     import tomllib
 
@@ -216,7 +247,18 @@ def parse_grid_item(text: str) -> tuple[str, list]:
 def normalize_grid(config: SimulationConfig, grid: Mapping[str, Sequence] | Iterable) -> dict[str, list]:
     """``{dotted key: [values]}`` from a mapping, ``(key, values)`` pairs or ``"key=v1,v2"`` strings.
 
-    Each grid point is checked against the config (a bad value raises ``ConfigError`` naming it).
+    Parameters
+    ----------
+    config : SimulationConfig
+        The base configuration the keys are resolved against (:func:`resolve_key`).
+    grid : mapping or iterable
+        ``{key: values}``, ``(key, values)`` pairs or :func:`parse_grid_item` strings.
+
+    Returns
+    -------
+    dict
+        Dotted key -> list of values (each value once; a bad key, a repeated value or an oversized
+        grid raises ``ConfigError``).
     """
     if isinstance(grid, Mapping):
         pairs = list(grid.items())
@@ -310,6 +352,7 @@ class SweepTask:
 
     @property
     def key(self) -> tuple[int, int]:
+        """``(point, replicate)``."""
         return (self.point, self.replicate)
 
 
@@ -320,7 +363,27 @@ def _points(grid: Mapping[str, list]) -> list[dict]:
 
 def make_tasks(config: SimulationConfig, grid: Mapping[str, list], replicates: int, root_seed: int,
                *, validate: bool = True) -> list[SweepTask]:
-    """Every grid point x replicate (last grid key varies fastest, replicates innermost)."""
+    """Every grid point x replicate (last grid key varies fastest, replicates innermost).
+
+    Parameters
+    ----------
+    config : SimulationConfig
+        The base configuration.
+    grid : mapping
+        Dotted key -> values (as from :func:`normalize_grid`).
+    replicates : int
+        Runs per grid point.
+    root_seed : int
+        Root of the task seeds (``child_seed(root_seed, point, replicate)``).
+    validate : bool
+        Check the grid size and every point against the config (a rule switch or a rounded
+        duration warns once); False when reading back an existing sweep.
+
+    Returns
+    -------
+    list of SweepTask
+        The tasks, in order.
+    """
     replicates = _replicates(replicates)
     if validate:  # a new sweep (not an existing folder being read back)
         _check_size(grid, replicates)
@@ -346,13 +409,26 @@ def make_tasks(config: SimulationConfig, grid: Mapping[str, list], replicates: i
 # metrics
 
 
-def rd_quick(drive: np.ndarray, spiked: np.ndarray, reward: np.ndarray, threshold, p: float
+def rd_quick(drive: np.ndarray, spiked: np.ndarray, reward: np.ndarray, threshold: ArrayLike, p: float
              ) -> tuple[np.ndarray, np.ndarray]:
     """Constant-RD estimate per unit: mean reward in windows with ``|Z - theta| < p`` where the unit
     spiked, minus the mean where it did not (``p = 1`` gives the observed dependence of the tests).
 
     A quick number for sweeps, written here because it is a few lines; the analysis package has
     the full local-polynomial estimator with standard errors.
+
+    Parameters
+    ----------
+    drive : ndarray, shape (n_windows, n_units)
+        Drive Z.
+    spiked : ndarray of bool, shape (n_windows, n_units)
+        Spike indicator H.
+    reward : ndarray, shape (n_windows,)
+        Reward of each window.
+    threshold : float or array_like (n_units,)
+        Threshold theta.
+    p : float
+        Half-width of the window around threshold.
 
     Returns
     -------
@@ -373,7 +449,7 @@ def rd_quick(drive: np.ndarray, spiked: np.ndarray, reward: np.ndarray, threshol
     return est, near.sum(axis=0)
 
 
-def default_metrics(rec, config: SimulationConfig) -> dict[str, Any]:
+def default_metrics(rec: Recording, config: SimulationConfig) -> dict[str, Any]:
     """Per-task numbers of a sweep (see the module docstring).
 
     Always: ``rate_hz`` (per unit), ``mean_reward``, ``true_direct_effect`` (per unit, simulations).
@@ -381,6 +457,18 @@ def default_metrics(rec, config: SimulationConfig) -> dict[str, Any]:
     :data:`DEFAULT_P`) and ``od`` (the same with ``p = 1``) per unit. With learning
     (``config.learning.rule != "none"``): ``w_final`` (per unit) and ``final_cost`` (mean reward of the
     last 10 % of windows).
+
+    Parameters
+    ----------
+    rec : Recording
+        The task's simulated session.
+    config : SimulationConfig
+        The task's configuration.
+
+    Returns
+    -------
+    dict
+        Metric name -> number or per-unit array.
     """
     out: dict[str, Any] = {"rate_hz": rec.rates_hz()}
     reward = rec.windows["reward"].to_numpy(float) if rec.windows is not None and "reward" in rec.windows else None
@@ -420,7 +508,22 @@ def _flatten(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_task(task: SweepTask, *, config: SimulationConfig, metrics: Callable | None = None) -> dict[str, Any]:
-    """Simulate one task and return its metrics (flattened); runs in a worker."""
+    """Simulate one task and return its metrics (flattened); runs in a worker.
+
+    Parameters
+    ----------
+    task : SweepTask
+        The grid point, replicate and seed.
+    config : SimulationConfig
+        The base configuration (the task's parameters and seed are applied to it).
+    metrics : callable, optional
+        ``metrics(rec, config) -> dict`` (default :func:`default_metrics`).
+
+    Returns
+    -------
+    dict
+        Metric columns: per-unit arrays become ``name_0``, ``name_1``, ...
+    """
     from .experiment import run as run_experiment
 
     with warnings.catch_warnings():  # config warnings are said once for the whole sweep (make_tasks), not per task
@@ -545,6 +648,7 @@ class SweepResult:
 
     @property
     def n_failed(self) -> int:
+        """Number of tasks whose status is not ``ok``."""
         return int((self.results["status"] != "ok").sum()) if len(self.results) else 0
 
 
@@ -584,14 +688,40 @@ def _frame(rows: Mapping[tuple[int, int], dict], tasks: Sequence[SweepTask], rep
 
 
 def metric_columns(results: pd.DataFrame, keys: Sequence[str] = ()) -> list[str]:
-    """The numeric metric columns of a results table."""
+    """The numeric metric columns of a results table.
+
+    Parameters
+    ----------
+    results : DataFrame
+        A results table (:attr:`SweepResult.results`).
+    keys : sequence of str
+        Grid keys (parameter columns, left out).
+
+    Returns
+    -------
+    list of str
+        The numeric, non-boolean columns that are not the sweep's own or grid keys.
+    """
     fixed = _RESERVED | set(keys)
     return [c for c in results.columns if c not in fixed and pd.api.types.is_numeric_dtype(results[c])
             and not pd.api.types.is_bool_dtype(results[c])]
 
 
 def summarize(results: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Per grid point: parameters, ``n_ok``, and mean and standard error (``ddof=1``) of each metric."""
+    """Per grid point: parameters, ``n_ok``, and mean and standard error (``ddof=1``) of each metric.
+
+    Parameters
+    ----------
+    results : DataFrame
+        A results table (:attr:`SweepResult.results`); only ``status == "ok"`` rows count.
+    keys : sequence of str
+        Grid keys.
+
+    Returns
+    -------
+    DataFrame
+        One row per grid point: ``point``, the keys, ``n_ok``, ``<metric>_mean`` and ``<metric>_sem``.
+    """
     cols = metric_columns(results, keys)
     ok = results[results["status"] == "ok"] if "status" in results else results
     rows = []
@@ -618,9 +748,24 @@ def _headline(cols: Sequence[str], limit: int = 6) -> list[str]:
     return chosen[:limit]
 
 
-def plot_sweep(summary: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str] | None = None):
+def plot_sweep(summary: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str] | None = None) -> Figure:
     """Figure of a sweep summary: one panel per metric, mean +- s.e.m. against the first grid key,
-    one line per combination of the other keys."""
+    one line per combination of the other keys.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        From :func:`summarize`.
+    keys : sequence of str
+        Grid keys; the first is the x axis.
+    metrics : sequence of str, optional
+        Metrics to plot (names without ``_mean``; default up to six headline metrics).
+
+    Returns
+    -------
+    matplotlib Figure
+        The figure.
+    """
     plt = pyplot()
 
     cols = [c[:-5] for c in summary.columns if c.endswith("_mean")]
@@ -670,7 +815,18 @@ def plot_sweep(summary: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str
 
 
 def load_results(out: str | os.PathLike) -> pd.DataFrame:
-    """The results table of a sweep folder, read from its journal (complete even after a crash)."""
+    """The results table of a sweep folder, read from its journal (complete even after a crash).
+
+    Parameters
+    ----------
+    out : str or path
+        The sweep's output folder.
+
+    Returns
+    -------
+    DataFrame
+        One row per task, as :attr:`SweepResult.results`.
+    """
     out = Path(out)
     spec_path = out / SPEC
     if not spec_path.is_file():
@@ -743,6 +899,8 @@ def run_sweep(config: SimulationConfig | str | os.PathLike, grid: Mapping[str, S
         Write ``sweep.png``.
     flush_every_s : float
         How often ``results.csv`` is rewritten while the sweep runs (the journal is written per task).
+    argv : sequence of str, optional
+        Command line recorded in ``run.json`` (provenance).
 
     Returns
     -------

@@ -112,6 +112,24 @@ class NaiveComparison:
     covariate adjustment removes the part carried by recorded units only, not by shared unrecorded
     input or by the filtered history of past windows. Inference: OLS with HC1 standard errors and
     windows treated as independent.
+
+    Parameters
+    ----------
+    recording : Recording
+        Spikes and an outcome (windows, series or trials).
+    window_s : float, optional
+        Lay contiguous windows of this length over the recording instead of using its windows table
+        (see :func:`bci_credit.analysis._causal_data.window_data`).
+    reward : str, optional
+        Outcome: a windows column or series name (default ``windows['reward']``).
+    units : sequence, optional
+        Unit ids to analyse (default all).
+    level : float
+        Confidence level in percent.
+    variants : sequence of str, optional
+        Variants to fit, from :attr:`variants` (default all three).
+    reward_lag_s : float
+        Take each window's outcome this many seconds later (reward latency).
     """
 
     design = "naive"
@@ -121,7 +139,8 @@ class NaiveComparison:
     variants = ("naive-od", "naive-rate", "naive-rate-adjusted")
 
     def __init__(self, recording: Recording, *, window_s: float | None = None, reward: str | None = None,
-                 units=None, level: float = 95.0, variants: Sequence[str] | None = None, reward_lag_s: float = 0.0):
+                 units: Sequence | None = None, level: float = 95.0, variants: Sequence[str] | None = None,
+                 reward_lag_s: float = 0.0):
         check_design(recording, "naive", reward=reward)
         self.recording = recording
         self.window_s = window_s
@@ -135,6 +154,13 @@ class NaiveComparison:
             raise ValueError(f"unknown naive variant(s) {sorted(bad)}; choose from {self.variants}")
 
     def fit(self) -> CausalResults:
+        """Fit every variant for every unit; units that cannot be estimated get NaN and a reason.
+
+        Returns
+        -------
+        CausalResults
+            One row per unit and variant.
+        """
         import statsmodels.api as sm
         from scipy import stats
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 from ..recording import Recording
 
@@ -102,10 +105,18 @@ class CausalResults:
     def drivers(self, correction: str | None = "holm") -> pd.DataFrame:
         """Rows with a detectable effect, largest first.
 
-        ``correction="holm"`` (the default): Holm's adjusted p-value (column ``pvalue_holm``, over the
-        units of each design variant) is below ``1 - level/100``, so the chance that any unit without
-        an effect is listed is at most that (5 % at the default level). ``None``: the unit's own
-        confidence interval excludes 0 (with 20 units and no effect, one is listed by chance on average).
+        Parameters
+        ----------
+        correction : {"holm", None}
+            ``"holm"``: Holm's adjusted p-value (column ``pvalue_holm``, over the units of each design
+            variant) is below ``1 - level/100``, so the chance that any unit without an effect is
+            listed is at most that (5 % at the default level). ``None``: the unit's own confidence
+            interval excludes 0 (with 20 units and no effect, one is listed by chance on average).
+
+        Returns
+        -------
+        DataFrame
+            The selected rows of :attr:`table`, by decreasing ``|estimate|``.
         """
         t = self.table
         if correction is None:
@@ -117,7 +128,18 @@ class CausalResults:
         return sig.reindex(sig["estimate"].abs().sort_values(ascending=False).index)
 
     def summary(self, max_rows: int = 40) -> str:
-        """A readable text report: design, estimand, assumptions, the per-unit table, notes."""
+        """A readable text report: design, estimand, assumptions, the per-unit table, notes.
+
+        Parameters
+        ----------
+        max_rows : int
+            Rows of the table to show (the count of the others is given).
+
+        Returns
+        -------
+        str
+            The report.
+        """
         t = self.table
         lines = [f"Causal effects per unit - design: {self.design}", "=" * 100,
                  f"Estimand: {self.estimand}"]
@@ -209,9 +231,25 @@ class CausalResults:
         ok = int(np.isfinite(self.table["estimate"]).sum())
         return f"<CausalResults design={self.design!r}: {len(self.table)} rows, {ok} estimated>"
 
-    def plot(self, unit, ax=None, **kwargs):
+    def plot(self, unit: Any, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """RD plot of one unit: binned means of the outcome against the running variable, with the
-        local-linear fits on each side (see :func:`bci_credit.analysis._causal_plot.plot_unit`)."""
+        local-linear fits on each side (see :func:`bci_credit.analysis._causal_plot.plot_unit`).
+
+        Parameters
+        ----------
+        unit : hashable
+            A unit of :attr:`table` (matched as text too).
+        ax : matplotlib Axes, optional
+            Where to draw (a new figure when None).
+        **kwargs
+            ``span`` (points within this many bandwidths of the cutoff; default 3) and ``p`` (order
+            of the binned-means fit; default 2).
+
+        Returns
+        -------
+        matplotlib Axes
+            The axes drawn on.
+        """
         from ._causal_plot import plot_unit
 
         return plot_unit(self, unit, ax=ax, **kwargs)

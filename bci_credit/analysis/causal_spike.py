@@ -7,7 +7,7 @@ in place of Z, refused with :class:`WeakFirstStage` when its first stage is weak
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -108,9 +108,10 @@ class SpikeDiscontinuity:
         "windows are independent observations (variance)",
     )
 
-    def __init__(self, recording: Recording, *, units=None, threshold=None, reward: str | None = None,
+    def __init__(self, recording: Recording, *, units: Sequence | None = None,
+                 threshold: float | Sequence | Mapping | None = None, reward: str | None = None,
                  density: bool = True, sharp_tol: float = 0.01, n_jobs: int = 1, reward_lag_s: float = 0.0,
-                 **rd_options):
+                 **rd_options: Any):
         check_design(recording, "spike", reward=reward)
         self.reward_lag_s = check_reward_lag(reward_lag_s)
         self.recording = recording
@@ -123,7 +124,13 @@ class SpikeDiscontinuity:
         self.rd_options = _rd_kwargs(rd_options)
 
     def fit(self) -> CausalResults:
-        """Estimate every unit's effect; units that cannot be estimated get NaN and a reason."""
+        """Estimate every unit's effect; units that cannot be estimated get NaN and a reason.
+
+        Returns
+        -------
+        CausalResults
+            One row per unit.
+        """
         rec = self.recording
         pos = _positions(rec, self.units)
         wd = window_data(rec, reward=self.reward, reward_lag_s=self.reward_lag_s)
@@ -205,14 +212,16 @@ class FuzzySpikeRD:
     cutoff : "rate_matched", float or sequence
         Cutoff of the proxy, per unit.
     window_s : float, optional
-        Window length when the recording has no windows table (default 0.05 s).
+        Lay contiguous windows of this length over the recording instead of using its windows table
+        (default 0.05 s when it has none).
     reward : str, optional
         Outcome (see :func:`bci_credit.analysis._causal_data.resolve_reward`).
     reward_lag_s : float
         Take each window's outcome this many seconds later (reward latency).
     covariates : list of str, optional
         Series names sampled per window (last sample) as task covariates of the GLM.
-    lags, n_folds, alpha : GLM settings (see :func:`~bci_credit.analysis.proxy.glm_drive_proxy`).
+    lags, n_folds, alpha
+        GLM settings (see :func:`~bci_credit.analysis.proxy.glm_drive_proxy`).
     min_first_stage_f : float
         Refuse units whose first-stage ``F`` is below this.
     units : sequence, optional
@@ -246,8 +255,8 @@ class FuzzySpikeRD:
     def __init__(self, recording: Recording, *, proxy: Any = "glm", cutoff: Any = "rate_matched",
                  window_s: float | None = None, reward: str | None = None, covariates: Sequence[str] | None = None,
                  lags: Sequence[int] = (0, 1), n_folds: int = 5, alpha: float = 1e-3, min_first_stage_f: float = 10.0,
-                 units=None, density: bool = True, strict: bool = False, n_jobs: int = 1, reward_lag_s: float = 0.0,
-                 **rd_options):
+                 units: Sequence | None = None, density: bool = True, strict: bool = False, n_jobs: int = 1,
+                 reward_lag_s: float = 0.0, **rd_options: Any):
         if isinstance(proxy, str) and proxy != "glm":
             raise ValueError(f"proxy must be 'glm', a DriveProxy or an array (n_windows, n_units); got {proxy!r}")
         check_design(recording, "fuzzy", reward=reward)
@@ -311,7 +320,13 @@ class FuzzySpikeRD:
         return np.full(n, float(arr)) if arr.ndim == 0 else arr
 
     def fit(self) -> CausalResults:
-        """First stage for every unit, then the fuzzy RD for the units whose first stage is strong."""
+        """First stage for every unit, then the fuzzy RD for the units whose first stage is strong.
+
+        Returns
+        -------
+        CausalResults
+            One row per unit (refused units: NaN and the reason).
+        """
         rec = self.recording
         pos = _positions(rec, self.units)
         wd = window_data(rec, window_s=self.window_s, reward=self.reward, reward_lag_s=self.reward_lag_s)

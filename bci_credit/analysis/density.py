@@ -17,10 +17,12 @@ import logging
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from numpy.polynomial import Polynomial
+from numpy.typing import ArrayLike
 from scipy import stats
 
 __all__ = ["RDDensity", "RDDensityResults"]
@@ -197,9 +199,11 @@ def _fit(Y, X, n, nlh, hl, hr, p, s, kernel, fitselect, vce, mass):
 class RDDensityResults:
     """Results of :class:`RDDensity`.
 
-    ``f_left``/``f_right``: density estimates on each side of the cutoff; ``diff = f_right -
-    f_left``; ``se`` the standard error of ``diff`` from the chosen ``vce`` (``se_jk`` / ``se_asy``
-    hold both kinds where computed); ``t``, ``pvalue`` the test of ``diff == 0``.
+    ``f_left``/``f_right``: density estimates on each side of the cutoff (standard errors
+    ``se_left``/``se_right``); ``diff = f_right - f_left``; ``se`` the standard error of ``diff``
+    from the chosen ``vce``; ``t``, ``pvalue`` the test of ``diff == 0``; ``h``, ``n``, ``n_h``:
+    bandwidths, observations and observations within the bandwidth (left, right); the other fields
+    are the settings used.
     """
 
     f_left: float
@@ -270,8 +274,9 @@ class RDDensity:
     cutoff : float
         Cutoff c (must lie within the range of x).
     p : int
-        Polynomial order for the bandwidth (1..7, default 2); the density is estimated with order
-        ``q`` (default ``p + 1``).
+        Polynomial order for the bandwidth (1..7, default 2).
+    q : int, optional
+        Polynomial order of the density estimate (default ``p + 1``; at least ``p``).
     kernel : {"triangular", "epanechnikov", "uniform"}
     fitselect : {"unrestricted", "restricted"}
         Separate fits on each side, or a fit that shares the higher-order terms.
@@ -283,13 +288,16 @@ class RDDensity:
         combination (median of each/diff/sum per side; min(diff, sum) when restricted).
     regularize : bool
         Keep bandwidths within the data and with at least ``n_local_min`` observations and
-        ``n_unique_min`` distinct values on each side (default 20 + p + 1).
+        ``n_unique_min`` distinct values on each side.
+    n_local_min, n_unique_min : int, optional
+        Those minimums (default 20 + p + 1).
     mass_points : bool
         Adjust for repeated values of x.
     """
 
-    def __init__(self, x, cutoff: float = 0.0, *, p: int = 2, q: int | None = None, kernel: str = "triangular",
-                 fitselect: str = "unrestricted", vce: str = "jackknife", h=None, bwselect: str = "comb",
+    def __init__(self, x: ArrayLike, cutoff: float = 0.0, *, p: int = 2, q: int | None = None,
+                 kernel: str = "triangular", fitselect: str = "unrestricted", vce: str = "jackknife",
+                 h: float | Sequence[float] | None = None, bwselect: str = "comb",
                  regularize: bool = True, n_local_min: int | None = None, n_unique_min: int | None = None,
                  mass_points: bool = True):
         arr = np.asarray(x)
@@ -363,7 +371,13 @@ class RDDensity:
         return X - c, U - c, Y, n, nl, mass
 
     def bandwidths(self) -> pd.DataFrame:
-        """MSE-optimal bandwidths (rows left, right, diff, sum; columns bw, variance, biassq)."""
+        """MSE-optimal bandwidths.
+
+        Returns
+        -------
+        DataFrame
+            Rows left, right, diff, sum; columns bw, variance, biassq.
+        """
         Xc, Uc, Y, n, nl, mass = self._prep()
         p = self.p
         mu = float(np.mean(Xc))
@@ -438,7 +452,13 @@ class RDDensity:
         return pd.DataFrame(hn, columns=["bw", "variance", "biassq"], index=["left", "right", "diff", "sum"])
 
     def fit(self) -> RDDensityResults:
-        """Estimate both densities and test their equality."""
+        """Estimate both densities and test their equality.
+
+        Returns
+        -------
+        RDDensityResults
+            Densities on each side, their difference, its standard error and p-value.
+        """
         Xc, _, Y, n, nl, mass = self._prep()
         if nl == 0 or nl == n:
             raise ValueError("the density test needs observations on both sides of the cutoff")

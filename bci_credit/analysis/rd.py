@@ -33,14 +33,20 @@ import logging
 import threading
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from . import _rd_engine as _engine
 from ._rd_engine import (BWSELECTS, KERNEL_ALIASES, VCE_CHOICES, Batch, EngineOptions, Workspace, fast_eligible,
                          run_engine, run_fast)
+
+if TYPE_CHECKING:
+    from statsmodels.regression.linear_model import RegressionResultsWrapper
+
+    from ..recording import Recording
 
 __all__ = ["RD", "RDResults", "fit_many", "fit_recording", "BATCH_COLUMNS"]
 
@@ -408,7 +414,7 @@ class RDResults:
                 f"h=({self.h[0]:.3g}, {self.h[1]:.3g}) n_h=({self.n_h[0]}, {self.n_h[1]})>")
 
     # -- statsmodels view ---------------------------------------------------------
-    def local_fit(self, side: str = "right"):
+    def local_fit(self, side: str = "right") -> RegressionResultsWrapper:
         """The conventional local fit on one side as a statsmodels ``WLS`` results object.
 
         Regression of y on ``[1, (x-c), ..., (x-c)^p]`` with weights ``K((x-c)/h)/h`` (times the
@@ -418,6 +424,16 @@ class RDResults:
         factor near 1 (1.0006 with 20 clusters and about 400 points per side): statsmodels' CR1
         correction counts degrees of freedom differently; the variances reported by RD are rdrobust's.
         Sharp designs without covariates only.
+
+        Parameters
+        ----------
+        side : {"left", "right"}
+            Side of the cutoff.
+
+        Returns
+        -------
+        statsmodels RegressionResultsWrapper
+            The fitted ``WLS`` results.
         """
         import statsmodels.api as sm
 
@@ -480,6 +496,8 @@ class RD:
     vce : {"nn", "hc0", "hc1", "hc2", "hc3", "cr1"}
         Variance: nearest-neighbour residuals (``nnmatch`` neighbours, default), heteroskedasticity-
         robust plug-in residuals, or cluster-robust (the default when ``cluster`` is given).
+    nnmatch : int
+        Neighbours of the nearest-neighbour residuals (``vce="nn"``).
     level : float
         Confidence level in percent.
     masspoints : {"adjust", "check", "off"}
@@ -494,6 +512,8 @@ class RD:
         of the bandwidth selectors.
     sharpbw : bool
         Fuzzy designs: choose the bandwidths as for the sharp design of the outcome.
+    covs_drop : bool
+        Drop collinear covariates (column-pivoted QR) before fitting.
     data : DataFrame, optional
         Source of the columns named in the other arguments.
 
@@ -504,8 +524,11 @@ class RD:
     scale-equivariant.
     """
 
-    def __init__(self, y, x, cutoff: float = 0.0, *, fuzzy=None, covs=None, cluster=None, weights=None,
-                 p: int | None = None, q: int | None = None, deriv: int | None = None, h=None, b=None,
+    def __init__(self, y: ArrayLike | str, x: ArrayLike | str, cutoff: float = 0.0, *,
+                 fuzzy: ArrayLike | str | None = None, covs: ArrayLike | str | Sequence[str] | None = None,
+                 cluster: ArrayLike | str | None = None, weights: ArrayLike | str | None = None,
+                 p: int | None = None, q: int | None = None, deriv: int | None = None,
+                 h: float | Sequence[float] | None = None, b: float | Sequence[float] | None = None,
                  rho: float | None = None, kernel: str = "triangular", bwselect: str = "mserd", vce: str = "nn",
                  nnmatch: int = 3, level: float = 95.0, scalepar: float = 1.0, scaleregul: float = 1.0,
                  sharpbw: bool = False, masspoints: str = "adjust", bwcheck: int | None = None,
@@ -604,7 +627,13 @@ class RD:
                      h=None if self.h is None else self.h[None, :], b=None if self.b is None else self.b[None, :])
 
     def fit(self) -> RDResults:
-        """Estimate; raise ``ValueError`` with the reason when the data cannot identify the RD."""
+        """Estimate; raise ``ValueError`` with the reason when the data cannot identify the RD.
+
+        Returns
+        -------
+        RDResults
+            Estimates, standard errors, intervals and bandwidths.
+        """
         out = run_engine(self._batch(), self.options)
         if not out["ok"][0]:
             raise ValueError(f"RD cannot be estimated: {out['reason'][0]}")
@@ -654,8 +683,10 @@ def _unit_matrix(a, name: str, n_obs: int, n_units: int, allow_shared: bool = Tr
     raise ValueError(f"{name} must have shape ({n_obs},) or ({n_obs}, {n_units}), got {arr.shape}")
 
 
-def fit_many(x, y, cutoff=0.0, *, units: Sequence | None = None, fuzzy=None, weights=None, cluster=None,
-             covs=None, p: int | None = None, q: int | None = None, deriv: int | None = None, h=None, b=None,
+def fit_many(x: ArrayLike, y: ArrayLike, cutoff: float | ArrayLike = 0.0, *, units: Sequence | None = None,
+             fuzzy: ArrayLike | None = None, weights: ArrayLike | None = None, cluster: ArrayLike | None = None,
+             covs: ArrayLike | None = None, p: int | None = None, q: int | None = None, deriv: int | None = None,
+             h: float | Sequence[float] | None = None, b: float | Sequence[float] | None = None,
              rho: float | None = None, kernel: str = "triangular", bwselect: str = "mserd", vce: str = "nn",
              nnmatch: int = 3, level: float = 95.0, masspoints: str = "adjust", bwcheck: int | None = None,
              bwrestrict: bool = True, scalepar: float = 1.0, scaleregul: float = 1.0, sharpbw: bool = False,
@@ -689,7 +720,13 @@ def fit_many(x, y, cutoff=0.0, *, units: Sequence | None = None, fuzzy=None, wei
         need about ``48 * n_obs * chunk_size`` bytes.
     progress : bool
         Show a tqdm progress bar over chunks.
-    Other parameters are those of :class:`RD`.
+
+    Other Parameters
+    ----------------
+    p, q, deriv, h, b, rho, kernel, bwselect, vce
+        As in :class:`RD`.
+    nnmatch, level, masspoints, bwcheck, bwrestrict, scalepar, scaleregul, sharpbw
+        As in :class:`RD`.
 
     Returns
     -------
@@ -936,13 +973,31 @@ def _fit_many_loop(X, Y, y_shared, cut, labels, fuzzy, weights, cluster, covs, h
     return df
 
 
-def fit_recording(recording, *, units: Sequence | None = None, default_threshold: float = 1.0,
-                  outcome: str = "reward", **kwargs) -> pd.DataFrame:
+def fit_recording(recording: Recording, *, units: Sequence | None = None, default_threshold: float = 1.0,
+                  outcome: str = "reward", **kwargs: Any) -> pd.DataFrame:
     """One RD per unit of a :class:`~bci_credit.recording.Recording`.
 
     The running variable of unit i is ``recording.drive[:, i] - threshold_i`` (threshold from the
     units table; ``default_threshold`` where it is NaN), the cutoff is 0 and the outcome is
-    ``recording.windows[outcome]``. Other keyword arguments go to :func:`fit_many`.
+    ``recording.windows[outcome]``.
+
+    Parameters
+    ----------
+    recording : Recording
+        Must have ``windows`` and ``drive``.
+    units : sequence, optional
+        Unit ids to fit (default all).
+    default_threshold : float
+        Threshold of units whose ``threshold`` is NaN.
+    outcome : str
+        Column of ``recording.windows``.
+    **kwargs
+        Passed to :func:`fit_many`.
+
+    Returns
+    -------
+    DataFrame
+        The :func:`fit_many` table, with the ``threshold`` used after ``unit``.
     """
     if recording.windows is None or recording.drive is None:
         raise ValueError("this recording has no windows/drive (running variable); simulate or load one with "

@@ -6,10 +6,11 @@ a fit that cannot be made gets NaN and a ``reason`` instead of stopping the swee
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from .rd import RD, _check_aligned, _column, _covs_matrix, _numeric
 
@@ -32,13 +33,15 @@ def _failed(err: Exception) -> dict:
     return out
 
 
-def placebo_cutoffs(y, x, cutoffs: Sequence[float] | None = None, *, true_cutoff: float = 0.0, n_placebo: int = 10,
-                    data: pd.DataFrame | None = None, **rd_kwargs) -> pd.DataFrame:
+def placebo_cutoffs(y: ArrayLike | str, x: ArrayLike | str, cutoffs: Sequence[float] | None = None, *,
+                    true_cutoff: float = 0.0, n_placebo: int = 10, data: pd.DataFrame | None = None,
+                    **rd_kwargs: Any) -> pd.DataFrame:
     """RD estimates at placebo cutoffs, each using only the data on its side of the true cutoff.
 
     Parameters
     ----------
-    y, x : array-like or column names (with ``data``)
+    y, x : array-like or str
+        Outcome and running variable, or column names of ``data``.
     cutoffs : sequence of float, optional
         Placebo cutoffs; by default ``n_placebo`` quantiles of x, half on each side of the true
         cutoff (20..80 % of the points on that side).
@@ -49,7 +52,7 @@ def placebo_cutoffs(y, x, cutoffs: Sequence[float] | None = None, *, true_cutoff
         Number of default placebo cutoffs (when ``cutoffs`` is None).
     data : DataFrame, optional
         Holds the columns named by ``y``, ``x`` and the per-row options.
-    rd_kwargs
+    **rd_kwargs
         Options of :class:`~bci_credit.analysis.rd.RD` (kernel, p, bwselect, vce, ...). The per-row
         options ``fuzzy``, ``covs``, ``cluster`` and ``weights`` (arrays or column names) are cut to
         each placebo's side with y and x.
@@ -97,15 +100,17 @@ def placebo_cutoffs(y, x, cutoffs: Sequence[float] | None = None, *, true_cutoff
     return pd.DataFrame(rows, columns=["cutoff", "side"] + _COLS + ["reason"])
 
 
-def bandwidth_sensitivity(y, x, cutoff: float = 0.0, *, h_grid: Sequence[float] | None = None,
+def bandwidth_sensitivity(y: ArrayLike | str, x: ArrayLike | str, cutoff: float = 0.0, *,
+                          h_grid: Sequence[float] | None = None,
                           factors: Sequence[float] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0), data: pd.DataFrame | None = None,
-                          **rd_kwargs) -> pd.DataFrame:
+                          **rd_kwargs: Any) -> pd.DataFrame:
     """RD estimates over a grid of main bandwidths h (bias bandwidth b = h / rho, rho = h/b of the
     data-driven fit on each side unless ``rho`` is given).
 
     Parameters
     ----------
-    y, x : array-like or column names (with ``data``)
+    y, x : array-like or str
+        Outcome and running variable, or column names of ``data``.
     cutoff : float
         The RD cutoff.
     h_grid : sequence of float, optional
@@ -116,7 +121,7 @@ def bandwidth_sensitivity(y, x, cutoff: float = 0.0, *, h_grid: Sequence[float] 
         Multiples of the data-driven h used when ``h_grid`` is None.
     data : DataFrame, optional
         Holds the columns named by ``y`` and ``x``.
-    rd_kwargs
+    **rd_kwargs
         Options of :class:`~bci_credit.analysis.rd.RD` (``rho`` fixes h/b for the whole grid).
 
     Returns

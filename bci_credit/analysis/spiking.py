@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["rdd_constant", "rdd_linear", "observed_dependence", "rdd_constant_se", "band_counts"]
 
@@ -118,11 +119,29 @@ def _side_mean(r, mask):
         return np.einsum("...w,...wn->...n", r, mask) / n, n
 
 
-def rdd_constant(z, r, p: float, theta: float = 1.0, *, one_sided: bool = False) -> np.ndarray:
+def rdd_constant(z: ArrayLike, r: ArrayLike, p: float | ArrayLike, theta: float = 1.0, *,
+                 one_sided: bool = False) -> np.ndarray:
     """Constant (local-mean) RDD estimate of beta per neuron.
 
-    ``z`` (drive) is ``(..., windows, units)``, ``r`` (reward) ``(..., windows)``, ``p`` > 0 the
-    band half-width (one number, or one per unit); returns ``(..., units)``. See the module docstring for NaN handling.
+    See the module docstring for NaN handling.
+
+    Parameters
+    ----------
+    z : array_like, shape (..., windows, units)
+        Drive Z.
+    r : array_like, shape (..., windows)
+        Reward R (leading axes broadcast against those of ``z``).
+    p : float or array_like
+        Band half-width, > 0 (one number, or one per unit).
+    theta : float
+        Threshold.
+    one_sided : bool
+        Use every window above threshold on the upper side (no upper band limit).
+
+    Returns
+    -------
+    ndarray, shape (..., units)
+        Mean reward just above minus just below threshold (NaN for an empty side).
     """
     z, r, p = _check_inputs(z, r, p, theta, "rdd_constant")
     return _rdd_constant(z, r, p, theta, one_sided)
@@ -163,11 +182,20 @@ def _side_intercept(d, r, mask):
     return np.where((n >= 2) & spread & (den > 0), a, np.nan)
 
 
-def rdd_linear(z, r, p: float, theta: float = 1.0, *, one_sided: bool = False) -> np.ndarray:
+def rdd_linear(z: ArrayLike, r: ArrayLike, p: float | ArrayLike, theta: float = 1.0, *,
+               one_sided: bool = False) -> np.ndarray:
     """Local-linear RDD estimate: jump between the two sides' least-squares lines at threshold.
 
-    Same inputs and output as :func:`rdd_constant`; a side with fewer than 2 windows, or whose
-    drives are all equal (no line through them), gives NaN.
+    Parameters
+    ----------
+    z, r, p, theta, one_sided
+        As in :func:`rdd_constant`.
+
+    Returns
+    -------
+    ndarray, shape (..., units)
+        The jump of the intercepts; a side with fewer than 2 windows, or whose drives are all
+        equal (no line through them), gives NaN.
     """
     z, r, p = _check_inputs(z, r, p, theta, "rdd_linear")
     return _rdd_linear(z, r, p, theta, one_sided)
@@ -178,8 +206,24 @@ def _rdd_linear(z, r, p, theta, one_sided):
     return _side_intercept(d, r, above) - _side_intercept(d, r, below)
 
 
-def observed_dependence(z, r, theta: float = 1.0, *, linear: bool = False, p: float = 1.0) -> np.ndarray:
-    """Observed dependence: the RD estimator over (essentially) all windows, ``p = 1``."""
+def observed_dependence(z: ArrayLike, r: ArrayLike, theta: float = 1.0, *, linear: bool = False,
+                        p: float | ArrayLike = 1.0) -> np.ndarray:
+    """Observed dependence: the RD estimator over (essentially) all windows, ``p = 1``.
+
+    Parameters
+    ----------
+    z, r, theta
+        As in :func:`rdd_constant`.
+    linear : bool
+        Use :func:`rdd_linear` instead of :func:`rdd_constant`.
+    p : float or array_like
+        Band half-width.
+
+    Returns
+    -------
+    ndarray, shape (..., units)
+        The estimate per unit.
+    """
     z, r, p = _check_inputs(z, r, p, theta, "observed_dependence")
     return (_rdd_linear if linear else _rdd_constant)(z, r, p, theta, False)
 

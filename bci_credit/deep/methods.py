@@ -22,7 +22,7 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass, fields, replace
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -200,7 +200,7 @@ def _validate_method(method: str) -> str:
 
 def convert(model: nn.Module, method: str, *, input_shape: Optional[Sequence[int]] = None,
             seed: SeedLike = None, config: Optional[FeedbackConfig] = None, copy: bool = True,
-            **options) -> "CreditModel":
+            **options: Any) -> "CreditModel":
     """Make ``model`` trainable by a credit-assignment ``method``.
 
     Parameters
@@ -221,13 +221,16 @@ def convert(model: nn.Module, method: str, *, input_shape: Optional[Sequence[int
     seed : int, optional
         Seeds the random feedback matrices, the NP noise and the dropout masks.
     config : FeedbackConfig, optional
-        Method hyper-parameters; keyword ``options`` override its fields.
+        Method hyper-parameters.
     copy : bool
         Convert a deep copy (default) or ``model`` itself.
+    **options
+        :class:`FeedbackConfig` fields overriding those of ``config`` (e.g. ``noise_std``).
 
     Returns
     -------
     CreditModel
+        The converted network.
 
     Examples
     --------
@@ -484,6 +487,7 @@ class CreditModel(nn.Module):
 
     @property
     def feedback_state(self) -> FeedbackState:
+        """Run-time switches shared by the feedback layers (:class:`~bci_credit.deep.feedback.FeedbackState`)."""
         return self._state
 
     def forward(self, *args, **kwargs):
@@ -607,6 +611,12 @@ class CreditModel(nn.Module):
             False freezes ``W`` (feedback warm-up, fixed-W convergence runs).
         update_feedback : bool
             False skips the feedback learning of WM/KP/NP for this step.
+
+        Returns
+        -------
+        StepOutput
+            Detached ``loss``, ``output`` and ``per_sample`` losses, and ``delta_loss`` (L̃ − L of the NP
+            noisy pass when the feedback learns; None otherwise).
 
         Raises
         ------
@@ -791,10 +801,18 @@ class CreditModel(nn.Module):
     def perturbation_estimates(self, x: torch.Tensor, y: torch.Tensor, loss: str | Callable = "mse") -> dict:
         """Node-perturbation estimates of ∂L_s/∂h at every perturbed site, for every sample.
 
-        One clean and one noisy forward pass (same dropout masks); returns
-        ``{layer index: λ̂ (batch, *input shape)}`` where ``L_s`` is the per-sample loss.
-        Nothing is learned. Average over repeated calls (or a repeated batch) to see that λ̂ is
-        unbiased.
+        One clean and one noisy forward pass (same dropout masks). Nothing is learned. Average over
+        repeated calls (or a repeated batch) to see that λ̂ is unbiased.
+
+        Parameters
+        ----------
+        x, y, loss
+            As in :meth:`step`.
+
+        Returns
+        -------
+        dict
+            ``{layer index: λ̂ (batch, *input shape)}``, where ``L_s`` is the per-sample loss.
         """
         loss_fn = get_loss(loss)
         x, y = self._batch(x, y, loss_fn)
@@ -818,8 +836,18 @@ class CreditModel(nn.Module):
                        reduction: str = "sum", exact: bool = True) -> dict:
         """Gradient of the loss with respect to each site's activity (the input of each layer).
 
-        ``exact=True`` gives backprop's (autograd's) gradient, ``False`` what this method's
-        feedback delivers. With ``reduction='sum'`` row ``s`` is ``∂L_s/∂h_s``.
+        Parameters
+        ----------
+        x, y, loss, reduction
+            As in :meth:`step`.
+        exact : bool
+            True: backprop's (autograd's) gradient; False: what this method's feedback delivers.
+
+        Returns
+        -------
+        dict
+            ``{layer index: tensor (batch, *input shape)}``; with ``reduction='sum'`` row ``s`` is
+            ``∂L_s/∂h_s``.
         """
         return self._site_captures(x, y, loss, reduction, force_bp=exact, part=1)
 
@@ -827,9 +855,17 @@ class CreditModel(nn.Module):
                     reduction: str = "sum") -> dict:
         """This method's error at the output of each feedback site's layer (the regressor of its ``B``).
 
-        Keyed like :meth:`site_gradients`; row ``s`` is the error the method computes for sample
-        ``s`` at the output of the site's layer, which ``B`` carries back to its input (for the
-        layered NP, what ``λ̂`` is regressed on).
+        Parameters
+        ----------
+        x, y, loss, reduction
+            As in :meth:`step`.
+
+        Returns
+        -------
+        dict
+            Keyed like :meth:`site_gradients`; row ``s`` is the error the method computes for sample
+            ``s`` at the output of the site's layer, which ``B`` carries back to its input (for the
+            layered NP, what ``λ̂`` is regressed on).
         """
         return self._site_captures(x, y, loss, reduction, force_bp=False, part=0)
 
@@ -917,6 +953,16 @@ class CreditModel(nn.Module):
         ``loss.backward()`` and ``optimizer.step()``. Kolen–Pollack has no feedback learning of its
         own (``B`` gets ``W``'s update): train ``kp`` with :meth:`step` and an optimizer; here it
         only warns.
+
+        Parameters
+        ----------
+        x, y, loss, reduction
+            As in :meth:`step`.
+
+        Returns
+        -------
+        StepOutput
+            As :meth:`step` with ``update_weights=False``.
         """
         if self.method == "kp":
             warnings.warn("update_feedback does nothing for 'kp': Kolen-Pollack's B learns only through the weight "
@@ -973,6 +1019,11 @@ class CreditModel(nn.Module):
         not folded (deep_np.md §7.2 item 9). Taking metrics does not change training: every random
         stream (the model's and torch's global ones) and every BatchNorm running statistic is left
         as it was found.
+
+        Parameters
+        ----------
+        x, y, loss, reduction
+            As in :meth:`step`.
 
         Returns
         -------

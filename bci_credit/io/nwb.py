@@ -264,7 +264,20 @@ def inspect(source: str | os.PathLike | Any, *, units_path: str | None = None) -
 
 
 def format_summary(summary: dict[str, Any], max_units: int = 20) -> str:
-    """Readable text for a summary returned by :func:`inspect`."""
+    """Readable text for a summary returned by :func:`inspect`.
+
+    Parameters
+    ----------
+    summary : dict
+        The summary.
+    max_units : int
+        Units listed one per line (the rest are counted).
+
+    Returns
+    -------
+    str
+        The text.
+    """
     from ._nwb_inspect import format_summary as _fmt
 
     return _fmt(summary, max_units=max_units)

@@ -52,13 +52,34 @@ _EXTRA_HINT = "pip install 'bci_credit[remote]'"
 
 
 def is_url(source: Any) -> bool:
-    """True for ``http(s)://``, ``s3://`` and ``dandi://`` strings."""
+    """True for ``http(s)://``, ``s3://`` and ``dandi://`` strings.
+
+    Parameters
+    ----------
+    source : object
+        Anything (a non-string is not a URL).
+
+    Returns
+    -------
+    bool
+        Whether ``source`` is a URL.
+    """
     return isinstance(source, str) and bool(_URL_RE.match(source.strip()))
 
 
 @dataclasses.dataclass(frozen=True)
 class DandiPath:
-    """A file inside a DANDI dandiset version."""
+    """A file inside a DANDI dandiset version.
+
+    Parameters
+    ----------
+    dandiset : str
+        Six-digit dandiset id.
+    version : str
+        Version (``"draft"`` or a published version).
+    path : str
+        File path inside the dandiset.
+    """
 
     dandiset: str
     version: str
@@ -66,7 +87,18 @@ class DandiPath:
 
 
 def parse_dandi_url(url: str) -> DandiPath:
-    """Split ``dandi://DANDISET/VERSION/PATH`` or ``dandi://DANDI/DANDISET[@VERSION]/PATH``."""
+    """Split ``dandi://DANDISET/VERSION/PATH`` or ``dandi://DANDI/DANDISET[@VERSION]/PATH``.
+
+    Parameters
+    ----------
+    url : str
+        The identifier (the version defaults to ``draft`` in the second form).
+
+    Returns
+    -------
+    DandiPath
+        Its parts; a ``ValueError`` says what is missing or malformed.
+    """
     text = url.strip()
     if not text.lower().startswith("dandi://"):
         raise ValueError(f"{url!r} is not a dandi:// identifier")
@@ -103,7 +135,22 @@ def _requests():
 
 
 def resolve_dandi(url: str, *, api_url: str | None = None, timeout_s: float = 30.0) -> str:
-    """The download URL (``{api}/assets/{asset_id}/download/``) of a ``dandi://`` identifier."""
+    """The download URL of a ``dandi://`` identifier.
+
+    Parameters
+    ----------
+    url : str
+        A ``dandi://`` identifier (see :func:`parse_dandi_url`).
+    api_url : str, optional
+        DANDI API root (default: :data:`ENV_DANDI_API` if set, else :data:`DANDI_API`).
+    timeout_s : float
+        Timeout of the API request.
+
+    Returns
+    -------
+    str
+        ``{api}/assets/{asset_id}/download/``.
+    """
     ref = parse_dandi_url(url)
     api = (api_url or os.environ.get(ENV_DANDI_API) or DANDI_API).rstrip("/")
     requests = _requests()
@@ -129,7 +176,20 @@ def resolve_dandi(url: str, *, api_url: str | None = None, timeout_s: float = 30
 
 
 def resolve_url(source: str, *, api_url: str | None = None, timeout_s: float = 30.0) -> str:
-    """An http(s) URL for ``source`` (``dandi://`` resolved, public ``s3://`` turned into https)."""
+    """An http(s) URL for ``source`` (``dandi://`` resolved, public ``s3://`` turned into https).
+
+    Parameters
+    ----------
+    source : str
+        An ``http(s)://``, ``s3://BUCKET/KEY`` or ``dandi://`` address.
+    api_url, timeout_s
+        As in :func:`resolve_dandi`.
+
+    Returns
+    -------
+    str
+        The URL.
+    """
     text = source.strip()
     low = text.lower()
     if low.startswith("dandi://"):

@@ -4,6 +4,8 @@ Every rule follows the scikit-learn estimator contract (:mod:`bci_credit.learnin
 driven window by window by :func:`bci_credit.learning.loop.run_online`.
 """
 
+from typing import Any
+
 from .base import LearningRule, WindowContext, WindowData, check_learning_rule
 from .oracle import NoLearningRule, OracleRule
 from .gain import ConstantGain, FiniteDifferenceGain, LookupGain, OnlineGain, make_gain
@@ -34,8 +36,21 @@ RULES = {
 }
 
 
-def make_rule(name: str, **params) -> LearningRule:
-    """Build a rule from its config name and hyper-parameters."""
+def make_rule(name: str, **params: Any) -> LearningRule:
+    """Build a rule from its config name and hyper-parameters.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`RULES`.
+    **params
+        Hyper-parameters of the rule's class.
+
+    Returns
+    -------
+    LearningRule
+        The new (unfitted) rule.
+    """
     if name not in RULES:
         raise ValueError(f"unknown learning rule {name!r}; choose one of {sorted(RULES)}")
     try:

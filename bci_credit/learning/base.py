@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..config import SimulationConfig
 
 __all__ = ["LearningRule", "WindowData", "WindowContext", "check_learning_rule", "clip_weights"]
 
@@ -137,13 +141,35 @@ class LearningRule:
         return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD]
 
     def get_params(self, deep: bool = True) -> dict:
-        """Hyper-parameters as given to ``__init__`` (``deep`` as in scikit-learn; no rule nests another)."""
+        """Hyper-parameters as given to ``__init__``.
+
+        Parameters
+        ----------
+        deep : bool
+            As in scikit-learn; ignored (no rule nests another).
+
+        Returns
+        -------
+        dict
+            Parameter name -> value.
+        """
         return {k: getattr(self, k) for k in self._param_names()}
 
-    def set_params(self, **params) -> "LearningRule":
+    def set_params(self, **params: Any) -> "LearningRule":
         """Set hyper-parameters; unknown names and values the rule's check refuses are an error (and
         leave the rule unchanged). A learning rule reads most of them at each update; ``gain`` and the
-        start values (e.g. ``beta0``) take effect at the next :meth:`initialize`."""
+        start values (e.g. ``beta0``) take effect at the next :meth:`initialize`.
+
+        Parameters
+        ----------
+        **params
+            Hyper-parameter name -> new value.
+
+        Returns
+        -------
+        LearningRule
+            ``self``.
+        """
         valid = set(self._param_names())
         for k in params:
             if k not in valid:
@@ -224,7 +250,15 @@ class LearningRule:
                 raise ValueError(f"{cls}: w_min={self.w_min!r} must be below w_max={self.w_max!r}")
 
     def initialize(self, w0: np.ndarray, context: WindowContext) -> None:
-        """Start learning from weights ``w0`` (replicates, neurons); checks the hyper-parameters first."""
+        """Start learning from weights ``w0``; checks the hyper-parameters first.
+
+        Parameters
+        ----------
+        w0 : ndarray, shape (replicates, neurons)
+            Initial weights (copied).
+        context : WindowContext
+            The simulation the rule is attached to.
+        """
         self._check_params()
         self.weights_ = np.array(w0, dtype=float, copy=True)
         self.context_ = context
@@ -232,7 +266,18 @@ class LearningRule:
         self.history_ = {"weights": [], "beta": [], "n_updates": []}
 
     def update(self, window: WindowData) -> np.ndarray:  # pragma: no cover - abstract
-        """Learn from one window; return the new weights."""
+        """Learn from one window.
+
+        Parameters
+        ----------
+        window : WindowData
+            The window's local signals.
+
+        Returns
+        -------
+        ndarray, shape (replicates, neurons)
+            The new weights (``weights_``).
+        """
         raise NotImplementedError
 
     def _check_window(self, window: WindowData) -> None:
@@ -268,12 +313,21 @@ class LearningRule:
             self.history_["beta"].append(np.array(self.beta_, copy=True))
             self.history_["n_updates"].append(np.array(getattr(self, "n_updates_", 0), copy=True))
 
-    def fit(self, config, *, progress: bool = False):
+    def fit(self, config: SimulationConfig | str | os.PathLike, *, progress: bool = False) -> LearningRule:
         """Run the configured simulation with this rule (see :func:`bci_credit.experiment.run`).
 
-        ``config`` is a :class:`~bci_credit.config.SimulationConfig`, or a preset name / TOML path
-        (loaded with :func:`~bci_credit.config.load_preset`). The resulting Recording is kept as
-        ``recording_``; returns ``self``.
+        Parameters
+        ----------
+        config : SimulationConfig or str or path
+            The simulation, or a preset name / TOML path (loaded with
+            :func:`~bci_credit.config.load_preset`).
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        LearningRule
+            ``self``, with the resulting Recording as ``recording_``.
         """
         from ..experiment import run
 
@@ -284,6 +338,17 @@ class LearningRule:
 def check_learning_rule(rule: LearningRule, *, n_windows: int = 400, seed: int = 0) -> None:
     """Conformance check run over every rule (raises AssertionError on a violation).
 
+    Parameters
+    ----------
+    rule : LearningRule
+        The rule to check (left unchanged; clones are run).
+    n_windows : int
+        Windows of the short online runs.
+    seed : int
+        Seed of the test population.
+
+    Notes
+    -----
     * ``__init__`` stores its parameters unchanged (``get_params`` round-trips, ``clone`` works);
     * a short online run on a 2-neuron population updates ``weights_``/``beta_``/``history_``;
     * two runs with the same seed give identical weights; inputs are left unchanged.

@@ -22,8 +22,13 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from .base import WindowContext, WindowData
 
 __all__ = ["Gain", "ConstantGain", "LookupGain", "FiniteDifferenceGain", "OnlineGain", "gain_table", "make_gain"]
 
@@ -31,18 +36,38 @@ __all__ = ["Gain", "ConstantGain", "LookupGain", "FiniteDifferenceGain", "Online
 class Gain:
     """Base class: ``reset(w0, context)``, ``observe(window)``, ``__call__(w) -> dmu/dw``."""
 
-    def reset(self, w0: np.ndarray, context) -> None:
-        pass
+    def reset(self, w0: np.ndarray, context: WindowContext) -> None:
+        """Start (or restart) estimating for a rule about to learn from weights ``w0``.
 
-    def observe(self, window) -> None:
-        pass
+        Parameters
+        ----------
+        w0 : ndarray, shape (replicates, neurons)
+            Initial weights.
+        context : WindowContext
+            The simulation the rule is attached to.
+        """
+
+    def observe(self, window: WindowData) -> None:
+        """Update the estimate with one window (no-op for gains that do not learn).
+
+        Parameters
+        ----------
+        window : WindowData
+            The window's local signals.
+        """
 
     def __call__(self, w: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
 class ConstantGain(Gain):
-    """The same gain for every weight."""
+    """The same gain for every weight.
+
+    Parameters
+    ----------
+    value : float
+        dmu/dw, spikes per step per unit weight.
+    """
 
     def __init__(self, value: float = 1e-3):
         self.value = float(value)
@@ -68,9 +93,18 @@ def gain_table(w_grid, *, sigma: float = 10.0, duration_s: float = 2000.0, param
 
 
 class LookupGain(Gain):
-    """Interpolate dmu/dw from a table ``(w_grid, dmu_dw)`` (clamped outside the grid)."""
+    """Interpolate dmu/dw from a table ``(w_grid, dmu_dw)`` (clamped outside the grid).
 
-    def __init__(self, w_grid=None, dmu_dw=None, path: str | None = None):
+    Parameters
+    ----------
+    w_grid, dmu_dw : array_like, optional
+        The table: weights (increasing) and the gain at each.
+    path : str, optional
+        JSON file with keys ``"w"`` and ``"dmu_dw"``, read on first use when ``w_grid`` is None
+        (default: the package's ``data/gain_table_sigma10.json``).
+    """
+
+    def __init__(self, w_grid: ArrayLike | None = None, dmu_dw: ArrayLike | None = None, path: str | None = None):
         self.w_grid = w_grid
         self.dmu_dw = dmu_dw
         self.path = path
@@ -92,13 +126,29 @@ def _default_table_path() -> Path:
 
 
 class FiniteDifferenceGain(LookupGain):
-    """A lookup table simulated on first use for the attached population's sigma."""
+    """A lookup table simulated on first use for the attached population's sigma.
 
-    def __init__(self, w_min: float = 2.0, w_max: float = 20.0, n_grid: int = 19, duration_s: float = 1000.0, seed=0):
+    The table is simulated with :func:`gain_table` at each :meth:`reset`, at the mean ``sigma`` of
+    the context's replicates.
+
+    Parameters
+    ----------
+    w_min, w_max : float
+        Range of the weight grid.
+    n_grid : int
+        Number of grid weights.
+    duration_s : float
+        Simulated time per grid weight.
+    seed : int, optional
+        Seed of the table simulation.
+    """
+
+    def __init__(self, w_min: float = 2.0, w_max: float = 20.0, n_grid: int = 19, duration_s: float = 1000.0,
+                 seed: int | None = 0):
         super().__init__()
         self.w_min, self.w_max, self.n_grid, self.duration_s, self.seed = w_min, w_max, n_grid, duration_s, seed
 
-    def reset(self, w0, context):
+    def reset(self, w0: np.ndarray, context: WindowContext) -> None:
         sigma = float(np.mean(context.sigma))
         grid = np.linspace(self.w_min, self.w_max, self.n_grid)
         _, _, g = gain_table(grid, sigma=sigma, duration_s=self.duration_s, seed=self.seed)
@@ -108,19 +158,23 @@ class FiniteDifferenceGain(LookupGain):
 class OnlineGain(Gain):
     """Local running estimate ``dmu/dw = 2 mu / w`` from the neuron's own spike count.
 
-    ``mu`` is an exponential running average (time constant ``tau_windows`` windows) of spikes per
-    step, started at ``mu0``.
+    Parameters
+    ----------
+    tau_windows : float
+        Time constant, in windows, of ``mu``: an exponential running average of spikes per step.
+    mu0 : float
+        Start value of ``mu`` (spikes per step).
     """
 
     def __init__(self, tau_windows: float = 200.0, mu0: float = 0.005):
         self.tau_windows = tau_windows
         self.mu0 = mu0
 
-    def reset(self, w0, context):
+    def reset(self, w0: np.ndarray, context: WindowContext) -> None:
         self.mu_ = np.full(np.shape(w0), float(self.mu0))
         self._steps = context.window_steps
 
-    def observe(self, window):
+    def observe(self, window: WindowData) -> None:
         a = 1.0 / self.tau_windows
         self.mu_ = (1 - a) * self.mu_ + a * window.counts / self._steps
 
@@ -128,11 +182,20 @@ class OnlineGain(Gain):
         return 2.0 * self.mu_ / np.maximum(np.asarray(w, float), 1e-9)
 
 
-def make_gain(spec) -> Gain:
-    """``"lookup"`` | ``"finite_difference"`` | ``"online"`` | ``"constant"`` | a finite number (constant) | a Gain.
+def make_gain(spec: str | float | Gain) -> Gain:
+    """Build the gain estimator a rule's ``gain`` setting names.
 
-    A Gain is copied, so a rule's learning never changes the object it was given (it stays a
-    hyper-parameter, and two rules given the same one do not share state).
+    Parameters
+    ----------
+    spec : {"lookup", "finite_difference", "online", "constant"} or float or Gain
+        A name (default settings), a finite number (a :class:`ConstantGain`), or a Gain. A Gain is
+        copied, so a rule's learning never changes the object it was given (it stays a
+        hyper-parameter, and two rules given the same one do not share state).
+
+    Returns
+    -------
+    Gain
+        A new estimator.
     """
     if isinstance(spec, Gain):
         return copy.deepcopy(spec)

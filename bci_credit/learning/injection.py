@@ -26,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..random import seed_sequence
-from .base import LearningRule, WindowData
+from .base import LearningRule, WindowContext, WindowData
+from .gain import Gain
 
 __all__ = ["SpikeInjectionRule"]
 
@@ -72,7 +73,8 @@ class SpikeInjectionRule(LearningRule):
         the regression (lower variance), or not (the original).
     tau_baseline : float
         Time constant (windows) of the running reward baseline.
-    gain : see :mod:`bci_credit.learning.gain`
+    gain : {"lookup", "finite_difference", "online"} or float or Gain
+        Estimator of dmu/dw (see :mod:`bci_credit.learning.gain`).
     w_min, w_max : float or None
         Weight bounds.
     beta0 : float
@@ -94,8 +96,9 @@ class SpikeInjectionRule(LearningRule):
     perturbs_outputs = True
 
     def __init__(self, m: float = 0.005, eta: float = 0.01, epsilon: float = 1e5, baseline: str = "running",
-                 tau_baseline: float = 50.0, gain="lookup", w_min: float | None = 2.0, w_max: float | None = 20.0,
-                 beta0: float = 0.0, warmup: int = 10, seed: int | None = None, record_every: int = 1):
+                 tau_baseline: float = 50.0, gain: str | float | Gain = "lookup", w_min: float | None = 2.0,
+                 w_max: float | None = 20.0, beta0: float = 0.0, warmup: int = 10, seed: int | None = None,
+                 record_every: int = 1):
         self.m = m
         self.eta = eta
         self.epsilon = epsilon
@@ -120,7 +123,7 @@ class SpikeInjectionRule(LearningRule):
             except (TypeError, ValueError) as err:
                 raise ValueError(f"{type(self).__name__}: {err}") from None
 
-    def initialize(self, w0, context) -> None:
+    def initialize(self, w0: np.ndarray, context: WindowContext) -> None:
         from ..sim.truth import spike_kick
 
         super().initialize(w0, context)
@@ -136,8 +139,16 @@ class SpikeInjectionRule(LearningRule):
     def perturb_outputs(self, s_end: np.ndarray) -> np.ndarray:
         """Draw this window's injections and return the window-end outputs with them added.
 
-        ``s_end`` is (replicates, neurons); the net sign per neuron is kept as ``xi_`` for the
-        following :meth:`update`.
+        Parameters
+        ----------
+        s_end : ndarray, shape (replicates, neurons)
+            Filtered outputs at the window end.
+
+        Returns
+        -------
+        ndarray, shape (replicates, neurons)
+            ``s_end`` plus the injected spikes' contribution; the net sign per neuron is kept as
+            ``xi_`` for the following :meth:`update`.
         """
         if not hasattr(self, "weights_"):
             raise RuntimeError(f"{type(self).__name__}.perturb_outputs() needs initialize(w0, context) first")

@@ -19,9 +19,13 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-from .base import LearningRule, WindowData, as_floats
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .base import LearningRule, WindowContext, WindowData, as_floats
+from .gain import Gain
 
 __all__ = ["OracleRule", "NoLearningRule"]
 
@@ -40,7 +44,8 @@ class OracleRule(LearningRule):
         (see :func:`bci_credit.tasks.costs.make_cost`).
     beta : array_like, optional
         Fixed known effects, used when neither ``true_effect`` nor ``cost`` is available.
-    gain : see :mod:`bci_credit.learning.gain`
+    gain : {"lookup", "finite_difference", "online"} or float or Gain
+        Estimator of dmu/dw (see :mod:`bci_credit.learning.gain`).
     w_min, w_max : float or None
         Weight bounds.
     record_every : int
@@ -49,8 +54,9 @@ class OracleRule(LearningRule):
 
     _checked_params = {"epsilon": (0.0, True), "tau_windows": (1.0, True)}
 
-    def __init__(self, epsilon: float = 1e5, tau_windows: float = 20.0, cost=None, beta=None, gain="lookup",
-                 w_min: float | None = 2.0, w_max: float | None = 20.0, record_every: int = 1):
+    def __init__(self, epsilon: float = 1e5, tau_windows: float = 20.0, cost: Any = None,
+                 beta: ArrayLike | None = None, gain: str | float | Gain = "lookup", w_min: float | None = 2.0,
+                 w_max: float | None = 20.0, record_every: int = 1):
         self.epsilon = epsilon
         self.tau_windows = tau_windows
         self.cost = cost
@@ -75,7 +81,7 @@ class OracleRule(LearningRule):
             except (TypeError, ValueError) as err:
                 raise ValueError(f"{cls}: cost: {err}") from None
 
-    def initialize(self, w0, context) -> None:
+    def initialize(self, w0: np.ndarray, context: WindowContext) -> None:
         super().initialize(w0, context)
         self.beta_ = np.zeros_like(self.weights_)
         if self.beta is not None:
@@ -123,12 +129,18 @@ class OracleRule(LearningRule):
 
 
 class NoLearningRule(LearningRule):
-    """The no-learning control: weights stay at their initial values."""
+    """The no-learning control: weights stay at their initial values.
+
+    Parameters
+    ----------
+    record_every : int
+        Record ``history_`` every this many windows.
+    """
 
     def __init__(self, record_every: int = 1):
         self.record_every = record_every
 
-    def initialize(self, w0, context) -> None:
+    def initialize(self, w0: np.ndarray, context: WindowContext) -> None:
         super().initialize(w0, context)
         self.beta_ = np.zeros_like(self.weights_)
         self.n_updates_ = np.zeros(self.weights_.shape, dtype=np.int64)

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LearningRule, WindowData, clip_weights
+from .base import LearningRule, WindowContext, WindowData, clip_weights
+from .gain import Gain
 
 __all__ = ["NodePerturbationRule", "ReinforceRule"]
 
@@ -64,9 +65,10 @@ class NodePerturbationRule(LearningRule):
 
     @property
     def needs_unperturbed(self) -> bool:  # type: ignore[override]
+        """True with ``baseline="paired"``: each window must carry ``reward_unperturbed``."""
         return self.baseline == "paired"
 
-    def initialize(self, w0, context) -> None:
+    def initialize(self, w0: np.ndarray, context: WindowContext) -> None:
         super().initialize(w0, context)
         self.rbar_ = None
         self.beta_ = np.zeros_like(self.weights_)  # last gradient estimate (R - b) e
@@ -104,7 +106,8 @@ class ReinforceRule(LearningRule):
         Learning rate.
     tau_baseline : float
         Time constant (windows) of the running reward baseline and of each neuron's mean count.
-    gain : see :mod:`bci_credit.learning.gain`
+    gain : {"lookup", "finite_difference", "online"} or float or Gain
+        Estimator of dmu/dw (see :mod:`bci_credit.learning.gain`).
     w_min, w_max : float or None
         Weight bounds.
     record_every : int
@@ -113,7 +116,7 @@ class ReinforceRule(LearningRule):
 
     _checked_params = {"epsilon": (0.0, True), "tau_baseline": (1.0, True)}
 
-    def __init__(self, epsilon: float = 1e5, tau_baseline: float = 50.0, gain="lookup",
+    def __init__(self, epsilon: float = 1e5, tau_baseline: float = 50.0, gain: str | float | Gain = "lookup",
                  w_min: float | None = 2.0, w_max: float | None = 20.0, record_every: int = 1):
         self.epsilon = epsilon
         self.tau_baseline = tau_baseline
@@ -122,7 +125,7 @@ class ReinforceRule(LearningRule):
         self.w_max = w_max
         self.record_every = record_every
 
-    def initialize(self, w0, context) -> None:
+    def initialize(self, w0: np.ndarray, context: WindowContext) -> None:
         super().initialize(w0, context)
         self.rbar_ = None
         self.nbar_ = None

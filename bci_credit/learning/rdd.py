@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LearningRule, WindowData, as_floats, finite_window
+from .base import LearningRule, WindowContext, WindowData, as_floats, finite_window
+from .gain import Gain
 
 __all__ = ["RDDRule", "RepoRDDRule", "ObservedDependenceRule"]
 
@@ -84,8 +85,8 @@ class RDDRule(LearningRule):
     _RLS_RIDGE = 1e-8
 
     def __init__(self, p: float = 0.1, eta: float = 0.1, epsilon: float = 1e5, step: str = "constant",
-                 linear: bool = True, gain="lookup", w_min: float | None = 2.0, w_max: float | None = 20.0,
-                 beta0: float = 0.0, warmup: int = 10, record_every: int = 1):
+                 linear: bool = True, gain: str | float | Gain = "lookup", w_min: float | None = 2.0,
+                 w_max: float | None = 20.0, beta0: float = 0.0, warmup: int = 10, record_every: int = 1):
         self.p = p
         self.eta = eta
         self.epsilon = epsilon
@@ -102,7 +103,7 @@ class RDDRule(LearningRule):
         super()._check_params()
         _check_p(self)
 
-    def initialize(self, w0, context) -> None:
+    def initialize(self, w0: np.ndarray, context: WindowContext) -> None:
         super().initialize(w0, context)
         shape = self.weights_.shape
         self.theta_ = np.zeros(shape + (4,))  # gamma, beta, alpha_r, alpha_l
@@ -142,11 +143,14 @@ class RDDRule(LearningRule):
 
 
 class ObservedDependenceRule(RDDRule):
-    """The canonical rule with ``p = 1``: the naive, confounded observed dependence."""
+    """The canonical rule with ``p = 1``: the naive, confounded observed dependence.
+
+    Parameters are those of :class:`RDDRule`, with defaults ``p=1.0`` and ``linear=False``.
+    """
 
     def __init__(self, p: float = 1.0, eta: float = 0.1, epsilon: float = 1e5, step: str = "constant",
-                 linear: bool = False, gain="lookup", w_min: float | None = 2.0, w_max: float | None = 20.0,
-                 beta0: float = 0.0, warmup: int = 10, record_every: int = 1):
+                 linear: bool = False, gain: str | float | Gain = "lookup", w_min: float | None = 2.0,
+                 w_max: float | None = 20.0, beta0: float = 0.0, warmup: int = 10, record_every: int = 1):
         super().__init__(p=p, eta=eta, epsilon=epsilon, step=step, linear=linear, gain=gain, w_min=w_min,
                          w_max=w_max, beta0=beta0, warmup=warmup, record_every=record_every)
 
@@ -154,9 +158,28 @@ class ObservedDependenceRule(RDDRule):
 class RepoRDDRule(LearningRule):
     """The original repository's paired 3-parameter rule (bit-faithful replication).
 
-    Parameters follow the original scripts: ``eta`` (beta step), ``epsilon`` (weight rate, applied
-    to ``V0 = beta/2``), ``decay_step`` (``eta/(count+1)``), ``linear_correction``.
+    Parameters
+    ----------
+    p : float
+        Half-width of the near-threshold band: a pair is a window in ``(-p, 0)`` below threshold
+        followed by one in ``[0, p)`` above.
+    eta : float
+        Step size of the ``V`` regression (beta step).
+    epsilon : float
+        Weight learning rate, applied to ``V0 = beta/2``.
+    decay_step : bool
+        Step ``eta / (count + 1)`` instead of a constant ``eta``.
+    linear_correction : bool
+        Include the linear terms in ``Z - theta`` on each side.
+    gain : {"lookup", "finite_difference", "online"} or float or Gain
+        Estimator of dmu/dw (see :mod:`bci_credit.learning.gain`).
+    w_min, w_max : float or None
+        Weight bounds.
+    record_every : int
+        Record ``history_`` every this many windows.
 
+    Notes
+    -----
     Note: used with ``p = 1`` (the paper's "OD" learner) the pairing makes the "below" window of a
     pair typically the one right after the neuron's previous spike, so the pair mostly cancels
     and the rule learns only 10-14 % of the true observed dependence (measured in the fig4dg
@@ -167,7 +190,7 @@ class RepoRDDRule(LearningRule):
     _checked_params = {"eta": (0.0, False), "epsilon": (0.0, True)}
 
     def __init__(self, p: float = 0.1, eta: float = 0.1, epsilon: float = 2e5, decay_step: bool = False,
-                 linear_correction: bool = False, gain="lookup", w_min: float | None = 2.0,
+                 linear_correction: bool = False, gain: str | float | Gain = "lookup", w_min: float | None = 2.0,
                  w_max: float | None = 20.0, record_every: int = 1):
         self.p = p
         self.eta = eta
@@ -183,7 +206,7 @@ class RepoRDDRule(LearningRule):
         super()._check_params()
         _check_p(self)
 
-    def initialize(self, w0, context) -> None:
+    def initialize(self, w0: np.ndarray, context: WindowContext) -> None:
         super().initialize(w0, context)
         shape = self.weights_.shape
         self.V_ = np.zeros(shape + (3,))

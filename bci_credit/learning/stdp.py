@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from .base import LearningRule, WindowData, clip_weights
+from .base import LearningRule, WindowContext, WindowData, clip_weights
 
 __all__ = ["RewardModulatedSTDPRule"]
 
@@ -79,7 +79,7 @@ class RewardModulatedSTDPRule(LearningRule):
         self.w_max = w_max
         self.record_every = record_every
 
-    def initialize(self, w0, context) -> None:
+    def initialize(self, w0: np.ndarray, context: WindowContext) -> None:
         super().initialize(w0, context)
         window_s = context.window_steps * context.dt_s
         self.decay_ = math.exp(-window_s / self.tau_eligibility_s)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import sys
+from types import ModuleType
 
 __all__ = ["pyplot"]
 
 
-def pyplot():
+def pyplot() -> ModuleType:
     """``matplotlib.pyplot``, on the Agg backend unless a backend was chosen already."""
     import matplotlib
 

@@ -20,6 +20,7 @@ quick forms are the seeded tests (``tests/test_predict*.py``).
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 
 from ._base import PredictionResult, write_prediction
 
@@ -38,8 +39,19 @@ PREDICTIONS = {
 }
 
 
-def get_prediction(name: str):
-    """The module of prediction ``name``."""
+def get_prediction(name: str) -> ModuleType:
+    """The module of prediction ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`PREDICTIONS`.
+
+    Returns
+    -------
+    module
+        Its ``NAME``, ``CLAIM``, ``FULL``/``QUICK`` settings and ``run``.
+    """
     if name not in PREDICTIONS:
         raise ValueError(f"unknown prediction {name!r}; choose one of {', '.join(PREDICTIONS)}")
     return importlib.import_module(f"{__name__}.{PREDICTIONS[name]}")
@@ -51,5 +63,22 @@ def list_predictions() -> dict:
 
 
 def run_prediction(name: str, *, quick: bool = False, seed: int = 0, progress: bool = False) -> PredictionResult:
-    """Run prediction ``name`` (full size, or the quick form used by the tests)."""
+    """Run prediction ``name`` (full size, or the quick form used by the tests).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`PREDICTIONS`.
+    quick : bool
+        The quick (test-sized) form.
+    seed : int
+        Root seed.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    PredictionResult
+        Numbers, checks, tables and representative sessions.
+    """
     return get_prediction(name).run(quick=quick, seed=seed, progress=progress)

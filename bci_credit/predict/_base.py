@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,17 +69,33 @@ class PredictionResult:
         return "\n".join(lines)
 
     def to_json(self) -> dict:
+        """The content of ``prediction.json``: name, claim, quick, passed, checks, numbers, settings, notes."""
         return {"name": self.name, "claim": self.claim, "quick": self.quick, "passed": self.passed,
                 "checks": {k: bool(v) for k, v in self.checks.items()}, "numbers": self.numbers,
                 "settings": self.settings, "notes": self.notes}
 
 
-def write_prediction(result: PredictionResult, out_dir, *, nwb: str = "one", figures: bool = True) -> list[Path]:
+def write_prediction(result: PredictionResult, out_dir: str | os.PathLike, *, nwb: str = "one",
+                     figures: bool = True) -> list[Path]:
     """Write ``prediction.json``, one CSV per table, figures (PNG) and NWB files into ``out_dir``.
 
-    ``nwb``: ``"one"`` (the first representative session), ``"all"`` or ``"none"``. A prediction
-    without representative sessions writes no NWB file; when ``nwb`` asks for files, a note saying
-    so is added to ``result.notes`` (so to ``prediction.json`` and :meth:`PredictionResult.summary`).
+    Parameters
+    ----------
+    result : PredictionResult
+        The result to write.
+    out_dir : str or path
+        Output folder (created if needed).
+    nwb : {"one", "all", "none"}
+        NWB files of the first representative session, of all, or none. A prediction without
+        representative sessions writes no NWB file; when ``nwb`` asks for files, a note saying so is
+        added to ``result.notes`` (so to ``prediction.json`` and :meth:`PredictionResult.summary`).
+    figures : bool
+        Also draw and save the figures.
+
+    Returns
+    -------
+    list of Path
+        The files written.
     """
     from ..outputs import save_figure, write_csv, write_json
 

@@ -38,6 +38,7 @@ JSON) are in :mod:`bci_credit.reproduce.toolkit`, for new recipes and analysis s
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from .toolkit import DEFAULT_SEED
@@ -70,8 +71,28 @@ def list_recipes() -> dict[str, str]:
     return {k: (f.__doc__ or "").strip().splitlines()[0] for k, f in RECIPES.items()}
 
 
-def run_recipe(name: str, out_dir, *, quick: bool = False, seed: int = DEFAULT_SEED, n_jobs: int | None = 1) -> dict:
-    """Run recipe ``name`` (see :data:`RECIPES`) and return its result dict."""
+def run_recipe(name: str, out_dir: str | os.PathLike, *, quick: bool = False, seed: int = DEFAULT_SEED,
+               n_jobs: int | None = 1) -> dict:
+    """Run recipe ``name`` (see :data:`RECIPES`) and return its result dict.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`RECIPES`.
+    out_dir : str or path
+        Folder for ``<name>.json`` and ``<name>.png``.
+    quick : bool
+        The reduced (seconds) version used by the tests.
+    seed : int
+        Root seed (non-negative).
+    n_jobs : int or None
+        Tasks run at once (the results do not depend on it).
+
+    Returns
+    -------
+    dict
+        The content of ``<name>.json``: numbers, seed, configuration and acceptance checks.
+    """
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:

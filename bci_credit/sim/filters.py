@@ -30,6 +30,11 @@ def output_filter(tau_s: float, dt_s: float = 0.001, paper_kernel: bool = False)
         Simulation time step in seconds.
     paper_kernel : bool
         Reproduce the original code's doubled-time-constant kernel (see module docstring).
+
+    Returns
+    -------
+    decay, k0 : float
+        ``s <- decay * s + k0 * h`` per step.
     """
     if tau_s <= 0:
         raise ValueError(f"tau_s must be positive, got {tau_s}")
@@ -46,6 +51,18 @@ def delta_s_theory(window_steps: int, tau_s: float, dt_s: float = 0.001, paper_k
     """Expected jump of s at the end of a window caused by one spike at a uniform random step.
 
     The average over the window of ``k0 * decay**(window_steps - 1 - j)``.
+
+    Parameters
+    ----------
+    window_steps : int
+        Steps per window.
+    tau_s, dt_s, paper_kernel
+        As in :func:`output_filter`.
+
+    Returns
+    -------
+    float
+        The expected jump of s.
     """
     decay, k0 = output_filter(tau_s, dt_s, paper_kernel)
     n = int(window_steps)

@@ -34,9 +34,10 @@ import copy
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..checks import check_flag, check_number
 from ..random import SeedLike, seed_repr, seed_sequence
@@ -127,8 +128,19 @@ class LIFParams:
         scale = self.sigma / math.sqrt(self.tau_m_s)
         return scale / math.sqrt(self.dt_s) if self.noise == "sde" else scale
 
-    def replace(self, **changes) -> "LIFParams":
-        """A copy with ``changes`` applied."""
+    def replace(self, **changes: Any) -> "LIFParams":
+        """A copy with ``changes`` applied.
+
+        Parameters
+        ----------
+        **changes
+            Field name -> new value.
+
+        Returns
+        -------
+        LIFParams
+            The new (validated) parameters.
+        """
         return dataclasses.replace(self, **changes)
 
 
@@ -195,6 +207,7 @@ class WindowBlock:
 
     @property
     def n_windows(self) -> int:
+        """Number of windows in the block."""
         return self.drive.shape[1]
 
 
@@ -256,9 +269,9 @@ class LIFPopulation:
         Keep spike events (needed for spike times; off saves memory in huge sweeps).
     """
 
-    def __init__(self, w, *, c=0.99, x=0.0, params: LIFParams | None = None, seed: SeedLike | Sequence = None,
-                 n_replicates: int | None = None, sigma=None, sigma_pert: float = 0.0, v0=None,
-                 record_spikes: bool = True) -> None:
+    def __init__(self, w: ArrayLike, *, c: ArrayLike = 0.99, x: ArrayLike = 0.0, params: LIFParams | None = None,
+                 seed: SeedLike | Sequence = None, n_replicates: int | None = None, sigma: ArrayLike | None = None,
+                 sigma_pert: float = 0.0, v0: ArrayLike | None = None, record_spikes: bool = True) -> None:
         self.params = params if params is not None else LIFParams()
         w = np.asarray(w, dtype=float)
         if w.ndim == 1:
@@ -319,7 +332,8 @@ class LIFPopulation:
         """Current simulated time (s)."""
         return self.step * self.params.dt_s
 
-    def run(self, n_windows: int, *, w=None, x_t: np.ndarray | None = None, record_traces: bool = False) -> WindowBlock:
+    def run(self, n_windows: int, *, w: ArrayLike | None = None, x_t: np.ndarray | None = None,
+            record_traces: bool = False) -> WindowBlock:
         """Advance ``n_windows`` windows and return their per-window outputs.
 
         Parameters
@@ -333,6 +347,11 @@ class LIFPopulation:
             ``steps = n_windows * window_steps``; added to ``x`` (so also multiplied by w).
         record_traces : bool
             Also return per-step v (before reset) and u traces (memory: replicates*steps*neurons).
+
+        Returns
+        -------
+        WindowBlock
+            The windows' outputs, shape (replicates, n_windows, neurons), and their spike events.
         """
         p = self.params
         R, N = self.n_replicates, self.n_neurons
@@ -404,16 +423,29 @@ class LIFPopulation:
         )
 
     def snapshot(self) -> dict:
-        """Copy of the full dynamic state (membrane, drive, filters, noise streams, step)."""
+        """Copy of the full dynamic state.
+
+        Returns
+        -------
+        dict
+            Membrane, drive, filters, noise streams, weights and step, for :meth:`restore` or
+            :meth:`take`.
+        """
         return {k: np.copy(getattr(self, k)) for k in ("v", "u", "refr", "s", "_spiked_in_win", "_rng", "_pert_rng", "w")} | {
             "step": self.step}
 
     def restore(self, snap: dict) -> None:
-        """Return to a state taken with :meth:`snapshot` (same noise from then on)."""
+        """Return to a state taken with :meth:`snapshot` (same noise from then on).
+
+        Parameters
+        ----------
+        snap : dict
+            A :meth:`snapshot` of this population.
+        """
         for k, val in snap.items():
             setattr(self, k, np.copy(val) if isinstance(val, np.ndarray) else val)
 
-    def take(self, rows, snap: dict | None = None) -> "LIFPopulation":
+    def take(self, rows: ArrayLike, snap: dict | None = None) -> "LIFPopulation":
         """A new population whose replicates are copies of replicates ``rows`` of this one.
 
         Parameters
@@ -442,7 +474,13 @@ class LIFPopulation:
         return new
 
     def describe(self) -> dict:
-        """JSON-friendly description of this population (for provenance)."""
+        """JSON-friendly description of this population (for provenance).
+
+        Returns
+        -------
+        dict
+            Parameters, replicate and neuron counts, ``c``, ``sigma``, ``sigma_pert`` and the seed record.
+        """
         return {
             "params": dataclasses.asdict(self.params),
             "n_replicates": self.n_replicates,
@@ -455,7 +493,19 @@ class LIFPopulation:
 
 
 def concat_blocks(blocks: Sequence[WindowBlock]) -> WindowBlock:
-    """Join consecutive blocks of one population along the window axis."""
+    """Join consecutive blocks of one population along the window axis.
+
+    Parameters
+    ----------
+    blocks : sequence of WindowBlock
+        Consecutive blocks, in order (at least one).
+
+    Returns
+    -------
+    WindowBlock
+        The joined block, starting at the first block's ``first_window``. Traces (``v_trace``,
+        ``u_trace``) are not joined: they are None.
+    """
     if not blocks:
         raise ValueError("no blocks to join")
     cat = lambda name: np.concatenate([getattr(b, name) for b in blocks], axis=1)  # noqa: E731
@@ -484,15 +534,34 @@ def run_windows(pop: LIFPopulation, n_windows: int, *, chunk_windows: int | None
     return blocks or [pop.run(0)]
 
 
-def simulate(w, duration_s: float, *, c=0.99, x=0.0, params: LIFParams | None = None, seed: SeedLike | Sequence = None,
-             n_replicates: int | None = None, sigma=None, record_spikes: bool = True, progress: bool = False,
+def simulate(w: ArrayLike, duration_s: float, *, c: ArrayLike = 0.99, x: ArrayLike = 0.0,
+             params: LIFParams | None = None, seed: SeedLike | Sequence = None, n_replicates: int | None = None,
+             sigma: ArrayLike | None = None, record_spikes: bool = True, progress: bool = False,
              chunk_windows: int | None = None) -> tuple[WindowBlock, LIFPopulation]:
     """Simulate a batch of populations for ``duration_s`` seconds with fixed weights.
 
-    Returns the per-window outputs (a :class:`WindowBlock`) and the population (final state,
-    parameters, seeds). ``duration_s`` (finite, > 0) is rounded down to whole windows and must
-    hold at least one window of ``params.window_s``. ``w``, ``x`` must be finite. A sweep over many
-    weight settings is one call: pass ``w`` shaped (replicates, neurons).
+    A sweep over many weight settings is one call: pass ``w`` shaped (replicates, neurons).
+
+    Parameters
+    ----------
+    w : array_like, shape (neurons,) or (replicates, neurons)
+        Input gains (finite).
+    duration_s : float
+        Simulated time (finite, > 0), rounded down to whole windows; at least one window of
+        ``params.window_s``.
+    c, x, params, seed, n_replicates, sigma, record_spikes
+        As in :class:`LIFPopulation` (``x`` must be finite).
+    progress : bool
+        Show a tqdm progress bar over windows.
+    chunk_windows : int, optional
+        Windows per engine call (default: all at once, or 50 chunks with ``progress``).
+
+    Returns
+    -------
+    block : WindowBlock
+        The per-window outputs.
+    pop : LIFPopulation
+        The population (final state, parameters, seeds).
 
     Examples
     --------

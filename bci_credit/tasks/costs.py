@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import TYPE_CHECKING, Callable, Union
 
 import numpy as np
 
 from ..checks import check_number
+
+if TYPE_CHECKING:
+    from ..random import SeedLike
 
 __all__ = [
     "Cost",
@@ -117,11 +120,30 @@ class LinearReadoutCost(Cost):
 
     @property
     def n_neurons(self) -> int:  # type: ignore[override]
+        """Number of neurons (one per readout weight)."""
         return len(self.a)
 
     @classmethod
-    def random(cls, n_neurons: int, seed=None, scale: float = 5.0, target: float = 0.1) -> "LinearReadoutCost":
-        """Readout weights ``a_i ~ scale * N(0, 1)`` drawn from ``seed``."""
+    def random(cls, n_neurons: int, seed: SeedLike = None, scale: float = 5.0,
+               target: float = 0.1) -> "LinearReadoutCost":
+        """Readout weights ``a_i ~ scale * N(0, 1)`` drawn from ``seed``.
+
+        Parameters
+        ----------
+        n_neurons : int
+            Number of readout weights.
+        seed : int, Generator or None
+            Source of the weights.
+        scale : float
+            Standard deviation of the weights.
+        target : float
+            Target of the readout.
+
+        Returns
+        -------
+        LinearReadoutCost
+            The new cost.
+        """
         from ..random import check_random_state
 
         rng = check_random_state(seed)
@@ -159,12 +181,30 @@ class TargetRateCost(Cost):
 
     @property
     def n_neurons(self) -> int:  # type: ignore[override]
+        """Number of neurons (one per target rate)."""
         return len(self.target)
 
     @classmethod
     def special_neuron(cls, n_neurons: int = 10, rate: float = 0.02, special: int = 0, special_rate: float = 0.0,
                        mode: str = "rate") -> "TargetRateCost":
-        """All neurons at ``rate`` except ``special`` at ``special_rate`` (the perturbed BCI task)."""
+        """All neurons at ``rate`` except ``special`` at ``special_rate`` (the perturbed BCI task).
+
+        Parameters
+        ----------
+        n_neurons : int
+            Number of neurons.
+        rate, special_rate : float
+            Target rates (spikes per step) of the other neurons and of the special one.
+        special : int
+            Index of the special neuron (also the ``control`` neuron).
+        mode : {"rate", "brain", "dual"}
+            As in the class.
+
+        Returns
+        -------
+        TargetRateCost
+            The new cost.
+        """
         t = np.full(n_neurons, rate)
         t[special] = special_rate
         return cls(target=tuple(t), mode=mode, control=special)
@@ -193,6 +233,7 @@ class TwoLayerCost(Cost):
 
     @property
     def n_neurons(self) -> int:  # type: ignore[override]
+        """Number of second-layer outputs (one per target)."""
         return len(self.target)
 
     def __call__(self, s):
@@ -210,7 +251,19 @@ COSTS: dict[str, type] = {
 
 
 def make_cost(spec: Union[str, dict, Cost, Callable]) -> Cost:
-    """Build a cost from its name, a dict ``{"name": ..., **params}`` or return it unchanged."""
+    """Build a cost from its name, a dict ``{"name": ..., **params}`` or return it unchanged.
+
+    Parameters
+    ----------
+    spec : str, dict, Cost or callable
+        A key of :data:`COSTS`, a dict with ``"name"`` and the cost's fields, or a Cost or other
+        callable (returned as is).
+
+    Returns
+    -------
+    Cost
+        The cost.
+    """
     if isinstance(spec, Cost) or (callable(spec) and not isinstance(spec, (str, dict))):
         return spec  # type: ignore[return-value]
     if isinstance(spec, str):
