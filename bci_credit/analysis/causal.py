@@ -317,12 +317,12 @@ def _auto_design(req: Mapping[str, str | None]) -> str | None:
     return None
 
 
-def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool = True, units=None,
-                      control_unit=None, reward: str | None = None, decoder: str | None = None,
+def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool = True, units: Sequence | None = None,
+                      control_unit: Any = None, reward: str | None = None, decoder: str | None = None,
                       threshold: float | None = None, window_s: float | None = None, density: bool = True,
                       source: str | None = None, n_jobs: int = 1, design_options: Mapping | None = None,
                       blocks: str | Sequence[str] | None = None, reward_lag_s: float = 0.0,
-                      **rd_options) -> CausalAnalysis:
+                      **rd_options: Any) -> CausalAnalysis:
     """Run one design (plus the naive comparison) on a Recording.
 
     Parameters
@@ -345,7 +345,8 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
         Decoder-output series and reward threshold (reward-threshold). For the spike design,
         ``threshold`` is the units' spike threshold when the file does not store it.
     window_s : float, optional
-        Window length for recordings without a windows table (fuzzy, naive).
+        Window length of the fuzzy and naive designs: windows of this length are laid over the
+        recording, replacing its own windows table if it has one (without one: 0.05 s by default).
     reward_lag_s : float
         Take each window's outcome this many seconds later (reward latency; spike, fuzzy, naive;
         outcomes from series or trials, see :func:`~bci_credit.analysis._causal_data.window_data`).
@@ -365,6 +366,12 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
         designs that read the windows only (spike, fuzzy, naive).
     **rd_options
         RD settings (``p``, ``kernel``, ``bwselect``, ``vce``, ``level`` ...).
+
+    Returns
+    -------
+    CausalAnalysis
+        The design's per-unit results (``primary``), the naive comparison (``naive``, or None), the
+        designs the recording supports and the analysed duration.
 
     Raises
     ------
@@ -460,7 +467,8 @@ def _with_control(rec: Recording, ids) -> Recording:
 
 
 def analyze_file(path: str | os.PathLike, design: str = "auto", *, out_dir: str | os.PathLike | None = None,
-                 plots: bool = True, max_plots: int = 24, units_path: str | None = None, **kwargs) -> CausalAnalysis:
+                 plots: bool = True, max_plots: int = 24, units_path: str | None = None,
+                 **kwargs: Any) -> CausalAnalysis:
     """Read one NWB file and run :func:`analyze_recording` on it (optionally writing its outputs).
 
     Parameters
@@ -478,6 +486,11 @@ def analyze_file(path: str | os.PathLike, design: str = "auto", *, out_dir: str 
         Units table or binned-count series inside the file (see :func:`bci_credit.io.nwb.read`).
     **kwargs
         Passed to :func:`analyze_recording`.
+
+    Returns
+    -------
+    CausalAnalysis
+        As from :func:`analyze_recording`, with the file's path as its source.
 
     Raises
     ------

@@ -9,6 +9,7 @@ and :func:`threshold_crossings` (reward times at upward crossings).
 from __future__ import annotations
 
 import math
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -154,8 +155,8 @@ class RewardThreshold:
 
     def __init__(self, recording: Recording, *, decoder: str | None = None, threshold: float | None = None,
                  reward: str | None = None, epoch_s: float = 0.1, horizon_s: float = 0.3, baseline_s: float = 0.5,
-                 gap_s: float = 0.0, exclude_after_reward_s: float | None = None, units=None,
-                 density: bool = True, sharp_tol: float = 0.01, n_jobs: int = 1, **rd_options):
+                 gap_s: float = 0.0, exclude_after_reward_s: float | None = None, units: Sequence | None = None,
+                 density: bool = True, sharp_tol: float = 0.01, n_jobs: int = 1, **rd_options: Any) -> None:
         check_design(recording, "reward-threshold", decoder=decoder, threshold=threshold)
         for name, v in (("epoch_s", epoch_s), ("horizon_s", horizon_s), ("baseline_s", baseline_s)):
             if not (np.isfinite(v) and v > 0):
