@@ -280,3 +280,25 @@ def test_summary_prints_an_underflowed_p_value_as_a_bound_not_zero():
 
     assert _fmt_p(0.0, 10).strip() == "<1e-300" and _fmt_p(3e-12, 10).strip() == "3e-12"
     assert _fmt_p(float("nan"), 10).strip() == "-" and _fmt_p(None, 10).strip() == "-"
+
+
+def test_the_adjusted_naive_fit_shared_by_units_equals_each_units_own_regression():
+    """naive-rate-adjusted fits reward on all units' counts once for the units that share windows and
+    covariates; each unit's row must equal its own OLS of reward on its count and the others' (HC1)."""
+    import statsmodels.api as sm
+
+    from bci_credit.analysis.causal import NaiveComparison
+
+    spikes = _spikes(seed=3, n_units=5)
+    spikes[4] = np.array([])  # a silent unit: no estimate, and no column in the others' fits
+    rec = _rec(spikes, _reward(seed=4))
+    t = NaiveComparison(rec, variants=("naive-rate-adjusted",)).fit().table.set_index("unit")
+    wd = window_data(rec)
+    y, C = wd.reward, wd.counts.astype(float)
+    ok = np.isfinite(y)
+    for p in range(4):
+        X = np.column_stack([np.ones(y.size), C[:, p], C[:, [j for j in range(4) if j != p]]])
+        own = sm.OLS(y[ok], X[ok]).fit(cov_type="HC1")
+        assert abs(t.loc[p, "estimate"] - own.params[1]) < 1e-10 * (1 + abs(own.params[1]))
+        assert abs(t.loc[p, "se"] - own.bse[1]) < 1e-10 * own.bse[1]
+    assert np.isnan(t.loc[4, "estimate"])

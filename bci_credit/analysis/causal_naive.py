@@ -175,21 +175,27 @@ class NaiveComparison:
         finite_y = np.isfinite(y)
         seen = wd.observed  # obs_intervals: a unit's windows where it was not sorted are not its silent windows
         dropped: dict = {}
+        # units whose adjusted fits have the same windows and the same units share one fit (the model is the
+        # same: reward on all their counts), so a recording of N units takes one fit instead of N
+        joint: dict = {}
         for variant in self.variants_used:
             df = _empty_rows(rec, pos, variant)
             for k, p in enumerate(pos):
                 ok_y = finite_y if seen is None else finite_y & seen[:, p]
+                col, key = 1, None
                 if variant == "naive-od":
-                    X = np.column_stack([np.ones(y.size), H[:, p].astype(float)])
+                    cols, x_of = [p], H
                 elif variant == "naive-rate":
-                    X = np.column_stack([np.ones(y.size), counts[:, p].astype(float)])
+                    cols, x_of = [p], counts
                 else:
                     others = [j for j in range(counts.shape[1]) if j != p]
                     if seen is not None:
                         others, ok_y, lost = _observed_covariates(seen, ok_y, others, y)
                         if lost:
                             dropped[rec.unit_ids[p]] = [rec.unit_ids[j] for j in lost]
-                    X = np.column_stack([np.ones(y.size), counts[:, p].astype(float), counts[:, others].astype(float)])
+                    cols, x_of = sorted([p] + others), counts
+                    col = 1 + cols.index(p)
+                    key = (tuple(cols), ok_y.tobytes())
                 if ok_y.any() and np.ptp(y[ok_y]) == 0:  # nothing to explain: a fit would report rounding noise
                     df["reason"][k] = f"the reward is the same ({y[ok_y][0]:g}) in every analysed window"
                     continue
@@ -200,15 +206,22 @@ class NaiveComparison:
                     df["reason"][k] = (f"too few windows with and without a spike ({n1} with, {n0} without; at least "
                                        f"{MIN_WINDOWS} of each needed for the robust SE)")
                     continue
-                keep = np.ptp(X[ok_y], axis=0) > 0
-                keep[0] = True
-                if not keep[1]:
+                if key in joint:
+                    keep, fit = joint[key]
+                else:
+                    X = np.column_stack([np.ones(int(ok_y.sum())), x_of[:, cols][ok_y].astype(float)])
+                    keep = np.ptp(X, axis=0) > 0
+                    keep[0] = True
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        fit = sm.OLS(y[ok_y], X[:, keep]).fit(cov_type="HC1")
+                    if key is not None:
+                        joint[key] = keep, fit
+                if not keep[col]:
                     df["reason"][k] = "the unit's spiking does not vary"
                     continue
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    fit = sm.OLS(y[ok_y], X[ok_y][:, keep]).fit(cov_type="HC1")
-                b, se = float(fit.params[1]), float(fit.bse[1])
+                at = int(keep[:col].sum())  # the unit's coefficient among the kept columns
+                b, se = float(fit.params[at]), float(fit.bse[at])
                 df["estimate"][k], df["se"][k] = b, se
                 df["ci_lo"][k], df["ci_hi"][k] = b - zcrit * se, b + zcrit * se
                 df["pvalue"][k] = float(2 * stats.norm.sf(abs(b / se))) if se > 0 else np.nan
