@@ -177,6 +177,17 @@ def test_glm_proxy_cross_fitted():
     np.testing.assert_array_equal(lf[2:, 3:], counts[:-2])
 
 
+def test_glm_proxy_progress_bar_shows_the_units_and_changes_nothing(capsys):
+    rng = np.random.default_rng(6)
+    counts = rng.poisson(0.5, size=(800, 3))
+    quiet = glm_drive_proxy(counts, n_folds=3)
+    assert "GLM drive proxy" not in capsys.readouterr().err
+    shown = glm_drive_proxy(counts, n_folds=3, progress=True)
+    err = capsys.readouterr().err
+    assert "GLM drive proxy" in err and "3/3" in err
+    np.testing.assert_array_equal(quiet.values, shown.values)
+
+
 # ---------------------------------------------------------------------------- reward-threshold RD
 def _ou(rng, n, dt, tau):
     from scipy.signal import lfilter

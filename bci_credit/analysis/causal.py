@@ -322,7 +322,7 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
                       threshold: float | None = None, window_s: float | None = None, density: bool = True,
                       source: str | None = None, n_jobs: int = 1, design_options: Mapping | None = None,
                       blocks: str | Sequence[str] | None = None, reward_lag_s: float = 0.0,
-                      **rd_options: Any) -> CausalAnalysis:
+                      progress: bool = False, **rd_options: Any) -> CausalAnalysis:
     """Run one design (plus the naive comparison) on a Recording.
 
     Parameters
@@ -364,6 +364,9 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
         tags or of the trials' ``block`` column, with windows of ``window_s`` laid over them when the
         recording has no windows table (:func:`~bci_credit.analysis._causal_data.select_blocks`);
         designs that read the windows only (spike, fuzzy, naive).
+    progress : bool
+        Show a progress bar over the fuzzy design's GLM fits (tens of minutes for hundreds of units
+        and an hour of windows on one core; ``n_jobs`` divides it).
     **rd_options
         RD settings (``p``, ``kernel``, ``bwselect``, ``vce``, ``level`` ...).
 
@@ -431,7 +434,7 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
     elif design == "fuzzy":
         check_design(rec, "fuzzy", source=label, reward=reward)
         primary = FuzzySpikeRD(rec, window_s=window_s, reward=reward, units=units, density=density, n_jobs=n_jobs,
-                               reward_lag_s=reward_lag_s, **extra, **rd_options).fit()
+                               reward_lag_s=reward_lag_s, progress=progress, **extra, **rd_options).fit()
     else:
         check_design(rec, "naive", source=label, reward=reward)
         primary = NaiveComparison(rec, window_s=window_s, reward=reward, units=units,

@@ -232,6 +232,8 @@ class FuzzySpikeRD:
         Raise :class:`WeakFirstStage` when every unit is refused (default: NaN rows with the reason).
     n_jobs : int
         Processes for the GLM fits, threads for the vectorised RD fits.
+    progress : bool
+        Show a progress bar over the GLM fits (the slow part on large recordings).
     **rd_options
         Passed to the RD fits.
 
@@ -256,7 +258,7 @@ class FuzzySpikeRD:
                  window_s: float | None = None, reward: str | None = None, covariates: Sequence[str] | None = None,
                  lags: Sequence[int] = (0, 1), n_folds: int = 5, alpha: float = 1e-3, min_first_stage_f: float = 10.0,
                  units: Sequence | None = None, density: bool = True, strict: bool = False, n_jobs: int = 1,
-                 reward_lag_s: float = 0.0, **rd_options: Any):
+                 reward_lag_s: float = 0.0, progress: bool = False, **rd_options: Any):
         if isinstance(proxy, str) and proxy != "glm":
             raise ValueError(f"proxy must be 'glm', a DriveProxy or an array (n_windows, n_units); got {proxy!r}")
         check_design(recording, "fuzzy", reward=reward)
@@ -273,6 +275,7 @@ class FuzzySpikeRD:
         self.density = bool(density)
         self.strict = bool(strict)
         self.n_jobs = n_jobs
+        self.progress = bool(progress)
         self.rd_options = _rd_kwargs(rd_options)
 
     def _proxy_values(self, wd: WindowData, pos: list[int]):
@@ -290,7 +293,7 @@ class FuzzySpikeRD:
                                        for c in self.covariates])
                 cov = np.where(np.isfinite(cov), cov, np.nanmean(cov, axis=0))
             pr = glm_drive_proxy(wd.counts, covariates=cov, lags=self.lags, n_folds=self.n_folds, alpha=self.alpha,
-                                 units=pos, n_jobs=self.n_jobs, unit_ids=wd.unit_ids)
+                                 units=pos, n_jobs=self.n_jobs, unit_ids=wd.unit_ids, progress=self.progress)
             return pr.values, pr
         if isinstance(self.proxy, DriveProxy):
             vals, pr = self.proxy.values, self.proxy
