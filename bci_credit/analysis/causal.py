@@ -441,13 +441,11 @@ def analyze_recording(recording: Recording, design: str = "auto", *, naive: bool
                                   level=rd_options.get("level", 95.0), reward_lag_s=reward_lag_s).fit()
     naive_res = None
     if naive and design != "naive":
-        # the naive foil reads the outcome the user named, also the reward-threshold design's reward events (else
-        # it took the windows' reward column, which need not be that reward)
-        naive_reward = reward
-        if design_requirements(rec, reward=naive_reward)["naive"] is None:
-            naive_res = NaiveComparison(rec, window_s=window_s, reward=naive_reward, units=units,
-                                        level=rd_options.get("level", 95.0),
-                                        reward_lag_s=reward_lag_s if design != "reward-threshold" else 0.0).fit()
+        # the naive foil reads the outcome the user named, also the reward-threshold design's reward events (a
+        # lag was refused for that design above)
+        if design_requirements(rec, reward=reward)["naive"] is None:
+            naive_res = NaiveComparison(rec, window_s=window_s, reward=reward, units=units,
+                                        level=rd_options.get("level", 95.0), reward_lag_s=reward_lag_s).fit()
     if block_note:
         for res in (primary, naive_res):
             if res is not None:
