@@ -84,15 +84,20 @@ def _effects_figure(analysis, kind: str = "reward"):
     return fig
 
 
-def _bci_outputs(rec, out: Path) -> list[Path]:
-    """Task metrics (success rate per block, rate changes, specificity) and the session figure."""
-    from .analysis.metrics import misattribution, specificity, success_rate
+def _bci_outputs(rec, out: Path) -> tuple[list[Path], dict]:
+    """Task metrics (success rate per block, rate changes, specificity) and the session figure.
+
+    Returns the files written and the metrics (``success``, ``specificity``, ``misattribution``,
+    ``rates``: each unit's rate per block) for :func:`_session_findings`."""
+    from .analysis.metrics import block_names, misattribution, period_rates, specificity, success_rate
     from .outputs import write_csv, write_json
     from .plotting.bci import plot_bci_session
 
     files = [save_figure(plot_bci_session(rec), out / "bci_session.png")]
-    files.append(write_csv(success_rate(rec), out / "success_rate.csv"))
+    success = success_rate(rec)
+    files.append(write_csv(success, out / "success_rate.csv"))
     spec = specificity(rec)
+    mis = misattribution(rec)
     rates = pd.DataFrame({"unit": rec.units.index, "is_control": rec.units["is_control"].to_numpy(bool),
                           "rate_change_pct": np.asarray(spec["drate"])})
     files.append(write_csv(rates, out / "rate_changes.csv", index=False))
@@ -100,8 +105,62 @@ def _bci_outputs(rec, out: Path) -> list[Path]:
                              "specificity_index_all": spec["index_all"],
                              "specificity_index_cotuned": spec["index_cotuned"],
                              "specificity_index_random": spec["index_random"],
-                             "misattribution": misattribution(rec)}, out / "bci_metrics.json"))
-    return files
+                             "misattribution": mis}, out / "bci_metrics.json"))
+    block_rates = pd.DataFrame({b: period_rates(rec, b) for b in block_names(rec)}, index=rec.units.index)
+    return files, {"success": success, "specificity": spec, "misattribution": mis, "rates": block_rates}
+
+
+def _session_findings(rec, metrics: dict, blocks) -> list[str]:
+    """What the simulated session did, in words: the control unit's rate per block against the others',
+    threshold crossings per block, the weight changes, and what the model does not do (forget)."""
+    from .analysis.metrics import period_bounds
+
+    rates, spec, mis, success = metrics["rates"], metrics["specificity"], metrics["misattribution"], metrics["success"]
+    ctrl = rec.units["is_control"].to_numpy(bool)
+    c = int(np.flatnonzero(ctrl)[0])
+    others = rates.iloc[~ctrl]
+    names = list(rates.columns)
+    lines = [
+        f"- the control unit ({rec.units.index[c]}) fired " + ", ".join(
+            f"{rates.iloc[c][b]:.1f} Hz in {b}" for b in names)
+        + "; the other units' median " + ", ".join(f"{others[b].median():.1f}" for b in names) + " Hz. "
+        f"From baseline to conditioning its rate changed by {spec['control']:+.0f}%, the others' by "
+        f"{spec['noncontrol_mean']:+.0f}% on average (specificity index {spec['index_all']:.2f}: the control unit's "
+        "change in standard deviations of the others' changes above their mean).",
+    ]
+    dec = rec.meta.get("decoder") if isinstance(rec.meta.get("decoder"), dict) else {}
+    if "success_per_s" in success.columns:
+        rewarded = {b.name for b in blocks if b.reward}
+        per_s = ", ".join(f"{b} {success.loc[b, 'success_per_s']:.2f}{' (rewarded)' if b in rewarded else ''}"
+                          for b in success.index)
+        line = f"- threshold crossings (successes) per second: {per_s}."
+        first = success.iloc[0]
+        if dec.get("refractory_s") and dec.get("trial_timeout_s") and first["success_per_trial"] >= 0.9:
+            line += (f" The task is easy from the start: the threshold ({dec.get('theta_percentile', 85):g}th "
+                     f"percentile of the baseline rate) is crossed within a {dec['trial_timeout_s']:g}-s trial "
+                     f"{100 * first['success_per_trial']:.0f}% of the time already in {success.index[0]}, and after "
+                     f"each crossing the task waits {dec['refractory_s']:g} s, so successes per second, not per "
+                     f"trial, measure learning, and they cannot exceed {1 / dec['refractory_s']:g} per second.")
+        lines.append(line)
+    if np.isfinite(mis["dw_control"]):
+        line = (f"- learning: the control unit's weight changed by {mis['dw_control']:+.2f}, the other units' "
+                f"by {mis['dw_noncontrol_mean']:+.2f} on average ({mis['dw_noncontrol_abs']:.2f} in absolute value, "
+                f"{mis['leak_ratio']:.2f} of the control unit's change).")
+        w, last = rec.weights, blocks[-1]
+        if w is not None and not last.reward and len(blocks) > 1:
+            t = np.asarray(w.t_s, float)
+            k0 = int(np.searchsorted(t, period_bounds(rec, last.name)[0] - 1e-9))
+            if 0 < k0 < t.size - 1:
+                line += (f" In {last.name}, without reward, the control unit's weight went from {w.values[k0, c]:.2f} "
+                         f"to {w.values[-1, c]:.2f}.")
+                r_first, r_last = rates.iloc[c][names[0]], rates.iloc[c].get(last.name, np.nan)
+                if r_last > 1.1 * r_first:
+                    line += (f" The rule learns from reward alone: without reward its estimate of the unit's effect "
+                             f"fades towards zero, and nothing else in the model (no decay, no homeostasis) pulls the "
+                             f"weights back, so the unit's rate stays up ({r_last:.1f} Hz against "
+                             f"{r_first:.1f} in {names[0]}) where an animal's falls back in extinction.")
+        lines.append(line)
+    return lines
 
 
 #: Shortest demo session (s): its baseline block, a sixth of it, calibrates the reward threshold.
@@ -170,7 +229,8 @@ def run_demo(out_dir: str | os.PathLike, *, seed: int = 2023, duration_s: float 
     files += list(analysis.save(out / "analysis").values())
     files.append(save_figure(_learning_figure(rec_file), out / "learning.png"))
     files.append(save_figure(_effects_figure(analysis, rec_file.outcome_kind), out / "causal_effects.png"))
-    files += _bci_outputs(rec_file, out)
+    bci_files, metrics = _bci_outputs(rec_file, out)
+    files += bci_files
     table = analysis.primary.table
     lines = [
         "# bci_credit demo: a simulated single-unit BCI session",
@@ -179,6 +239,10 @@ def run_demo(out_dir: str | os.PathLike, *, seed: int = 2023, duration_s: float 
         f"input noise) in a {cfg.mapping['name']} task: "
         + ", ".join(f"{b.name} {b.duration_s:.0f} s" for b in cfg.blocks)
         + f"; `{cfg.rule}` learning, seed {seed}; control unit {', '.join(map(str, cfg.control_units))}.",
+        "",
+        "What the session did (success_rate.csv, rate_changes.csv, bci_metrics.json, bci_session.png):",
+        "",
+        *_session_findings(rec_file, metrics, cfg.blocks),
         "",
         "Per-unit causal effect of a spike on the window's reward (spike-discontinuity RD, robust 95% CI), "
         "with the simulation's true effect:",

@@ -22,6 +22,12 @@ def test_demo_pipeline_writes_report(tmp_path):
     assert abs(metrics["control_rate_change_pct"]) < 1000 and "leak_ratio" in metrics["misattribution"]
     assert json.loads((out / "run.json").read_text())["seed"] == 1
     assert "control unit 0" in text
+    # what the session did, in words, from its own tables
+    sr = pd.read_csv(out / "success_rate.csv", index_col="block")
+    assert "What the session did" in text
+    assert f"conditioning {sr.loc['conditioning', 'success_per_s']:.2f} (rewarded)" in text
+    assert f"From baseline to conditioning its rate changed by {metrics['control_rate_change_pct']:+.0f}%" in text
+    assert f"the control unit's weight changed by {metrics['misattribution']['dw_control']:+.2f}" in text
     # what the analysis found, in words, against the truth (a newcomer read uncorrected CIs as detections)
     assert "What the analysis found:" in text and "after Holm's correction over 20 units" in text
     ctrl = spike[spike["is_control"]].iloc[0]
@@ -100,3 +106,29 @@ def test_findings_say_what_is_missing_and_nothing_for_an_association():
     assert "true effect unknown." in text and "outside" not in text
     assert CausalAnalysis.findings(analysis(table(), design="naive")) == []
     assert "at the 10% level" in "\n".join(CausalAnalysis.findings(analysis(table(), level=90.0)))
+
+
+def test_session_findings_say_only_what_the_session_shows(tmp_path):
+    """The 'task is easy' and 'rate stays up' sentences appear only when the session's numbers show them."""
+    from bci_credit.io import nwb
+    from bci_credit.pipeline import _bci_outputs, _session_findings
+    from bci_credit.tasks.bci import default_session_config
+
+    out = tmp_path / "demo"
+    run_demo(out, seed=3, quick=True)
+    rec = nwb.read(out / "session.nwb")
+    _, metrics = _bci_outputs(rec, tmp_path)
+    blocks = default_session_config().blocks
+    sr = metrics["success"]
+    sr.loc[sr.index[0], "success_per_trial"] = 0.97
+    text = " ".join(_session_findings(rec, metrics, blocks))
+    assert "The task is easy from the start" in text and "97% of the time already in baseline" in text
+    sr.loc[sr.index[0], "success_per_trial"] = 0.4
+    rates = metrics["rates"]
+    c = int(rec.units["is_control"].to_numpy(bool).argmax())
+    rates.iloc[c, -1] = 3.0 * rates.iloc[c, 0]
+    text = " ".join(_session_findings(rec, metrics, blocks))
+    assert "The task is easy" not in text and "so the unit's rate stays up" in text
+    rates.iloc[c, -1] = rates.iloc[c, 0]
+    text = " ".join(_session_findings(rec, metrics, blocks))
+    assert "stays up" not in text and "In extinction, without reward, the control unit's weight went from" in text
