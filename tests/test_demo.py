@@ -31,11 +31,16 @@ def test_demo_pipeline_writes_report(tmp_path):
     # what the analysis found, in words, against the truth (a newcomer read uncorrected CIs as detections)
     assert "What the analysis found:" in text and "after Holm's correction over 20 units" in text
     ctrl = spike[spike["is_control"]].iloc[0]
-    inside = ctrl["ci_lo"] <= ctrl["true_marginal_effect"] <= ctrl["ci_hi"]
-    assert f"true effect {ctrl['true_marginal_effect']:.4g} (itself a Monte Carlo estimate over " in text
+    # judged against the RD estimand: the effect of the control unit's spikes as they happened just above threshold
+    truth = "true_removal_marginal"
+    assert "with the simulation's true effect:" in text and truth in text.split("What the analysis found")[0]
+    inside = ctrl["ci_lo"] <= ctrl[truth] <= ctrl["ci_hi"]
+    assert (f"true effect {ctrl[truth]:.4g} (itself a Monte Carlo estimate over {int(ctrl[truth + '_n'])} sampled "
+            "just-above-threshold windows") in text
     assert f"the truth lies {'inside' if inside else 'outside'} the CI" in text
-    assert ctrl["true_marginal_effect_se"] >= 0 and ctrl["true_marginal_n"] > 1  # the truth's own precision is kept
-    covered = ((spike["ci_lo"] <= spike["true_marginal_effect"]) & (spike["true_marginal_effect"] <= spike["ci_hi"]))
+    assert ctrl[truth + "_se"] >= 0 and ctrl[truth + "_n"] > 1  # the truth's own precision is kept
+    assert ctrl["true_marginal_effect_se"] >= 0 and ctrl["true_marginal_n"] > 1  # the other truth stays in the table
+    covered = ((spike["ci_lo"] <= spike[truth]) & (spike[truth] <= spike["ci_hi"]))
     assert f"for {int(covered.sum())} of 20 units" in text
     # the naive comparisons' Holm-listed units, and how many of them have no effect (the confounding RD avoids)
     od = table[table["design"] == "naive-od"]
@@ -132,3 +137,23 @@ def test_session_findings_say_only_what_the_session_shows(tmp_path):
     rates.iloc[c, -1] = rates.iloc[c, 0]
     text = " ".join(_session_findings(rec, metrics, blocks))
     assert "stays up" not in text and "In extinction, without reward, the control unit's weight went from" in text
+
+
+def test_null_units_line_only_for_the_measured_configuration(tmp_path):
+    """The demo cites the stored false-discovery measurement only for the configuration it was made on."""
+    import json
+
+    from bci_credit.pipeline import NULL_UNITS_JSON, _null_units_line
+    from bci_credit.tasks.bci import Block, default_session_config
+
+    cfg = default_session_config()
+    stored = json.loads(NULL_UNITS_JSON.read_text())
+    line = _null_units_line(cfg)
+    fp = stored["variants"]["spike"]["false_positive_uncorrected"]["rate"]
+    assert len(line) == 1 and f"exclude 0 for {100 * fp:.1f}% of the other units" in line[0]
+    assert f"over {stored['setting']['replicates']} simulated sessions" in line[0]
+    assert _null_units_line(cfg.replace(blocks=(Block("baseline", 10, reward=False), Block("conditioning", 30)))) == []
+    assert _null_units_line(cfg.replace(n_units=12)) == []
+    assert _null_units_line(cfg, tmp_path / "missing.json") == []
+    (tmp_path / "bad.json").write_text("{not json")
+    assert _null_units_line(cfg, tmp_path / "bad.json") == []

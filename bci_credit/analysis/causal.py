@@ -69,7 +69,7 @@ from ._causal_data import (
     unit_thresholds,
 )
 from .causal_naive import NaiveComparison
-from .causal_results import RESULT_COLUMNS, CausalResults, _match_id, _positions, truth_column
+from .causal_results import RESULT_COLUMNS, CausalResults, _match_id, _positions, truth_column, truth_precision_columns
 from .causal_reward import RewardThreshold, reconstruct_decoder, threshold_crossings
 from .causal_spike import FuzzySpikeRD, SpikeDiscontinuity, WeakFirstStage
 
@@ -150,8 +150,9 @@ class CausalAnalysis:
             return []
         t = self.primary.table.copy()
         truth = truth_column(t)
+        se_col, n_col = truth_precision_columns(truth)
         if truth:
-            for col in (truth, truth + "_se", "true_marginal_n", "true_total_effect"):
+            for col in (truth, se_col, n_col, "true_total_effect"):
                 if col in t:
                     t[col] = pd.to_numeric(t[col], errors="coerce")
         out = ["What the analysis found:"]
@@ -166,12 +167,13 @@ class CausalAnalysis:
             else:
                 line = f"- control unit {r['unit']}: no estimate ({r.get('reason') or 'see the table'})"
             true = float(r[truth]) if truth else np.nan
-            truth_se = float(r.get(truth + "_se", np.nan)) if truth else np.nan
+            truth_se = float(r.get(se_col, np.nan)) if se_col else np.nan
             if truth and np.isfinite(true):
                 line += f", true effect {true:.4g}"
                 if np.isfinite(truth_se):  # the truth is a Monte Carlo average over sampled counterfactual windows
-                    n_mc = r.get("true_marginal_n", np.nan)
-                    where = f" over {int(n_mc)} sampled near-threshold windows" if np.isfinite(n_mc) else ""
+                    n_mc = float(r.get(n_col, np.nan)) if n_col else np.nan
+                    kind = "just-above-threshold" if truth == "true_removal_marginal" else "near-threshold"
+                    where = f" over {int(n_mc)} sampled {kind} windows" if np.isfinite(n_mc) else ""
                     line += (f" (itself a Monte Carlo estimate{where}, SE {truth_se:.2g})" if truth_se > 0 else
                              f" (itself a Monte Carlo estimate{where}; its SE cannot be estimated: every sampled "
                              f"effect was the same)")
@@ -527,8 +529,8 @@ def proxy_noise_curve(recordings: Sequence[Recording], noise_sds: Sequence[float
     noise_sds : sequence of float
         Proxy noise standard deviations (units of Z; the threshold is 1).
     truth : mapping unit -> float, or str, optional
-        The true effect per unit, or a units-table column (default ``true_rd_effect`` when present,
-        else ``true_marginal_effect``).
+        The true effect per unit, or a units-table column (default: :func:`~bci_credit.analysis.causal_results.truth_column`,
+        the RD estimand ``true_rd_effect`` or ``true_removal_marginal`` when present, else ``true_marginal_effect``).
     units : sequence, optional
         Units to analyse.
     seed : seed-like

@@ -32,16 +32,31 @@ RESULT_COLUMNS = ("unit", "is_control", "design", "estimate", "se", "ci_lo", "ci
 RD_OPTIONS = ("p", "q", "h", "b", "rho", "kernel", "bwselect", "vce", "nnmatch", "level", "masspoints", "bwcheck",
               "bwrestrict")
 
-_TRUTH_COLUMNS = ("true_rd_effect", "true_marginal_effect", "true_marginal_effect_se", "true_marginal_n",
-                  "true_direct_effect", "true_total_effect")
-#: The truth an RD estimate is judged against, in order of preference (see :func:`truth_column`).
-_ESTIMAND_TRUTHS = ("true_rd_effect", "true_marginal_effect")
+_TRUTH_COLUMNS = ("true_rd_effect", "true_removal_marginal", "true_removal_marginal_se", "true_removal_marginal_n",
+                  "true_marginal_effect", "true_marginal_effect_se", "true_marginal_n", "true_direct_effect",
+                  "true_total_effect")
+#: The truth an RD estimate is judged against, in order of preference (see :func:`truth_column`), with the
+#: columns of its Monte Carlo standard error and window count where it has them.
+_ESTIMAND_TRUTHS = {"true_rd_effect": (None, None),
+                    "true_removal_marginal": ("true_removal_marginal_se", "true_removal_marginal_n"),
+                    "true_marginal_effect": ("true_marginal_effect_se", "true_marginal_n")}
 
 
 def truth_column(table) -> str | None:
     """The column of ``table`` (a results table or a units table) holding the simulation's truth for the RD
-    estimand: ``true_rd_effect`` where there is one, else ``true_marginal_effect``; None for a recording."""
+    estimand, None for a recording.
+
+    In order of preference: ``true_rd_effect`` (configured simulations) or ``true_removal_marginal``
+    (BCI sessions), the effect of a unit's spikes as they happened in windows just above threshold,
+    which is the spike RD's estimand; else ``true_marginal_effect``, one spike at a uniformly random
+    step against none, a different quantity (see :class:`bci_credit.analysis.causal.SpikeDiscontinuity`).
+    """
     return next((c for c in _ESTIMAND_TRUTHS if c in table), None)
+
+
+def truth_precision_columns(truth: str | None) -> tuple[str | None, str | None]:
+    """The columns holding the Monte Carlo standard error and window count of truth column ``truth``."""
+    return _ESTIMAND_TRUTHS.get(truth, (None, None))
 
 
 # ============================================================================ results
