@@ -169,9 +169,12 @@ def _session_findings(rec, metrics: dict, blocks) -> list[str]:
 NULL_UNITS_JSON = Path(__file__).resolve().parents[1] / "analysis" / "results" / "causal" / "bci_null_units.json"
 
 
-def _null_units_line(cfg, path: Path = NULL_UNITS_JSON) -> list[str]:
+def _null_units_line(cfg, path: Path = NULL_UNITS_JSON, *, control_se: float = float("nan"),
+                     duration_s: float = float("nan")) -> list[str]:
     """One finding: the measured false-discovery rates of the spike RD and the naive observed dependence in
-    sessions of this configuration, when the stored measurement is there and was made on it."""
+    sessions of this configuration, and the control unit's pooled true effect, when the stored measurement
+    is there and was made on it; with this session's ``control_se`` and ``duration_s``, the session length
+    that 80% power to detect that effect needs (5% level, two-sided)."""
     try:
         res = json.loads(Path(path).read_text())
         setting, v = res["setting"], res["variants"]
@@ -192,7 +195,22 @@ def _null_units_line(cfg, path: Path = NULL_UNITS_JSON) -> list[str]:
             f"{100 * fw['rate']:.1f}% of sessions (nominal at most 5%); observed dependence lists one in "
             f"{100 * od['rate']:.0f}% of sessions. The control unit's RD estimates average {ctl['mean_estimate']:.3g} "
             f"against its true effect pooled over the sessions, {removal['pooled']:.3g} (SE {removal['pooled_se']:.1g}), "
-            f"and their CIs cover it in {100 * removal['coverage_vs_pooled']['rate']:.0f}% of sessions."]
+            f"and their CIs cover it in {100 * removal['coverage_vs_pooled']['rate']:.0f}% of sessions"
+            + _power_clause(removal["pooled"], control_se, duration_s) + "."]
+
+
+def _power_clause(effect: float, se: float, duration_s: float) -> str:
+    """``"; at that effect, ..."``: how much longer than this session 80% power needs (5% level, two-sided);
+    empty without a usable effect or SE."""
+    from .analysis.causal_results import session_length_factor
+
+    factor = session_length_factor(effect, se)
+    if not np.isfinite(factor):
+        return ""
+    if factor <= 1:
+        return "; at that effect this session has about 80% power or more to detect it"
+    minutes = f" (~{factor * duration_s / 60:.0f} min)" if np.isfinite(duration_s) else ""
+    return f"; at that effect, 80% power to detect it needs a session about {factor:.1f}x as long as this one{minutes}"
 
 
 #: Shortest demo session (s): its baseline block, a sixth of it, calibrates the reward threshold.
@@ -285,7 +303,8 @@ def run_demo(out_dir: str | os.PathLike, *, seed: int = 2023, duration_s: float 
         "```",
         "",
         *analysis.findings(),
-        *_null_units_line(cfg),
+        *_null_units_line(cfg, control_se=float(table.loc[table["is_control"].astype(bool), "se"].iloc[0]),
+                          duration_s=float(sum(b.duration_s for b in cfg.blocks))),
         *([f"- the analysis pools every block, including {' and '.join(b.name for b in cfg.blocks if not b.reward)}, "
            f"where no reward is delivered (the truth averages over the same windows); `bci-credit analyze "
            f"{shlex.quote(str(out / 'session.nwb'))} --blocks "

@@ -2,7 +2,9 @@
 
 import json
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from bci_credit.pipeline import run_demo
 
@@ -154,6 +156,17 @@ def test_null_units_line_only_for_the_measured_configuration(tmp_path):
     assert f"over {stored['setting']['replicates']} simulated sessions" in line[0]
     assert _null_units_line(cfg.replace(blocks=(Block("baseline", 10, reward=False), Block("conditioning", 30)))) == []
     assert _null_units_line(cfg.replace(n_units=12)) == []
+    assert "80% power" not in line[0]  # without this session's SE
+    from bci_credit.analysis.causal_results import session_length_factor
+
+    with_se = _null_units_line(cfg, control_se=0.0153, duration_s=360.0)[0]
+    factor = session_length_factor(stored["control_coverage_spike"]["removal"]["pooled"], 0.0153)
+    assert f"needs a session about {factor:.1f}x as long as this one (~{factor * 6:.0f} min)" in with_se
+    # (z_0.975 + z_0.8)^2 = 7.85 for an effect of one SE; a 99% level needs more; no effect, no answer
+    assert session_length_factor(1.0, 1.0) == pytest.approx(7.849, abs=1e-3)
+    assert session_length_factor(-2.0, 1.0) == pytest.approx(7.849 / 4, abs=1e-3)
+    assert session_length_factor(1.0, 1.0, level=99.0) == pytest.approx(11.679, abs=1e-3)
+    assert np.isnan(session_length_factor(0.0, 1.0)) and np.isnan(session_length_factor(1.0, float("nan")))
     assert _null_units_line(cfg, tmp_path / "missing.json") == []
     (tmp_path / "bad.json").write_text("{not json")
     assert _null_units_line(cfg, tmp_path / "bad.json") == []

@@ -69,7 +69,8 @@ from ._causal_data import (
     unit_thresholds,
 )
 from .causal_naive import NaiveComparison
-from .causal_results import RESULT_COLUMNS, CausalResults, _match_id, _positions, truth_column, truth_precision_columns
+from .causal_results import (RESULT_COLUMNS, CausalResults, _match_id, _positions, session_length_factor, truth_column,
+                             truth_precision_columns)
 from .causal_reward import RewardThreshold, reconstruct_decoder, threshold_crossings
 from .causal_spike import FuzzySpikeRD, SpikeDiscontinuity, WeakFirstStage
 
@@ -143,8 +144,6 @@ class CausalAnalysis:
         estimate and true effect, the power of this session length, the Holm-corrected and uncorrected
         detections, how often the CIs cover the truth, and how many units the naive comparisons list
         although they have no effect. Lines without a truth column say less; ``[]`` for no table."""
-        from scipy import stats
-
         duration_s = self.duration_s
         if not len(self.primary.table) or self.design == "naive":  # an association has no findings to report
             return []
@@ -158,8 +157,6 @@ class CausalAnalysis:
         out = ["What the analysis found:"]
         level = self.primary.level
         lev = f"{level:g}%"
-        # 80 % power for a two-sided test at this level: effect = (z_{1-alpha/2} + z_0.8) SE
-        z_power = float(stats.norm.ppf(1 - (1 - level / 100) / 2) + stats.norm.ppf(0.8))
         for _, r in t[t["is_control"].astype(bool)].iterrows():
             est, lo, hi, se = (float(r[k]) for k in ("estimate", "ci_lo", "ci_hi", "se"))
             if np.isfinite(est):
@@ -184,8 +181,7 @@ class CausalAnalysis:
             line += "."
             effect = abs(true)
             if np.isfinite(effect) and effect > 0 and np.isfinite(se):
-                # the SE falls as 1/sqrt(session length)
-                factor = (z_power * se / effect) ** 2
+                factor = session_length_factor(effect, se, level=level)  # the SE falls as 1/sqrt(duration)
                 line += (f" Its standard error ({se:.3g}) is {se / effect:.2g}x the effect: "
                          + (f"this session has about 80% power or more to detect it at the {100 - level:g}% level"
                             if factor <= 1 else
@@ -194,8 +190,8 @@ class CausalAnalysis:
                             + (f"(~{factor * duration_s / 60:.0f} min; " if duration_s else "(")
                             + "normal approximation, SE ~ 1/sqrt(duration))"))
                 if np.isfinite(truth_se) and truth_se > 0:
-                    lo_f = (z_power * se / (effect + truth_se)) ** 2
-                    hi_txt = (f"{(z_power * se / (effect - truth_se)) ** 2:.1f}x" if effect > truth_se
+                    lo_f = session_length_factor(effect + truth_se, se, level=level)
+                    hi_txt = (f"{session_length_factor(effect - truth_se, se, level=level):.1f}x" if effect > truth_se
                               else "without bound (the truth's SE is as large as the truth)")
                     line += f", {lo_f:.1f}x to {hi_txt} with the true effect one of its SEs higher or lower"
                 line += "."

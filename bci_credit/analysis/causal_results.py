@@ -54,6 +54,18 @@ def truth_column(table) -> str | None:
     return next((c for c in _ESTIMAND_TRUTHS if c in table), None)
 
 
+def session_length_factor(effect: float, se: float, *, level: float = 95.0, power: float = 0.8) -> float:
+    """How many times longer a session must be for ``power`` to detect ``effect`` with a two-sided test at
+    ``level`` (percent), when this session's standard error is ``se`` and the SE falls as 1/sqrt(duration)
+    (normal approximation); NaN without a non-zero effect and a positive SE."""
+    from scipy import stats
+
+    if not (np.isfinite(effect) and effect != 0 and np.isfinite(se) and se > 0):
+        return float("nan")
+    z = float(stats.norm.ppf(1 - (1 - level / 100) / 2) + stats.norm.ppf(power))
+    return float((z * se / abs(effect)) ** 2)
+
+
 def truth_precision_columns(truth: str | None) -> tuple[str | None, str | None]:
     """The columns holding the Monte Carlo standard error and window count of truth column ``truth``."""
     return _ESTIMAND_TRUTHS.get(truth, (None, None))
