@@ -209,3 +209,32 @@ def test_default_session_for_the_demo_is_fast_and_learns():
                                                                   Block("conditioning", 60.0)))).recordings[0]
     assert time.process_time() - t < 30
     assert rec.units["w_final"].iloc[0] > rec.units["w_initial"].iloc[0]
+
+
+def test_spike_injection_probes_the_decoder_and_leaves_the_factual_session():
+    """With the weights frozen (epsilon = 0) the session equals the same seed without a rule, spike for spike:
+    the injected spikes enter only a probe copy of the decoder. The probe credits the decoder unit: its
+    effect estimate (on the cost, so negative) is far from zero, the other units' average near zero."""
+    base = dict(seed=3, n_replicates=2, blocks=BLOCKS)
+    frozen = run_session(default_session_config(rule="spike_injection", rule_params={"epsilon": 0.0}, **base),
+                         truth=False)
+    none = run_session(default_session_config(rule=None, **base), truth=False)
+    for a, b in zip(frozen.recordings, none.recordings):
+        assert all(np.array_equal(x, y) for x, y in zip(a.spike_times, b.spike_times))
+        assert np.array_equal(a.windows["reward"], b.windows["reward"])
+    assert frozen.rule.n_updates_.min() > 300  # about 1 - (1 - m)^50 = 22 % of the 2000 conditioning windows
+    learned = run_session(default_session_config(rule="spike_injection", **base), truth=False)
+    beta = np.asarray(learned.rule.history_["beta"])  # (windows, replicates, units)
+    late = beta[beta.shape[0] // 2:]
+    control, others = late[..., 0].mean(), late[..., 1:].mean()
+    assert control < -0.01 and abs(others) < 0.25 * abs(control), (control, others)
+    assert (learned.rule.weights_[:, 0] > frozen.rule.weights_[:, 0]).all()  # the control unit's gain grew
+
+
+def test_default_session_config_takes_the_named_rules_defaults():
+    from bci_credit.tasks.protocols import default_rule_params
+
+    assert default_session_config(rule="spike_injection").rule_params == default_rule_params("spike_injection")
+    assert default_session_config(rule="reinforce", rule_params={"epsilon": 1.0}).rule_params == {"epsilon": 1.0}
+    assert default_session_config(rule=None).rule_params == {}
+    assert default_session_config().rule_params == default_rule_params("rdd")

@@ -183,9 +183,10 @@ def test_spike_injection_recovers_the_causal_effect_that_observed_dependence_get
 def test_spike_injection_checks_and_refusals():
     from bci_credit.tasks.bci import Block, SessionConfig, run_session
 
-    session = SessionConfig(n_units=3, seed=1, blocks=(Block("c", 1.0),), rule="spike_injection")
-    with pytest.raises(ValueError, match=r"SpikeInjectionRule probes the reward by adding spikes .* reads its reward "
-                                         r"from the cursor"):
+    session = SessionConfig(n_units=3, seed=1, blocks=(Block("c", 1.0),), rule="spike_injection",
+                            mapping={"name": "target_rate"})
+    with pytest.raises(ValueError, match=r"SpikeInjectionRule probes the reward by adding spikes to the decoder's "
+                                         r"input; the 'target_rate' mapping reads no decoder"):
         run_session(session, truth=False)
     with pytest.raises(ValueError, match=r"SpikeInjectionRule: m must be a finite number > 0"):
         SpikeInjectionRule(m=0).initialize(np.ones((1, 2)), CTX_INJ)
@@ -195,7 +196,7 @@ def test_spike_injection_checks_and_refusals():
     rule.initialize(np.ones((1, 2)), CTX_INJ)
     win = WindowData(drive=np.ones((1, 2)), spiked=np.zeros((1, 2), bool), counts=np.zeros((1, 2)),
                      reward=np.array([0.0]), s_end=np.zeros((1, 2)), index=0)
-    with pytest.raises(RuntimeError, match=r"needs perturb_outputs\(\) on the same window first"):
+    with pytest.raises(RuntimeError, match=r"needs perturb_outputs\(\) or draw_injections\(\) on the same window first"):
         rule.update(win)
     s = rule.perturb_outputs(np.zeros((1, 2)))
     assert s.shape == (1, 2) and rule.update(win).shape == (1, 2)

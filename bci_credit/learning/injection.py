@@ -19,6 +19,14 @@ outputs, and needs many perturbed windows. The weights descend the estimate as t
 ``w_i <- clip(w_i - epsilon * beta_i * dmu_i/dw_i)``.
 
 The Recording of a run keeps the network's own, unperturbed reward; only the rule sees the probe.
+
+In a BCI session (:func:`bci_credit.tasks.bci.run_session`) the reward is read from a decoder of the
+control units' spikes, so the probe there is the decoder's input: the injected spikes (+1 an extra
+spike, -1 one spike fewer, at their steps; :meth:`SpikeInjectionRule.draw_injections`) are added to
+the spike trains the decoder reads, a perturbation an experimenter can apply in software without
+stimulating any neuron. Units the decoder does not read change nothing, so their estimate is zero
+in expectation. The probe runs on a copy of the session's state; the factual session, its spikes,
+decoder and rewards, is that of the unperturbed network.
 """
 
 from __future__ import annotations
@@ -150,19 +158,35 @@ class SpikeInjectionRule(LearningRule):
             ``s_end`` plus the injected spikes' contribution; the net sign per neuron is kept as
             ``xi_`` for the following :meth:`update`.
         """
-        if not hasattr(self, "weights_"):
-            raise RuntimeError(f"{type(self).__name__}.perturb_outputs() needs initialize(w0, context) first")
         s_end = np.asarray(s_end, dtype=float)
-        ws = self._kick.size
-        signs = (self.rng_.random(s_end.shape + (ws,)) < self.m) * self.rng_.choice([-1.0, 1.0], s_end.shape + (ws,))
+        return s_end + self.draw_injections(s_end.shape, caller="perturb_outputs") @ self._kick
+
+    def draw_injections(self, shape: tuple, *, caller: str = "draw_injections") -> np.ndarray:
+        """Draw this window's injected spikes step by step (a BCI session adds them to its decoder's input).
+
+        Parameters
+        ----------
+        shape : tuple
+            ``(replicates, neurons)``.
+
+        Returns
+        -------
+        ndarray, shape (replicates, neurons, window_steps)
+            -1, 0 or +1 per step; the net sign per neuron is kept as ``xi_`` for the following
+            :meth:`update`.
+        """
+        if not hasattr(self, "weights_"):
+            raise RuntimeError(f"{type(self).__name__}.{caller}() needs initialize(w0, context) first")
+        shape = tuple(shape) + (self._kick.size,)
+        signs = (self.rng_.random(shape) < self.m) * self.rng_.choice([-1.0, 1.0], shape)
         self.xi_ = signs.sum(axis=-1)
-        return s_end + signs @ self._kick
+        return signs
 
     def update(self, window: WindowData) -> np.ndarray:
         self._check_window(window)
         if self.xi_ is None or self.xi_.shape != self.weights_.shape:
-            raise RuntimeError(f"{type(self).__name__}.update() needs perturb_outputs() on the same window first "
-                               f"(run_online calls it)")
+            raise RuntimeError(f"{type(self).__name__}.update() needs perturb_outputs() or draw_injections() on the "
+                               f"same window first (run_online and run_session call them)")
         finite = np.isfinite(window.reward)  # a window with a NaN reward teaches nothing
         R = np.where(finite, window.reward, 0.0)
         xi, self.xi_ = self.xi_, None

@@ -17,7 +17,8 @@ __all__ = ["run_rules", "session_row", "summarise", "RULE_LABELS"]
 log = logging.getLogger("bci_credit")
 
 RULE_LABELS = {"rdd": "RDD", "od": "observed dependence", "reinforce": "REINFORCE (spike)",
-               "node_perturbation": "node perturbation", "rstdp": "R-STDP", "oracle": "oracle", "none": "no learning"}
+               "node_perturbation": "node perturbation", "spike_injection": "spike injection (decoder probe)",
+               "rstdp": "R-STDP", "oracle": "oracle", "none": "no learning"}
 
 
 def run_rules(cfg: SessionConfig, rules, *, truth: bool = False, progress: bool = False, overrides: dict | None = None):

@@ -5,7 +5,9 @@ Threshold task; every learner on the same populations, at several noise correlat
 (:func:`bci_credit.analysis.metrics.misattribution`); the specificity index is reported too. The
 prediction: REINFORCE-type (spike-based REINFORCE, R-STDP) and observed-dependence learners leak
 more as c rises; RDD learning keeps the leak lower (its price: fewer usable, near-threshold
-windows). Node perturbation is unbiased but needs injected noise; the oracle does not leak.
+windows). Node perturbation is unbiased but needs injected noise; spike injection, here a probe of
+the decoder's input (random +-1 spikes added to the spike trains the decoder reads, on a copy of
+the session), credits only the units the decoder reads; the oracle does not leak.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ NAME = "credit_leak"
 CLAIM = ("As the noise correlation c rises, REINFORCE-type and naive learners give credit to units correlated "
          "with the control unit (their non-control weights rise with the control unit's); RDD keeps that leak "
          "lower.")
-FULL = {"cs": (0.1, 0.4, 0.7, 0.9), "rules": ("rdd", "od", "reinforce", "rstdp", "node_perturbation", "oracle"),
+FULL = {"cs": (0.1, 0.4, 0.7, 0.9), "rules": ("rdd", "od", "reinforce", "rstdp", "node_perturbation", "spike_injection",
+                                          "oracle"),
         "n_units": 20, "n_replicates": 6, "baseline_s": 60.0, "conditioning_s": 300.0}
 QUICK = {"cs": (0.1, 0.8), "rules": ("rdd", "reinforce"), "n_units": 10, "n_replicates": 4, "baseline_s": 30.0,
          "conditioning_s": 150.0}

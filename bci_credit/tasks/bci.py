@@ -4,7 +4,9 @@ A population of N leaky integrate-and-fire units (the batched engine of :mod:`bc
 with correlated noise, optional cosine tuning to a 2-D "wrist" signal and optional sparse coupling,
 one (or a few) **control units** read by a decoder, a pluggable **mapping** from the decoder to
 reward, a schedule of **blocks**, any learning rule of :mod:`bci_credit.learning`, and ground-truth
-causal effects by paired counterfactual re-simulation. :func:`run_session` returns one
+causal effects by paired counterfactual re-simulation. Spike injection
+(:class:`~bci_credit.learning.SpikeInjectionRule`) probes the decoder: its random +-1 spikes are added
+to the spike trains the decoder reads, in a copy of the window that only the rule sees. :func:`run_session` returns one
 :class:`~bci_credit.recording.Recording` per replicate, which :func:`bci_credit.io.nwb.write` turns
 into an NWB file that the analysis layer reads exactly like a real recording.
 
@@ -241,8 +243,11 @@ class _World:
         return path
 
     def step(self, w: np.ndarray, exo: tuple, block: Block, t0_step: int, *, clamp: np.ndarray | None = None,
-             coupling_counts: np.ndarray | None = None, log: _Log | None = None):
-        """Simulate one window; return (engine block, reward, cost, wrist path)."""
+             coupling_counts: np.ndarray | None = None, inject: np.ndarray | None = None, log: _Log | None = None):
+        """Simulate one window; return (engine block, reward, cost, decoder spikes).
+
+        ``inject`` (replicates, decoder units, window steps) is added to the spike trains the decoder
+        reads (spike injection's probe), not to the population."""
         spec = self.spec
         inp, wnoise = exo
         R, N = self.pop.w.shape
@@ -276,6 +281,8 @@ class _World:
             sel = self.dec_pos[b.spike_neuron] >= 0
             if sel.any():
                 spikes[b.spike_rep[sel], self.dec_pos[b.spike_neuron[sel]], b.spike_step[sel] - t0_step] = 1.0
+            if inject is not None:
+                spikes = spikes + inject
         reward, cost = self.mapping.step(self.mstate, spikes, block, t0_step, s_end=b.s_end[:, 0, :],
                                          s_window=b.s_window[:, 0, :], wrist=wrist, log=log)
         if log is not None and wrist is not None:
@@ -402,13 +409,14 @@ def run_session(cfg: SessionConfig, *, rule=None, rule_params: dict | None = Non
     if rule_params is None:
         rule_params = cfg.rule_params if rule is None else {}
     rule_obj = resolve_rule(cfg.rule if rule is None else rule, rule_params)
-    if getattr(rule_obj, "perturbs_outputs", False):
-        raise ValueError(f"{type(rule_obj).__name__} probes the reward by adding spikes to the outputs the reward is "
-                         f"read from; a BCI session reads its reward from the cursor, which it does not model. Use "
-                         f"it in a configured simulation (bci-credit simulate, bci_credit.experiment.run)")
+    probes = bool(getattr(rule_obj, "perturbs_outputs", False))  # spike injection: probes the decoder's input
     sigma_pert = float(getattr(rule_obj, "sigma_pert", 0.0) or 0.0)
     pop = LIFPopulation(w_init, c=spec.engine_c, params=p, seed=s_eng, sigma=spec.engine_sigma, sigma_pert=sigma_pert)
     mapping = make_mapping(cfg.mapping)
+    if probes and not mapping.uses_decoder:
+        raise ValueError(f"{type(rule_obj).__name__} probes the reward by adding spikes to the decoder's input; the "
+                         f"{cfg.mapping['name']!r} mapping reads no decoder. Use a decoder mapping (threshold, "
+                         f"windowed_rate, cursor1d, dual) or a configured simulation (bci_credit.experiment.run)")
     mapping.setup(cfg, spec, s_map.spawn(R))
     world = _World(pop, mapping, mapping.init_state(R), spec, cfg, np.arange(R))
     ws = p.window_steps
@@ -462,6 +470,13 @@ def run_session(cfg: SessionConfig, *, rule=None, rule_params: dict | None = Non
                 _, _, r_unpert, _ = world.step(w, x_k, block, t0)
                 world.restore(snap)
                 world.pop.sigma_pert = sigma_pert
+            probe_cost = None
+            if probes and rule_obj is not None and block.learn:
+                # the same window on a copy of the state, with the injected spikes in the decoder's input
+                signs = rule_obj.draw_injections((R, N))
+                snap = world.snapshot()
+                _, _, probe_cost, _ = world.step(w, x_k, block, t0, inject=signs[:, world.dec_idx, :])
+                world.restore(snap)
             pre_m = copy.deepcopy(world.mstate) if needs_true else None
             b, reward, cost, spikes = world.step(w, x_k, block, t0, log=logd)
             true_eff = None
@@ -482,7 +497,7 @@ def run_session(cfg: SessionConfig, *, rule=None, rule_params: dict | None = Non
                     job.exo.append(x_k)
             if rule_obj is not None and block.learn:
                 win = SessionWindowData(drive=b.drive[:, 0, :], spiked=b.spiked[:, 0, :], counts=b.counts[:, 0, :],
-                                        reward=cost, s_end=b.s_end[:, 0, :], index=k,
+                                        reward=cost if probe_cost is None else probe_cost, s_end=b.s_end[:, 0, :], index=k,
                                         eligibility=None if b.eligibility is None else b.eligibility[:, 0, :],
                                         reward_unperturbed=r_unpert, true_effect=true_eff, block=block.name)
                 w = np.array(rule_obj.update(win), dtype=float, copy=True)
@@ -690,12 +705,20 @@ def default_session_config(**changes) -> SessionConfig:
     """The default BCI session: 20 units (c = 0.3), threshold task on unit 0, RDD learning.
 
     Baseline 60 s (threshold set at its 85th percentile), conditioning 240 s, extinction 60 s; the
-    RDD rule's hyper-parameters are those of :func:`bci_credit.tasks.protocols.default_rule_params`.
+    rule's hyper-parameters are those of :func:`bci_credit.tasks.protocols.default_rule_params`, also
+    when ``changes`` names another ``rule`` (or ``mapping``) without its ``rule_params``.
     Runs in well under a minute on one core.
     """
     from .protocols import default_rule_params
 
     cfg = SessionConfig(rule="rdd", rule_params=default_rule_params("rdd", "threshold"))
+    if ("rule" in changes or "mapping" in changes) and "rule_params" not in changes:
+        rule = changes.get("rule", cfg.rule)
+        mapping = dict(changes.get("mapping", cfg.mapping)).get("name", "threshold")
+        try:
+            changes["rule_params"] = {} if rule is None or not isinstance(rule, str) else default_rule_params(rule, mapping)
+        except ValueError:  # a rule without defaults for this mapping takes its own
+            changes["rule_params"] = {}
     return cfg.replace(**changes) if changes else cfg
 
 

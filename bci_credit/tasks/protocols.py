@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 #: The learners compared in the predictions (names accepted by :func:`bci_credit.tasks.bci.resolve_rule`).
-RULE_NAMES = ("rdd", "od", "reinforce", "node_perturbation", "rstdp", "oracle", "none")
+RULE_NAMES = ("rdd", "od", "reinforce", "node_perturbation", "spike_injection", "rstdp", "oracle", "none")
 
 
 def conditioning_blocks(baseline_s: float = 60.0, conditioning_s: float = 240.0, extinction_s: float = 60.0,
@@ -56,6 +56,7 @@ _THRESHOLD = {
     "node_perturbation": {"sigma_pert": 20.0, "epsilon": 3e-5, "baseline": "paired"},
     "rstdp": {"epsilon": 0.05, "tau_eligibility_s": 0.5},
     "oracle": {"epsilon": 20.0, "tau_windows": 20.0},
+    "spike_injection": {"m": 0.005, "eta": 0.02, "epsilon": 20.0},
     "none": {},
 }
 _PAPER = {
