@@ -143,7 +143,10 @@ def _session_findings(rec, metrics: dict, blocks) -> list[str]:
                      f"each crossing the task waits {dec['refractory_s']:g} s, so successes per second, not per "
                      f"trial, measure learning, and they cannot exceed {1 / dec['refractory_s']:g} per second.")
         lines.append(line)
-    if np.isfinite(mis["dw_control"]):
+    frozen = rec.weights is not None and bool(np.all(rec.weights.values == rec.weights.values[0]))
+    if frozen:
+        lines.append("- learning: none; the weights stayed where they started.")
+    elif np.isfinite(mis["dw_control"]):
         line = (f"- learning: the control unit's weight changed by {mis['dw_control']:+.2f}, the other units' "
                 f"by {mis['dw_noncontrol_mean']:+.2f} on average ({mis['dw_noncontrol_abs']:.2f} in absolute value, "
                 f"{mis['leak_ratio']:.2f} of the control unit's change).")
@@ -233,7 +236,7 @@ def check_demo_duration(duration_s: float | None, name: str = "duration_s") -> N
 
 
 def run_demo(out_dir: str | os.PathLike, *, seed: int = 2023, duration_s: float | None = None, quick: bool = False,
-             progress: bool = False) -> str:
+             rule: str = "rdd", progress: bool = False) -> str:
     """Run the default pipeline into ``out_dir``: simulate a BCI session, write it as NWB, analyse the file.
 
     Parameters
@@ -247,6 +250,9 @@ def run_demo(out_dir: str | os.PathLike, *, seed: int = 2023, duration_s: float 
         conditioning, a sixth extinction). Default: the default session's blocks.
     quick : bool
         A 40 s session (when ``duration_s`` is not given).
+    rule : str
+        Learning rule of the session (a name of :data:`bci_credit.tasks.protocols.RULE_NAMES`), with
+        its default parameters for the threshold task.
     progress : bool
         Show a progress bar while simulating.
 
@@ -263,7 +269,7 @@ def run_demo(out_dir: str | os.PathLike, *, seed: int = 2023, duration_s: float 
     check_demo_duration(duration_s)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = default_session_config(seed=int(seed))
+    cfg = default_session_config(seed=int(seed), rule=rule)
     # the truth is a Monte Carlo average over sampled counterfactual windows: sample four per second (not
     # one), so that it is precise enough to judge the CIs by (SE 0.005 against 0.011 at the default seed)
     cfg = cfg.replace(truth=dataclasses.replace(cfg.truth, every_s=DEMO_TRUTH_EVERY_S))
@@ -288,7 +294,8 @@ def run_demo(out_dir: str | os.PathLike, *, seed: int = 2023, duration_s: float 
         f"Simulated {cfg.n_units} LIF units (shared-input fraction c = {cfg.noise.c}: the correlation of the units' "
         f"input noise) in a {cfg.mapping['name']} task: "
         + ", ".join(f"{b.name} {b.duration_s:.0f} s" for b in cfg.blocks)
-        + f"; `{cfg.rule}` learning, seed {seed}; control unit {', '.join(map(str, cfg.control_units))}.",
+        + f"; {'no learning' if cfg.rule in (None, 'none') else f'`{cfg.rule}` learning'}, seed {seed}; control unit "
+        f"{', '.join(map(str, cfg.control_units))}.",
         "",
         "What the session did (success_rate.csv, rate_changes.csv, bci_metrics.json, bci_session.png):",
         "",

@@ -170,3 +170,19 @@ def test_null_units_line_only_for_the_measured_configuration(tmp_path):
     assert _null_units_line(cfg, tmp_path / "missing.json") == []
     (tmp_path / "bad.json").write_text("{not json")
     assert _null_units_line(cfg, tmp_path / "bad.json") == []
+
+
+def test_demo_runs_another_learner_from_the_command_line(tmp_path, capsys):
+    """`bci-credit demo --rule NAME` runs the session with that learner's defaults and says so; no learning
+    is said in words, not as a weight change of +0.00; an unknown rule is refused before anything runs."""
+    from bci_credit.cli import main
+
+    out = tmp_path / "none"
+    assert main(["demo", "--quick", "--rule", "none", "--out", str(out)]) == 0
+    text = (out / "summary.md").read_text()
+    assert "; no learning, seed 2023;" in text and "- learning: none; the weights stayed where they started." in text
+    assert json.loads((out / "run.json").read_text())["config"]["rule"] == "none"
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["demo", "--quick", "--rule", "backprop", "--out", str(tmp_path / "bad")])
+    assert "invalid choice: 'backprop'" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -11,8 +11,9 @@ Simulate a default single-unit BCI session with RDD learning, write it as NWB, r
 as if it were a recording, estimate every unit's causal effect on reward with regression
 discontinuity, and write a report folder (NWB, run.json, CSV tables, figures, summary.md).
 
-example:
+examples:
   bci-credit demo --out demo_out
+  bci-credit demo --rule spike_injection --out demo_injection   # another learner, its default parameters
 """
 
 
@@ -26,6 +27,11 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=2023, help="root seed (default: 2023)")
     p.add_argument("--duration", type=float, default=None, help="simulated seconds (default: the session's own)")
     p.add_argument("--quick", action="store_true", help="a short session (for tests)")
+    from ..tasks.protocols import RULE_NAMES
+
+    p.add_argument("--rule", default="rdd", choices=RULE_NAMES, metavar="RULE",
+                   help=f"learning rule of the session, with its default parameters: {', '.join(RULE_NAMES)} "
+                        "(default: rdd)")
     p.set_defaults(func=run)
 
 
@@ -43,7 +49,7 @@ def run(args) -> int:
         raise CLIError(str(err)) from None
     out_dir(args.out, "demo")  # a bad --out fails now, not after the simulation
     t0 = time.time()
-    summary = run_demo(args.out, seed=args.seed, duration_s=args.duration, quick=args.quick,
+    summary = run_demo(args.out, seed=args.seed, duration_s=args.duration, quick=args.quick, rule=args.rule,
                        progress=sys.stderr.isatty())
     print(summary)
     print(f"report written to {args.out}/ in {time.time() - t0:.0f} s")
