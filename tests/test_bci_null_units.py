@@ -8,22 +8,13 @@ effect than the naive comparisons that the shared input confounds.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "analysis" / "bci_null_units.py"
 STORED = ROOT / "analysis" / "results" / "causal" / "bci_null_units.json"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("bci_null_units", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_stored_full_size_error_rates():
@@ -48,7 +39,6 @@ def test_stored_full_size_error_rates():
         assert v[naive]["false_positive_uncorrected"]["rate"] > 3 * fp["rate"], naive
 
 
-
 def test_stored_control_unit_estimate_matches_the_rd_estimand():
     """The control unit's mean RD estimate agrees with the pooled removal truth (its spikes as they happened in
     windows just above threshold) within 3 combined SEs, and the robust CIs cover it at a rate whose binomial
@@ -65,8 +55,8 @@ def test_stored_control_unit_estimate_matches_the_rd_estimand():
     assert lo <= 0.95 <= hi, removal["coverage_vs_pooled"]
 
 
-def test_quick_spike_rd_lists_fewer_null_units_than_naive():
-    res = _script().run_null_units(3, seed=11)
+def test_quick_spike_rd_lists_fewer_null_units_than_naive(analysis_script):
+    res = analysis_script("bci_null_units").run_null_units(3, seed=11)
     v = res["variants"]
     assert res["setting"]["seed"] == 11 and res["setting"]["replicates"] == 3
     spike, od = v["spike"]["false_positive_uncorrected"], v["naive-od"]["false_positive_uncorrected"]

@@ -9,23 +9,14 @@ call, are checked against the stored high-precision estimand.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "analysis" / "causal_coverage.py"
 STORED = ROOT / "analysis" / "results" / "causal" / "coverage.json"
 N_QUICK = 60
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("causal_coverage", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_stored_full_size_coverage():
@@ -39,10 +30,10 @@ def test_stored_full_size_coverage():
         assert d["rd_failed"] == 0
 
 
-def test_quick_coverage_within_binomial_interval():
+def test_quick_coverage_within_binomial_interval(analysis_script):
     stored = json.loads(STORED.read_text())["units"]
     truth = {int(u): d["truth_realised"] for u, d in stored.items()}
-    res = _script().run_coverage(N_QUICK, truth=truth, seed=7)
+    res = analysis_script("causal_coverage").run_coverage(N_QUICK, truth=truth, seed=7)
     # two-sided 99% acceptance region of the number covered when the true coverage is 0.95
     lo, hi = stats.binom.ppf(0.005, N_QUICK, 0.95), stats.binom.ppf(0.995, N_QUICK, 0.95)
     for u, d in res["units"].items():

@@ -1,9 +1,7 @@
 """The CIFAR table's one command (analysis/deep_cifar_table.py over bci_credit.deep.cifar_table),
 the CNN's ssdfa options (per-image standardisation, zero init) and Adam's epsilon in TrainConfig."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,22 +14,13 @@ from bci_credit.deep.train import TrainConfig, load_run, train  # noqa: E402
 
 from test_deep_train import write_cifar, write_idx_set  # noqa: E402
 
-SCRIPT = Path(__file__).resolve().parents[1] / "analysis" / "deep_cifar_table.py"
 
-
-def _script():
-    spec = importlib.util.spec_from_file_location("deep_cifar_table", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_table_command_trains_every_method_with_its_own_settings(tmp_path, capsys):
+def test_table_command_trains_every_method_with_its_own_settings(tmp_path, capsys, analysis_script):
     write_cifar(tmp_path / "data", n_per_batch=64)
     out = tmp_path / "table"
     args = ["--data-dir", str(tmp_path / "data"), "--quick", "--out", str(out), "--device", "cpu", "--no-progress",
             "--seeds", "0", "1"]
-    assert _script().main(args) == 0
+    assert analysis_script("deep_cifar_table").main(args) == 0
     printed = capsys.readouterr().out
     assert "| np-direct | 2 |" in printed and "74.8 ± 0.2" in printed  # the talk's number beside ours
     result = json.loads((out / "cifar_table.json").read_text())
@@ -49,11 +38,11 @@ def test_table_command_trains_every_method_with_its_own_settings(tmp_path, capsy
     assert load_run(out / "np-direct_s0")[1].b_lr == 8.32e-6
     # a second call resumes: the finished runs are not trained again
     before = (out / "bp_s0" / "checkpoint.pt").stat().st_mtime_ns
-    assert _script().main(args) == 0
+    assert analysis_script("deep_cifar_table").main(args) == 0
     assert (out / "bp_s0" / "checkpoint.pt").stat().st_mtime_ns == before
 
 
-def test_a_failed_run_is_reported_and_the_others_finish(tmp_path, monkeypatch):
+def test_a_failed_run_is_reported_and_the_others_finish(tmp_path, monkeypatch, analysis_script):
     write_cifar(tmp_path / "data", n_per_batch=64)
     real = CT.train
 
@@ -66,8 +55,9 @@ def test_a_failed_run_is_reported_and_the_others_finish(tmp_path, monkeypatch):
         return real(cfg, out_dir, **kw)
 
     monkeypatch.setattr(CT, "train", flaky)
-    rc = _script().main(["--data-dir", str(tmp_path / "data"), "--quick", "--out", str(tmp_path / "t"), "--device",
-                         "cpu", "--no-progress", "--seeds", "0", "1"])
+    rc = analysis_script("deep_cifar_table").main(["--data-dir", str(tmp_path / "data"), "--quick", "--out",
+                                                   str(tmp_path / "t"), "--device", "cpu", "--no-progress", "--seeds",
+                                                   "0", "1"])
     assert rc == 1
     result = json.loads((tmp_path / "t" / "cifar_table.json").read_text())
     assert set(result["table"]) == {"bp", "np-direct"}
@@ -79,12 +69,13 @@ def test_a_failed_run_is_reported_and_the_others_finish(tmp_path, monkeypatch):
     assert "Failed runs" in md and "| bp | 1 (1) |" in md
 
 
-def test_table_inputs_are_checked_before_training(tmp_path, capsys):
+def test_table_inputs_are_checked_before_training(tmp_path, capsys, analysis_script):
     with pytest.raises(ValueError, match="cifar10 or cifar100"):
         CT.table_config("mnist", "bp")
     with pytest.raises(ValueError, match="unknown table method 'fa'"):
         CT.table_config("cifar10", "fa")
-    assert _script().main(["--data-dir", str(tmp_path / "none"), "--quick", "--out", str(tmp_path / "t")]) == 2
+    table = analysis_script("deep_cifar_table")
+    assert table.main(["--data-dir", str(tmp_path / "none"), "--quick", "--out", str(tmp_path / "t")]) == 2
     assert "cifar10 not found" in capsys.readouterr().err
     assert CT.table_config("cifar100", "bp", 3, epochs=7).epochs == 7
     # CIFAR-100: BP and DFA take cifar100_conv.py's tanh and 100 epochs; NP keeps its settings
