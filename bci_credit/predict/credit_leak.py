@@ -63,6 +63,9 @@ def run(quick: bool = False, seed: int = 0, progress: bool = False) -> Predictio
                "reinforce_minus_rdd_leak_at_cmax": dci, "reinforce_leak_rise": rise}
     checks = {f"REINFORCE leak rises from c = {cmin} to {cmax} (95 % CI > 0)": rise["ci_lo"] > 0,
               f"RDD leaks less than REINFORCE at c = {cmax} (paired 95 % CI > 0)": dci["ci_lo"] > 0}
+    if "spike_injection" in s["rules"]:  # randomised probes: no confounding at any c
+        checks["spike injection does not leak (95 % CI of its leak includes 0 at every c)"] = all(
+            S.loc[("spike_injection", c), "leak_lo"] <= 0 <= S.loc[("spike_injection", c), "leak_hi"] for c in s["cs"])
     notes = ["leak = mean non-control weight change / control weight change over the session",
              "RDD's residual leak does not grow with c: it comes from the intercept lagging the rising reward "
              "during learning (a constant-step regression tracking a trend), not from the noise correlation"]
