@@ -32,14 +32,13 @@ RESULT_COLUMNS = ("unit", "is_control", "design", "estimate", "se", "ci_lo", "ci
 RD_OPTIONS = ("p", "q", "h", "b", "rho", "kernel", "bwselect", "vce", "nnmatch", "level", "masspoints", "bwcheck",
               "bwrestrict")
 
-_TRUTH_COLUMNS = ("true_rd_effect", "true_removal_marginal", "true_removal_marginal_se", "true_removal_marginal_n",
-                  "true_marginal_effect", "true_marginal_effect_se", "true_marginal_n", "true_direct_effect",
-                  "true_total_effect")
 #: The truth an RD estimate is judged against, in order of preference (see :func:`truth_column`), with the
 #: columns of its Monte Carlo standard error and window count where it has them.
 _ESTIMAND_TRUTHS = {"true_rd_effect": (None, None),
                     "true_removal_marginal": ("true_removal_marginal_se", "true_removal_marginal_n"),
                     "true_marginal_effect": ("true_marginal_effect_se", "true_marginal_n")}
+_TRUTH_COLUMNS = tuple(c for col, extra in _ESTIMAND_TRUTHS.items() for c in (col, *extra) if c) + (
+    "true_direct_effect", "true_total_effect")
 
 
 def truth_column(table) -> str | None:

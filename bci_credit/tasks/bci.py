@@ -212,6 +212,14 @@ class _World:
         self.wrist = snap["wrist"].copy()
         self.prev_counts = snap["prev"].copy()
 
+    def cost_on_copy(self, w: np.ndarray, exo: tuple, block: Block, t0_step: int, **step_kw) -> np.ndarray:
+        """The cost of this window simulated on a copy of the state (same noise); the state is left as it was."""
+        snap = self.snapshot()
+        try:
+            return self.step(w, exo, block, t0_step, **step_kw)[2]
+        finally:
+            self.restore(snap)
+
     def clone(self, snap: dict, rows: np.ndarray) -> "_World":
         """A new world whose replicates are copies of rows ``rows`` of the snapshot ``snap``."""
         rows = np.asarray(rows, int)
@@ -465,18 +473,14 @@ def run_session(cfg: SessionConfig, *, rule=None, rule_params: dict | None = Non
                 jobs.append(_TruthJob(k, t0, block, world.snapshot()))
             r_unpert = None
             if needs_unpert:
-                snap = world.snapshot()
                 world.pop.sigma_pert = 0.0
-                _, _, r_unpert, _ = world.step(w, x_k, block, t0)
-                world.restore(snap)
+                r_unpert = world.cost_on_copy(w, x_k, block, t0)
                 world.pop.sigma_pert = sigma_pert
             probe_cost = None
             if probes and rule_obj is not None and block.learn:
-                # the same window on a copy of the state, with the injected spikes in the decoder's input
+                # the same window with the injected spikes in the decoder's input
                 signs = rule_obj.draw_injections((R, N))
-                snap = world.snapshot()
-                _, _, probe_cost, _ = world.step(w, x_k, block, t0, inject=signs[:, world.dec_idx, :])
-                world.restore(snap)
+                probe_cost = world.cost_on_copy(w, x_k, block, t0, inject=signs[:, world.dec_idx, :])
             pre_m = copy.deepcopy(world.mstate) if needs_true else None
             b, reward, cost, spikes = world.step(w, x_k, block, t0, log=logd)
             true_eff = None
