@@ -22,7 +22,13 @@ is a false discovery. Measured per variant (``spike`` and the three naive ones):
   each session's own (a noisy Monte Carlo estimate): ``true_removal_marginal``, the effect of the
   unit's spikes as they happened in windows just above threshold (the RD estimand), and
   ``true_marginal_effect``, one spike at a uniformly random step of a window near threshold
-  against silence.
+  against silence;
+* the spike RD refitted with other variance estimators (:data:`SE_CHECKS`): HC3, and cluster-robust
+  CR1 over blocks of 1, 5 and 15 s of consecutive windows. They tell whether a false-positive rate
+  above the nominal one comes from the nearest-neighbour variance or from dependence between windows.
+
+``--rule none`` runs the same sessions with the weights fixed (no learning), to separate what the
+learning's slow drift adds.
 
 Run ``python analysis/bci_null_units.py`` (about 11 min on one core for the default 200 sessions) to rewrite
 ``analysis/results/causal/bci_null_units.json``; ``tests/test_bci_null_units.py`` runs a quick version.
@@ -45,6 +51,8 @@ for p in (ROOT, ROOT / "analysis"):
 
 from causal_coverage import binomial_interval  # noqa: E402
 
+from bci_credit.tasks.protocols import RULE_NAMES  # noqa: E402
+
 DEFAULT_OUT = ROOT / "analysis" / "results" / "causal" / "bci_null_units.json"
 VARIANTS = ("spike", "naive-od", "naive-rate", "naive-rate-adjusted")
 #: The session's two truths for the control unit (units-table columns: value, window count, SE): the
@@ -52,6 +60,12 @@ VARIANTS = ("spike", "naive-od", "naive-rate", "naive-rate-adjusted")
 #: of one spike at a uniformly random step against silence in windows within the band on either side.
 TRUTHS = {"removal": ("true_removal_marginal", "true_removal_marginal_n", "true_removal_marginal_se"),
           "uniform_insertion": ("true_marginal_effect", "true_marginal_n", "true_marginal_effect_se")}
+#: The spike RD refitted with other variance estimators (``vce``, and the length in seconds of the blocks
+#: of consecutive windows that form the clusters, or None): is the null z spread above 1 rdrobust's
+#: nearest-neighbour variance (HC3 instead), or serial dependence between nearby windows (cluster-robust
+#: CR1 over blocks)? The first entry is the analysis as run, and reproduces the ``spike`` variant.
+SE_CHECKS = {"nn": ("nn", None), "hc3": ("hc3", None), "cr1_1s": ("cr1", 1.0), "cr1_5s": ("cr1", 5.0),
+             "cr1_15s": ("cr1", 15.0)}
 
 
 def _rate(k: int, n: int) -> dict:
@@ -74,12 +88,53 @@ def _session_rate(hit, session) -> dict:
     return out
 
 
+def _variance_checks(rec, session: int, level: float) -> pd.DataFrame:
+    """The spike RD of every unit of one session under each of :data:`SE_CHECKS` (the spike design's own
+    running variable and outcome: each window's maximum drive minus threshold, and its reward)."""
+    import warnings
+
+    from bci_credit.analysis._causal_data import unit_thresholds, window_data
+    from bci_credit.analysis.rd import fit_many
+
+    wd = window_data(rec)
+    x = wd.drive - unit_thresholds(rec, None)[None, :]
+    start = rec.windows["start_s"].to_numpy(float)
+    units = list(rec.units.index)
+    frames = []
+    for name, (vce, block_s) in SE_CHECKS.items():
+        cluster = None if block_s is None else np.floor(start / block_s)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            df = fit_many(x, wd.reward, 0.0, units=units, vce=vce, cluster=cluster, level=level)
+        df["check"], df["session"] = name, session
+        df["is_control"] = rec.units["is_control"].to_numpy(bool)
+        frames.append(df[["check", "session", "unit", "is_control", "tau_bc", "se_rb", "ci_rb_lo", "ci_rb_hi"]])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _summarise_variance_checks(checks: pd.DataFrame) -> dict:
+    out = {}
+    nn = checks[checks["check"] == "nn"].set_index(["session", "unit"])["se_rb"]
+    for name, g in checks.groupby("check", sort=False):
+        null = ~g["is_control"]
+        excludes0 = (g["ci_rb_lo"] > 0) | (g["ci_rb_hi"] < 0)
+        z = (g["tau_bc"] / g["se_rb"])[null]
+        ratio = g.set_index(["session", "unit"])["se_rb"][null.to_numpy()] / nn
+        vce, block_s = SE_CHECKS[name]
+        out[name] = {"vce": vce, "cluster_block_s": block_s,
+                     "false_positive_uncorrected": _session_rate(excludes0[null], g.loc[null, "session"]),
+                     "null_z_sd": float(z.std()), "null_se_ratio_to_nn": float(ratio.dropna().mean()),
+                     "control_power_uncorrected": _rate(int(excludes0[~null].sum()), int((~null).sum())),
+                     "failed_fits": int(g["se_rb"].isna().sum())}
+    return out
+
+
 def run_null_units(n_replicates: int = 200, *, seed: int = 2023, level: float = 95.0, progress: bool = False,
                    **session_changes) -> dict:
     """Simulate ``n_replicates`` demo sessions and count the units each variant lists.
 
-    ``session_changes`` replace fields of the demo's session configuration (the quick test
-    shortens the blocks). Returns a JSON-ready dict: the setting, per variant the false-positive
+    ``session_changes`` replace fields of the demo's session configuration (e.g. ``blocks``,
+    ``noise``); without them the sessions are the demo's. Returns a JSON-ready dict: the setting, per variant the false-positive
     rate over non-control units, the family-wise error rate over sessions and the control unit's
     power, and the spike RD's coverage of the control unit's effect.
     """
@@ -92,7 +147,7 @@ def run_null_units(n_replicates: int = 200, *, seed: int = 2023, level: float = 
     recs = run_session(cfg, progress=progress).recordings
     t_sim = time.perf_counter() - t0
     t1 = time.perf_counter()
-    frames = []
+    frames, checks = [], []
     it = enumerate(recs)
     if progress:
         from tqdm.auto import tqdm
@@ -105,6 +160,7 @@ def run_null_units(n_replicates: int = 200, *, seed: int = 2023, level: float = 
             for col in cols:
                 df[col] = df["unit"].map(rec.units[col]).astype(float)
         frames.append(df)
+        checks.append(_variance_checks(rec, r, level))
     t_fit = time.perf_counter() - t1
     table = pd.concat(frames, ignore_index=True)
     control = table["is_control"].astype(bool)
@@ -162,6 +218,7 @@ def run_null_units(n_replicates: int = 200, *, seed: int = 2023, level: float = 
                                 "triangular, robust CI) + naive comparison, every block pooled"},
         "variants": variants,
         "control_coverage_spike": coverage,
+        "spike_variance_checks": _summarise_variance_checks(pd.concat(checks, ignore_index=True)),
         "timing_s": {"simulate": round(t_sim, 2), "analyse": round(t_fit, 2)},
     }
 
@@ -171,10 +228,13 @@ def main(argv=None) -> int:
     ap.add_argument("--replicates", type=int, default=200)
     ap.add_argument("--seed", type=int, default=2023)
     ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--rule", default="rdd", choices=RULE_NAMES,
+                    help="learning rule of the sessions (default rdd, the demo's; none: weights fixed)")
     args = ap.parse_args(argv)
     from bci_credit.outputs import versions, write_json
 
-    res = run_null_units(args.replicates, seed=args.seed, progress=True)
+    changes = {} if args.rule == "rdd" else {"rule": args.rule}
+    res = run_null_units(args.replicates, seed=args.seed, progress=True, **changes)
     res["versions"] = versions()
     res["script"] = "analysis/bci_null_units.py"
     res["argv"] = sys.argv if argv is None else list(argv)
@@ -190,6 +250,11 @@ def main(argv=None) -> int:
         t = cv[name]
         print(f"  truth {name} ({t['column']}): pooled {t['pooled']:.4g} (SE {t['pooled_se']:.2g}); coverage "
               f"{t['coverage_vs_pooled']['rate']:.3f} (against each session's own {t['coverage_vs_per_session']['rate']:.3f})")
+    for name, d in res["spike_variance_checks"].items():
+        fp = d["false_positive_uncorrected"]
+        print(f"spike RD, vce {name:8s} false positives {fp['rate']:.3f} (SE {fp.get('se_by_session', np.nan):.3f}); null z "
+              f"spread {d['null_z_sd']:.3f}; SE / nn {d['null_se_ratio_to_nn']:.3f}; control power "
+              f"{d['control_power_uncorrected']['rate']:.2f}")
     print(f"wrote {args.out}")
     return 0
 

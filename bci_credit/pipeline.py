@@ -167,23 +167,34 @@ def _session_findings(rec, metrics: dict, blocks) -> list[str]:
     return lines
 
 
-#: A source checkout's measurement of how often the demo session's analysis lists units without an effect
-#: (``analysis/bci_null_units.py``); absent from an installed package.
+#: A source checkout's measurements of how often the demo session's analysis lists units without an effect
+#: (``analysis/bci_null_units.py``): with the demo's RDD learning, and with the weights fixed
+#: (``--rule none``); absent from an installed package.
 NULL_UNITS_JSON = Path(__file__).resolve().parents[1] / "analysis" / "results" / "causal" / "bci_null_units.json"
+NULL_UNITS_JSONS = (NULL_UNITS_JSON, NULL_UNITS_JSON.with_name("bci_null_units_no_learning.json"))
 
 
-def _null_units_line(cfg, path: Path = NULL_UNITS_JSON, *, control_se: float = float("nan"),
+def _null_units_line(cfg, path: Path | None = None, *, control_se: float = float("nan"),
                      duration_s: float = float("nan")) -> list[str]:
     """One finding: the measured false-discovery rates of the spike RD and the naive observed dependence in
-    sessions of this configuration, and the control unit's pooled true effect, when the stored measurement
-    is there and was made on it; with this session's ``control_se`` and ``duration_s``, the session length
-    that 80% power to detect that effect needs (5% level, two-sided)."""
+    sessions of this configuration, and the control unit's pooled true effect, when a stored measurement
+    (``path``, else the first of :data:`NULL_UNITS_JSONS` that fits) is there and was made on it; with this
+    session's ``control_se`` and ``duration_s``, the session length that 80% power to detect that effect
+    needs (5% level, two-sided)."""
+    if path is None:
+        for candidate in NULL_UNITS_JSONS:
+            line = _null_units_line(cfg, candidate, control_se=control_se, duration_s=duration_s)
+            if line:
+                return line
+        return []
     try:
         res = json.loads(Path(path).read_text())
         setting, v = res["setting"], res["variants"]
+        # the demo's configuration, or it with another learning rule (at that rule's defaults)
         same = (setting["blocks"] == [[b.name, b.duration_s, b.reward] for b in cfg.blocks]
                 and setting["n_units"] == cfg.n_units and setting["c"] == cfg.noise.c and setting["rule"] == cfg.rule
-                and list(setting["control_units"]) == list(cfg.control_units) and not setting.get("changes"))
+                and list(setting["control_units"]) == list(cfg.control_units)
+                and set(setting.get("changes") or {}) <= {"rule"})
         fp, fw = v["spike"]["false_positive_uncorrected"], v["spike"]["family_wise_error_holm"]
         od = v["naive-od"]["family_wise_error_holm"]
         ctl = res["control_coverage_spike"]

@@ -145,7 +145,7 @@ def test_null_units_line_only_for_the_measured_configuration(tmp_path):
     """The demo cites the stored false-discovery measurement only for the configuration it was made on."""
     import json
 
-    from bci_credit.pipeline import NULL_UNITS_JSON, _null_units_line
+    from bci_credit.pipeline import NULL_UNITS_JSON, NULL_UNITS_JSONS, _null_units_line
     from bci_credit.tasks.bci import Block, default_session_config
 
     cfg = default_session_config()
@@ -156,6 +156,12 @@ def test_null_units_line_only_for_the_measured_configuration(tmp_path):
     assert f"over {stored['setting']['replicates']} simulated sessions" in line[0]
     assert _null_units_line(cfg.replace(blocks=(Block("baseline", 10, reward=False), Block("conditioning", 30)))) == []
     assert _null_units_line(cfg.replace(n_units=12)) == []
+    # the same sessions with the weights fixed have their own measurement; a rule without one gets no line
+    fixed = json.loads(NULL_UNITS_JSONS[1].read_text())
+    line_fixed = _null_units_line(default_session_config(rule="none"))
+    assert fixed["setting"]["rule"] == "none" and len(line_fixed) == 1
+    assert f"exclude 0 for {100 * fixed['variants']['spike']['false_positive_uncorrected']['rate']:.1f}%" in line_fixed[0]
+    assert _null_units_line(default_session_config(rule="od")) == []
     assert "80% power" not in line[0]  # without this session's SE
     from bci_credit.analysis.causal_results import session_length_factor
 
