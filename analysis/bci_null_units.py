@@ -88,26 +88,26 @@ def _session_rate(hit, session) -> dict:
     return out
 
 
-def _variance_checks(rec, session: int, level: float) -> pd.DataFrame:
-    """The spike RD of every unit of one session under each of :data:`SE_CHECKS` (the spike design's own
-    running variable and outcome: each window's maximum drive minus threshold, and its reward)."""
+def _variance_checks(spike, rec, session: int, level: float) -> pd.DataFrame:
+    """The spike RD of every unit of one session under each of :data:`SE_CHECKS`, refitted on the
+    running variable and outcome the analysis used (``spike.data``: each window's maximum drive minus
+    threshold, and its reward)."""
     import warnings
 
-    from bci_credit.analysis._causal_data import unit_thresholds, window_data
     from bci_credit.analysis.rd import fit_many
 
-    wd = window_data(rec)
-    x = wd.drive - unit_thresholds(rec, None)[None, :]
+    units = list(spike.data)
+    x = np.column_stack([spike.data[u]["x"] for u in units])
+    y = spike.data[units[0]]["y"]  # one outcome, the window's reward, for every unit
     start = rec.windows["start_s"].to_numpy(float)
-    units = list(rec.units.index)
     frames = []
     for name, (vce, block_s) in SE_CHECKS.items():
         cluster = None if block_s is None else np.floor(start / block_s)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            df = fit_many(x, wd.reward, 0.0, units=units, vce=vce, cluster=cluster, level=level)
+            df = fit_many(x, y, 0.0, units=units, vce=vce, cluster=cluster, level=level)
         df["check"], df["session"] = name, session
-        df["is_control"] = rec.units["is_control"].to_numpy(bool)
+        df["is_control"] = df["unit"].map(rec.units["is_control"]).astype(bool)
         frames.append(df[["check", "session", "unit", "is_control", "tau_bc", "se_rb", "ci_rb_lo", "ci_rb_hi"]])
     return pd.concat(frames, ignore_index=True)
 
@@ -154,13 +154,14 @@ def run_null_units(n_replicates: int = 200, *, seed: int = 2023, level: float = 
 
         it = tqdm(it, total=len(recs), desc="sessions")
     for r, rec in it:
-        df = analyze_recording(rec, "spike", density=False, level=level).to_frame()
+        analysis = analyze_recording(rec, "spike", density=False, level=level)
+        df = analysis.to_frame()
         df["session"] = r
         for cols in TRUTHS.values():  # from the units table (the results carry only some truth columns)
             for col in cols:
                 df[col] = df["unit"].map(rec.units[col]).astype(float)
         frames.append(df)
-        checks.append(_variance_checks(rec, r, level))
+        checks.append(_variance_checks(analysis.primary, rec, r, level))
     t_fit = time.perf_counter() - t1
     table = pd.concat(frames, ignore_index=True)
     control = table["is_control"].astype(bool)
